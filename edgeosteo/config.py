@@ -1,0 +1,148 @@
+"""Every threshold, limit and path in one place.
+
+Defaults are safe for a small clinic box. A site overrides them with a TOML file
+(``edgeosteo.toml`` in the data directory, or the path in ``EDGEOSTEO_CONFIG``); only the
+keys present in the file change. Nothing else in the package holds a tunable literal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from edgeosteo.errors import ConfigError
+
+APP_NAME = "edgeosteo"
+REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class IntakeLimits:
+    max_file_bytes: int = 200 * 1024 * 1024
+    # 40 MP is the largest accepted image (a 6000x6600 film scan); a bigger header is a
+    # decompression-bomb risk on a box with 2-4 GB of memory.
+    max_pixels: int = 40_000_000
+    min_side_px: int = 64
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    """Gate thresholds. Measured values behind each one are in docs/quality-gates.md."""
+
+    analysis_long_side_px: int = 1024
+    resolution_fail_px: int = 256
+    resolution_warn_px: int = 512
+    # Fraction of the central half of the image stuck at the bright extreme (burnt-out
+    # detector or saturated export). Dark clipping is not used: air is legitimately black.
+    clipped_level: float = 0.995
+    clipped_warn_fraction: float = 0.15
+    clipped_fail_fraction: float = 0.40
+    # 90th percentile over an 8x8 grid of tiles of the Laplacian variance, image resized to
+    # analysis_long_side_px, on a 0-255 scale. Knee set: min 40, median 343; the sharp
+    # pydicom-data extremity CR: 7.6; knee images blurred with sigma 6 px: max 6.2.
+    blur_tiles: int = 8
+    blur_warn_variance: float = 5.0
+    blur_fail_variance: float = 2.0
+    blank_fail_std: float = 0.02
+    # Hasler-Susstrunk colourfulness on a 0-255 scale: the knee set's RGB JPEGs <= 0.3,
+    # colour photographs 45-70.
+    colour_fail: float = 12.0
+    # A document: mostly bright paper carrying many thin dark strokes (black-hat response).
+    # Knee set: ink <= 0.0093; a text page: 0.14.
+    document_bright_fraction: float = 0.5
+    document_ink_fraction: float = 0.04
+    document_ink_contrast: float = 0.25
+    document_stroke_px: int = 15
+    # DICOM modalities that carry a plain projection radiograph (or may: OT/SC exports)
+    radiograph_modalities: tuple[str, ...] = ("CR", "DX", "DR", "RG", "OT", "SC")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    backend: str = "onnxruntime"  # "onnxruntime" | "openvino"
+    precision: str = "int8"  # "int8" | "fp32"
+    intra_op_threads: int = 0  # 0 = number of physical cores
+    cache_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    models_dir: Path
+    intake: IntakeLimits = field(default_factory=IntakeLimits)
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    language: str = "zh_CN"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.runtime.cache_dir or (self.data_dir / "model-cache")
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_models_dir() -> Path:
+    return REPO_MODELS_DIR
+
+
+def _merge(instance: Any, overrides: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(instance)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        if key not in known:
+            raise ConfigError("config.invalid", f"unknown setting {where}{key}")
+        current = getattr(instance, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                raise ConfigError("config.invalid", f"{where}{key} must be a table")
+            changes[key] = _merge(current, value, f"{where}{key}.")
+        elif isinstance(current, Path) or key.endswith("_dir"):
+            changes[key] = Path(value) if value is not None else None
+        elif isinstance(current, tuple):
+            if not isinstance(value, list):
+                raise ConfigError("config.invalid", f"{where}{key} must be a list")
+            changes[key] = tuple(value)
+        else:
+            expected = type(current)
+            if expected is float and isinstance(value, int):
+                value = float(value)
+            if current is not None and not isinstance(value, expected):
+                raise ConfigError(
+                    "config.invalid", f"{where}{key} must be {expected.__name__}"
+                )
+            changes[key] = value
+    return dataclasses.replace(instance, **changes)
+
+
+def load_settings(
+    data_dir: Path | str | None = None,
+    config_file: Path | str | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings: defaults, then the TOML file, then explicit overrides."""
+    env = os.environ if environ is None else environ
+    resolved_data_dir = Path(data_dir or env.get("EDGEOSTEO_DATA_DIR") or default_data_dir())
+    settings = Settings(
+        data_dir=resolved_data_dir,
+        models_dir=Path(env.get("EDGEOSTEO_MODELS_DIR") or default_models_dir()),
+    )
+    path = Path(config_file or env.get("EDGEOSTEO_CONFIG") or resolved_data_dir / "edgeosteo.toml")
+    if path.is_file():
+        try:
+            loaded = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError("config.invalid", f"{path}: {exc}") from exc
+        settings = _merge(settings, loaded, "")
+    if overrides:
+        settings = _merge(settings, overrides, "")
+    return settings

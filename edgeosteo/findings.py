@@ -1,0 +1,85 @@
+"""What the models found: one ModelFinding per model that ran, and why others did not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+ModelKind = Literal["clinical", "image", "fused"]
+
+
+@dataclass(frozen=True)
+class ModelFinding:
+    """Outputs of one model on one case. Probabilities are calibrated (see the model card)."""
+
+    model_id: str
+    model_version: str
+    kind: ModelKind
+    # True only when the model card records added value (governance rule, edgeosteo.models)
+    used_for_referral: bool
+    p_low_bone_mass: float | None = None  # P(T-score <= -1)
+    p_osteoporosis: float | None = None  # P(T-score <= -2.5)
+    t_score: float | None = None
+    t_score_sd: float | None = None
+    backend: str = ""
+    precision: str = ""
+    heatmap: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "model_id": self.model_id,
+            "model_version": self.model_version,
+            "kind": self.kind,
+            "used_for_referral": self.used_for_referral,
+            "status": "used" if self.used_for_referral else "experimental",
+            "p_low_bone_mass": self.p_low_bone_mass,
+            "p_osteoporosis": self.p_osteoporosis,
+            "t_score": self.t_score,
+            "t_score_sd": self.t_score_sd,
+            "backend": self.backend,
+            "precision": self.precision,
+            "has_heatmap": self.heatmap is not None,
+        }
+
+
+@dataclass(frozen=True)
+class UnavailableFinding:
+    """A model that did not run for this case, with the stable reason code."""
+
+    code: str
+    kind: ModelKind | None = None
+    model_id: str | None = None
+    detail: str | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.code, "kind": self.kind, "model_id": self.model_id,
+                "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Findings:
+    results: tuple[ModelFinding, ...] = ()
+    unavailable: tuple[UnavailableFinding, ...] = ()
+
+    def for_referral(self) -> ModelFinding | None:
+        """The finding the referral should use: fused, then image, then clinical, among
+        those whose card permits referral use."""
+        usable = [r for r in self.results if r.used_for_referral]
+        for kind in ("fused", "image", "clinical"):
+            for result in usable:
+                if result.kind == kind:
+                    return result
+        return None
+
+    def experimental(self) -> tuple[ModelFinding, ...]:
+        return tuple(r for r in self.results if not r.used_for_referral)
+
+    def to_dict(self) -> dict[str, object]:
+        primary = self.for_referral()
+        return {
+            "primary_model": primary.model_id if primary else None,
+            "results": [r.to_dict() for r in self.results],
+            "unavailable": [u.to_dict() for u in self.unavailable],
+        }

@@ -1,0 +1,169 @@
+"""Wording for every stable code, in English and Simplified Chinese.
+
+Codes are dotted and lower case. Every code used anywhere in the package must have both
+languages here; a test enforces it. Sentences are written for a busy technician: what
+happened and what to do next.
+"""
+
+from __future__ import annotations
+
+from edgeosteo.messages_clinical import CLINICAL_CATALOGUE
+
+LANGUAGES = ("en", "zh_CN")
+
+# code -> (English, Simplified Chinese)
+CATALOGUE: dict[str, tuple[str, str]] = {
+    # --- intake: the file itself ---
+    "intake.empty_file": (
+        "The file is empty. Export the image again and choose the new file.",
+        "文件为空。请重新导出图像并选择新文件。",
+    ),
+    "intake.not_an_image": (
+        "This file is not a radiograph image (DICOM, PNG, JPEG or TIFF).",
+        "该文件不是X线图像（DICOM、PNG、JPEG 或 TIFF）。",
+    ),
+    "intake.truncated": (
+        "The file is incomplete or damaged. Copy or export it again.",
+        "文件不完整或已损坏。请重新复制或导出。",
+    ),
+    "intake.corrupt_pixels": (
+        "The image data inside the file cannot be read. Export the image again.",
+        "文件中的图像数据无法读取。请重新导出图像。",
+    ),
+    "intake.unsupported_transfer_syntax": (
+        "This DICOM compression is not supported. Export uncompressed or JPEG 2000 DICOM.",
+        "不支持该DICOM压缩格式。请导出为未压缩或 JPEG 2000 格式的DICOM。",
+    ),
+    "intake.unsupported_dicom": (
+        "This DICOM object holds no single radiograph (for example a report or a series).",
+        "该DICOM对象不包含单幅X线图像（例如报告或序列）。",
+    ),
+    "intake.multi_frame": (
+        "The DICOM file holds several frames. Send a single radiograph image.",
+        "该DICOM文件包含多帧图像。请发送单幅X线图像。",
+    ),
+    "intake.too_small": (
+        "The image is too small to assess. Send the full-resolution original.",
+        "图像太小，无法评估。请发送原始全分辨率图像。",
+    ),
+    "intake.too_large": (
+        "The image is larger than this box accepts. Export it at a lower resolution.",
+        "图像超过本设备可接受的大小。请以较低分辨率导出。",
+    ),
+    "intake.file_too_large": (
+        "The file is too large to upload. Export it at a lower resolution.",
+        "文件太大，无法上传。请以较低分辨率导出。",
+    ),
+    "intake.empty_pixels": (
+        "The image contains no picture (every pixel is the same). Export it again.",
+        "图像没有内容（所有像素相同）。请重新导出。",
+    ),
+    "intake.invalid_values": (
+        "The image contains invalid pixel values. Export it again from the X-ray unit.",
+        "图像包含无效像素值。请从X线设备重新导出。",
+    ),
+    "intake.unreadable_source": (
+        "The file could not be opened. Check that it still exists and can be read.",
+        "无法打开该文件。请确认文件存在且可读取。",
+    ),
+    # --- quality gates ---
+    "quality.ok": (
+        "Image quality is adequate.",
+        "图像质量合格。",
+    ),
+    "quality.resolution_low": (
+        "The image resolution is low. Send the original image rather than a screenshot.",
+        "图像分辨率偏低。请发送原始图像而非截图。",
+    ),
+    "quality.resolution_too_low": (
+        "The image resolution is too low to assess. Send the original full-resolution image.",
+        "图像分辨率过低，无法评估。请发送原始全分辨率图像。",
+    ),
+    "quality.overexposed": (
+        "Large parts of the image are burnt out (pure white or black). Check exposure and retake.",
+        "图像大面积过曝或欠曝（纯白或纯黑）。请检查曝光条件后重拍。",
+    ),
+    "quality.exposure_marginal": (
+        "Parts of the image are clipped. The result may be less reliable.",
+        "图像部分区域灰度饱和，结果可信度可能下降。",
+    ),
+    "quality.blurred": (
+        "The image is blurred. Keep the patient and the detector still and retake.",
+        "图像模糊。请保持患者和探测器静止后重拍。",
+    ),
+    "quality.soft": (
+        "The image is slightly soft. The result may be less reliable.",
+        "图像略显模糊，结果可信度可能下降。",
+    ),
+    "quality.blank": (
+        "The image is almost blank. Check the export and retake.",
+        "图像几乎为空白。请检查导出设置后重拍。",
+    ),
+    "quality.not_radiograph": (
+        "This does not look like a radiograph (it may be a colour photo or a document). "
+        "Choose the X-ray image.",
+        "这看起来不是X线图像（可能是彩色照片或文档）。请选择X线图像。",
+    ),
+    "quality.wrong_modality": (
+        "This DICOM is not a plain X-ray (for example CT, MR or ultrasound). Send the "
+        "radiograph.",
+        "该DICOM不是普通X线片（例如CT、MR或超声）。请发送X线平片。",
+    ),
+    # --- models ---
+    "model.unavailable_body_part": (
+        "No bone-density model is installed for this body part; the image was checked for "
+        "quality only.",
+        "本设备未安装该部位的骨密度模型；图像仅做了质量检查。",
+    ),
+    "model.no_image": (
+        "No image was given; only the clinical assessment was made.",
+        "未提供图像；仅进行了临床评估。",
+    ),
+    "model.not_run_quality": (
+        "The image failed the quality check, so no image model was run.",
+        "图像未通过质量检查，因此未运行图像模型。",
+    ),
+    "model.missing_inputs": (
+        "The model needs clinical answers that were not given.",
+        "模型所需的临床信息未填写。",
+    ),
+    "model.experimental": (
+        "Experimental result: not used for the recommendation.",
+        "实验性结果：不用于推荐意见。",
+    ),
+    "model.file_missing": (
+        "A model file is missing. Reinstall the edgeosteo models.",
+        "缺少模型文件。请重新安装 edgeosteo 模型。",
+    ),
+    "model.hash_mismatch": (
+        "A model file has been changed or damaged. Reinstall the edgeosteo models.",
+        "模型文件已被修改或损坏。请重新安装 edgeosteo 模型。",
+    ),
+    "model.manifest_invalid": (
+        "A model description file is invalid. Reinstall the edgeosteo models.",
+        "模型说明文件无效。请重新安装 edgeosteo 模型。",
+    ),
+    "model.backend_unavailable": (
+        "The inference engine could not start. Contact your IT support.",
+        "推理引擎无法启动。请联系信息科支持。",
+    ),
+    "model.inference_failed": (
+        "The model could not process this image.",
+        "模型无法处理该图像。",
+    ),
+    # --- configuration ---
+    "config.invalid": (
+        "The settings file is invalid. Ask your IT support to check it.",
+        "设置文件无效。请联系信息科检查。",
+    ),
+}
+
+CATALOGUE.update(CLINICAL_CATALOGUE)
+
+
+def text(code: str, language: str = "en") -> str:
+    """The sentence for a code; unknown codes fall back to the code itself, never raise."""
+    entry = CATALOGUE.get(code)
+    if entry is None:
+        return code
+    return entry[1] if language.startswith("zh") else entry[0]

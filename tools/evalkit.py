@@ -94,6 +94,8 @@ def auc_summary(y: np.ndarray, scores: np.ndarray, idx: np.ndarray | None = None
     out = {"auc": round(point, 4), "ci95": [round(float(np.percentile(bs, 2.5)), 4),
                                             round(float(np.percentile(bs, 97.5)), 4)],
            "n": int(len(y)), "n_pos": int(y.sum())}
+    if min(int(y.sum()), int((~y).sum())) < 5:
+        out["note"] = "fewer than 5 in one class; AUC unstable, do not interpret"
     if len(S) > 1:
         per = [auc(y, s) for s in S]
         out["repeat_range"] = [round(float(min(per)), 4), round(float(max(per)), 4)]

@@ -1,0 +1,15 @@
+"""edgeosteo: offline osteoporosis screening from routine radiographs."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def screen(source, patient=None, body_part=None, settings=None):
+    """Run the one screening path on one case; see edgeosteo.screening.Screener."""
+    from edgeosteo.screening import screen as _screen
+
+    return _screen(source, patient, body_part, settings)
+
+
+__all__ = ["__version__", "screen"]

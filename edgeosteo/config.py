@@ -116,9 +116,7 @@ def _merge(instance: Any, overrides: Mapping[str, Any], where: str) -> Any:
             if expected is float and isinstance(value, int):
                 value = float(value)
             if current is not None and not isinstance(value, expected):
-                raise ConfigError(
-                    "config.invalid", f"{where}{key} must be {expected.__name__}"
-                )
+                raise ConfigError("config.invalid", f"{where}{key} must be {expected.__name__}")
             changes[key] = value
     return dataclasses.replace(instance, **changes)
 

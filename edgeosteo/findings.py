@@ -54,8 +54,12 @@ class UnavailableFinding:
     detail: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {"code": self.code, "kind": self.kind, "model_id": self.model_id,
-                "detail": self.detail}
+        return {
+            "code": self.code,
+            "kind": self.kind,
+            "model_id": self.model_id,
+            "detail": self.detail,
+        }
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "这看起来不是X线图像（可能是彩色照片或文档）。请选择X线图像。",
     ),
     "quality.wrong_modality": (
-        "This DICOM is not a plain X-ray (for example CT, MR or ultrasound). Send the "
-        "radiograph.",
+        "This DICOM is not a plain X-ray (for example CT, MR or ultrasound). Send the radiograph.",
         "该DICOM不是普通X线片（例如CT、MR或超声）。请发送X线平片。",
     ),
     # --- models ---
@@ -118,6 +117,10 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "model.no_image": (
         "No image was given; only the clinical assessment was made.",
         "未提供图像；仅进行了临床评估。",
+    ),
+    "model.image_refused": (
+        "The image could not be read, so no image model was run.",
+        "图像无法读取，因此未运行图像模型。",
     ),
     "model.not_run_quality": (
         "The image failed the quality check, so no image model was run.",

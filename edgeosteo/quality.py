@@ -71,8 +71,9 @@ def _analysis_image(pixels: np.ndarray, long_side: int) -> np.ndarray:
     return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
 
 
-def _gate(name: str, measured: float, fail: bool, warn: bool, codes: tuple[str, str],
-          limit: float) -> GateResult:
+def _gate(
+    name: str, measured: float, fail: bool, warn: bool, codes: tuple[str, str], limit: float
+) -> GateResult:
     if fail:
         return GateResult(name, "fail", codes[0], round(measured, 4), limit)
     if warn:
@@ -83,42 +84,63 @@ def _gate(name: str, measured: float, fail: bool, warn: bool, codes: tuple[str, 
 def modality_gate(radiograph: Radiograph, t: QualityThresholds) -> GateResult:
     modality = (radiograph.modality or "").upper()
     if radiograph.source_format == "dicom" and modality and modality not in t.radiograph_modalities:
-        return GateResult("modality", "fail", "quality.wrong_modality", modality,
-                          ",".join(t.radiograph_modalities))
+        return GateResult(
+            "modality",
+            "fail",
+            "quality.wrong_modality",
+            modality,
+            ",".join(t.radiograph_modalities),
+        )
     return GateResult("modality", "pass", "quality.ok", modality or None, None)
 
 
 def resolution_gate(radiograph: Radiograph, t: QualityThresholds) -> GateResult:
     short = float(min(radiograph.shape))
-    return _gate("resolution", short, short < t.resolution_fail_px,
-                 short < t.resolution_warn_px,
-                 ("quality.resolution_too_low", "quality.resolution_low"),
-                 t.resolution_fail_px if short < t.resolution_fail_px else t.resolution_warn_px)
+    return _gate(
+        "resolution",
+        short,
+        short < t.resolution_fail_px,
+        short < t.resolution_warn_px,
+        ("quality.resolution_too_low", "quality.resolution_low"),
+        t.resolution_fail_px if short < t.resolution_fail_px else t.resolution_warn_px,
+    )
 
 
 def blank_gate(small: np.ndarray, t: QualityThresholds) -> GateResult:
     spread = float(small.std())
-    return _gate("blank", spread, spread < t.blank_fail_std, False,
-                 ("quality.blank", "quality.blank"), t.blank_fail_std)
+    return _gate(
+        "blank",
+        spread,
+        spread < t.blank_fail_std,
+        False,
+        ("quality.blank", "quality.blank"),
+        t.blank_fail_std,
+    )
 
 
 def exposure_gate(small: np.ndarray, t: QualityThresholds) -> GateResult:
     h, w = small.shape
     centre = small[h // 4 : h - h // 4, w // 4 : w - w // 4]
     clipped = float((centre >= t.clipped_level).mean()) if centre.size else 0.0
-    return _gate("exposure", clipped, clipped > t.clipped_fail_fraction,
-                 clipped > t.clipped_warn_fraction,
-                 ("quality.overexposed", "quality.exposure_marginal"),
-                 t.clipped_fail_fraction if clipped > t.clipped_fail_fraction
-                 else t.clipped_warn_fraction)
+    return _gate(
+        "exposure",
+        clipped,
+        clipped > t.clipped_fail_fraction,
+        clipped > t.clipped_warn_fraction,
+        ("quality.overexposed", "quality.exposure_marginal"),
+        t.clipped_fail_fraction if clipped > t.clipped_fail_fraction else t.clipped_warn_fraction,
+    )
 
 
 def sharpness(small: np.ndarray, tiles: int) -> float:
     laplacian = cv2.Laplacian(small * 255.0, cv2.CV_32F, ksize=1)
     h, w = laplacian.shape
     per_tile = [
-        float(laplacian[i * h // tiles : (i + 1) * h // tiles,
-                        j * w // tiles : (j + 1) * w // tiles].var())
+        float(
+            laplacian[
+                i * h // tiles : (i + 1) * h // tiles, j * w // tiles : (j + 1) * w // tiles
+            ].var()
+        )
         for i in range(tiles)
         for j in range(tiles)
     ]
@@ -127,16 +149,26 @@ def sharpness(small: np.ndarray, tiles: int) -> float:
 
 def blur_gate(small: np.ndarray, t: QualityThresholds) -> GateResult:
     value = sharpness(small, t.blur_tiles)
-    return _gate("blur", value, value < t.blur_fail_variance, value < t.blur_warn_variance,
-                 ("quality.blurred", "quality.soft"),
-                 t.blur_fail_variance if value < t.blur_fail_variance else t.blur_warn_variance)
+    return _gate(
+        "blur",
+        value,
+        value < t.blur_fail_variance,
+        value < t.blur_warn_variance,
+        ("quality.blurred", "quality.soft"),
+        t.blur_fail_variance if value < t.blur_fail_variance else t.blur_warn_variance,
+    )
 
 
 def radiograph_gate(radiograph: Radiograph, small: np.ndarray, t: QualityThresholds) -> GateResult:
     """Refuse colour photographs and documents: what a radiograph is not."""
     if radiograph.colourfulness > t.colour_fail:
-        return GateResult("is_radiograph", "fail", "quality.not_radiograph",
-                          round(radiograph.colourfulness, 2), t.colour_fail)
+        return GateResult(
+            "is_radiograph",
+            "fail",
+            "quality.not_radiograph",
+            round(radiograph.colourfulness, 2),
+            t.colour_fail,
+        )
     bright = float((small > 0.85).mean())
     if bright > t.document_bright_fraction:
         kernel = cv2.getStructuringElement(
@@ -145,10 +177,16 @@ def radiograph_gate(radiograph: Radiograph, small: np.ndarray, t: QualityThresho
         blackhat = cv2.morphologyEx(small, cv2.MORPH_BLACKHAT, kernel)
         ink = float((blackhat > t.document_ink_contrast).mean())
         if ink > t.document_ink_fraction:
-            return GateResult("is_radiograph", "fail", "quality.not_radiograph",
-                              round(ink, 4), t.document_ink_fraction)
-    return GateResult("is_radiograph", "pass", "quality.ok", round(radiograph.colourfulness, 2),
-                      t.colour_fail)
+            return GateResult(
+                "is_radiograph",
+                "fail",
+                "quality.not_radiograph",
+                round(ink, 4),
+                t.document_ink_fraction,
+            )
+    return GateResult(
+        "is_radiograph", "pass", "quality.ok", round(radiograph.colourfulness, 2), t.colour_fail
+    )
 
 
 def assess(radiograph: Radiograph, thresholds: QualityThresholds) -> QualityReport:

@@ -60,6 +60,6 @@ def read_image(source: ImageSource, limits: IntakeLimits | None = None) -> Intak
         raise
     except MemoryError as exc:
         raise IntakeError("intake.too_large", "out of memory") from exc
-    except Exception as exc:  # noqa: BLE001 - the last guard: a file never crashes the box
+    except Exception as exc:
         raise IntakeError("intake.corrupt_pixels", f"{type(exc).__name__}: {exc}") from exc
     raise IntakeError("intake.not_an_image")

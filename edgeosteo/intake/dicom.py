@@ -82,7 +82,15 @@ def _decode(ds: Dataset) -> np.ndarray:
     except NotImplementedError as exc:
         # pydicom's way of saying no installed plugin decodes this transfer syntax
         raise IntakeError("intake.unsupported_transfer_syntax", str(exc)) from exc
-    except (RuntimeError, ValueError, AttributeError, TypeError, KeyError, IndexError, OverflowError) as exc:
+    except (
+        RuntimeError,
+        ValueError,
+        AttributeError,
+        TypeError,
+        KeyError,
+        IndexError,
+        OverflowError,
+    ) as exc:
         raise IntakeError("intake.corrupt_pixels", str(exc)) from exc
     except MemoryError as exc:
         raise IntakeError("intake.too_large", "out of memory while decoding") from exc
@@ -116,7 +124,10 @@ def _monochrome(ds: Dataset, stored: np.ndarray) -> tuple[np.ndarray, list[str]]
         high_stored = 2 ** (bits_stored - 1) - 1 if signed else 2**bits_stored - 1
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            ends = np.asarray(apply_rescale(np.array([low_stored, high_stored], dtype=np.int64), ds), dtype=np.float64)
+            ends = np.asarray(
+                apply_rescale(np.array([low_stored, high_stored], dtype=np.int64), ds),
+                dtype=np.float64,
+            )
         lo, hi = float(np.min(ends)), float(np.max(ends))
         if not hi > lo:
             lo, hi = float(np.min(values)), float(np.max(values))
@@ -142,8 +153,19 @@ def read_dicom(data: bytes, limits: IntakeLimits, content_sha256: str) -> Intake
             ds.get("Rows")
     except InvalidDicomError as exc:
         raise IntakeError("intake.not_an_image", str(exc)) from exc
-    except (EOFError, OSError, ValueError, TypeError, KeyError, IndexError, AttributeError,
-            OverflowError, NotImplementedError, RecursionError, UnicodeError) as exc:
+    except (
+        EOFError,
+        OSError,
+        ValueError,
+        TypeError,
+        KeyError,
+        IndexError,
+        AttributeError,
+        OverflowError,
+        NotImplementedError,
+        RecursionError,
+        UnicodeError,
+    ) as exc:
         raise IntakeError("intake.truncated", f"{type(exc).__name__}: {exc}") from exc
     except MemoryError as exc:
         raise IntakeError("intake.too_large", "header asks for too much memory") from exc
@@ -152,7 +174,7 @@ def read_dicom(data: bytes, limits: IntakeLimits, content_sha256: str) -> Intake
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             identity = _identity(ds)
-    except Exception as exc:  # noqa: BLE001 - a damaged header element must not crash intake
+    except Exception as exc:
         raise IntakeError("intake.truncated", f"patient header unreadable: {exc}") from exc
 
     has_pixels = any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"))

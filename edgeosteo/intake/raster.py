@@ -29,7 +29,7 @@ def _header(data: bytes, limits: IntakeLimits) -> tuple[int, int, int]:
                 frames = getattr(img, "n_frames", 1)
                 try:
                     orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
-                except Exception:  # noqa: BLE001 - a broken EXIF block only loses orientation
+                except Exception:
                     orientation = 1
     except Image.DecompressionBombError as exc:
         raise IntakeError("intake.too_large", str(exc)) from exc
@@ -49,7 +49,7 @@ def _header(data: bytes, limits: IntakeLimits) -> tuple[int, int, int]:
 
 
 def read_raster(data: bytes, kind: Kind, limits: IntakeLimits, content_sha256: str) -> Intake:
-    width, height, orientation = _header(data, limits)
+    _, _, orientation = _header(data, limits)
     buffer = np.frombuffer(data, dtype=np.uint8)
     # ANYDEPTH keeps 16-bit PNG/TIFF; without IMREAD_UNCHANGED OpenCV applies EXIF orientation
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR

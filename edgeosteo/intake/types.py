@@ -85,9 +85,12 @@ class PatientIdentity:
     other_ids: tuple[str, ...] = field(default_factory=tuple)
 
     def identifying_values(self) -> list[str]:
-        """Every non-empty value, for leak scanning."""
+        """Every non-empty identifying value, for leak scanning (sex and age are clinical
+        data the result legitimately carries, so they are not listed)."""
         values: list[str] = []
-        for value in asdict(self).values():
+        for key, value in asdict(self).items():
+            if key in ("sex", "age"):
+                continue
             if isinstance(value, (list, tuple)):
                 values.extend(str(v) for v in value if v)
             elif value:

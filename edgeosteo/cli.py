@@ -1,0 +1,332 @@
+"""The ``edgeosteo`` command line. Every screening goes through Screener.screen()."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections import Counter
+from pathlib import Path
+
+import click
+
+from edgeosteo import __version__
+from edgeosteo.config import Settings, load_settings
+from edgeosteo.errors import EdgeOsteoError
+from edgeosteo.messages import text
+from edgeosteo.models import ModelRegistry, verify_files
+from edgeosteo.runtime import physical_cores
+
+ACCEPTED_SUFFIXES_HINT = "DICOM, PNG, JPEG or TIFF"
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return ctx.obj["settings"]
+
+
+@click.group()
+@click.version_option(__version__, prog_name="edgeosteo")
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where cases, settings and caches live.",
+)
+@click.option(
+    "--models-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Directory of installed models (default: the shipped models).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A TOML settings file.",
+)
+@click.pass_context
+def main(
+    ctx: click.Context, data_dir: Path | None, models_dir: Path | None, config_file: Path | None
+) -> None:
+    """edgeosteo: offline osteoporosis screening from routine radiographs."""
+    overrides = {"models_dir": str(models_dir)} if models_dir else {}
+    try:
+        settings = load_settings(data_dir=data_dir, config_file=config_file, **overrides)
+    except EdgeOsteoError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message('en')} {exc.detail or ''}") from exc
+    ctx.obj = {"settings": settings}
+
+
+def _expand(paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+def _summary_lines(result: dict, language: str) -> list[str]:
+    lines: list[str] = []
+    error = result.get("intake_error")
+    if error:
+        lines.append(f"  refused  {error['code']}: {text(error['code'], language)}")
+    quality = result.get("quality")
+    if quality:
+        lines.append(f"  quality  {quality['verdict']}")
+        for code in quality["codes"]:
+            lines.append(f"           {code}: {text(code, language)}")
+    findings = result["findings"]
+    for finding in findings["results"]:
+        parts = [f"{finding['model_id']} {finding['model_version']}", f"[{finding['status']}]"]
+        if finding.get("p_low_bone_mass") is not None:
+            parts.append(f"P(T<=-1)={finding['p_low_bone_mass']:.2f}")
+        if finding.get("p_osteoporosis") is not None:
+            parts.append(f"P(T<=-2.5)={finding['p_osteoporosis']:.2f}")
+        if finding.get("t_score") is not None:
+            parts.append(f"T~{finding['t_score']:.1f}")
+        lines.append("  model    " + " ".join(parts))
+    for missing in findings["unavailable"]:
+        lines.append(f"  not run  {missing['code']}: {text(missing['code'], language)}")
+    clinical = result.get("clinical")
+    if clinical:
+        for instrument in clinical.get("instruments", []):
+            score = instrument.get("score")
+            band = instrument.get("band")
+            if score is not None:
+                lines.append(f"  clinical {instrument.get('name')}: {score} ({band})")
+    referral = result.get("referral")
+    if referral:
+        lines.append(f"  REFERRAL {referral.get('category', '').upper()}")
+        for reason in referral.get("reasons", []):
+            lines.append(f"           {reason.get('code')}: {reason.get('evidence', '')}")
+    return lines
+
+
+@main.command()
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--age", type=float, help="Age in years.")
+@click.option("--sex", type=click.Choice(["female", "male"]))
+@click.option("--weight", type=float, help="Weight in kg.")
+@click.option("--height", type=float, help="Height in metres.")
+@click.option(
+    "--prior-fracture/--no-prior-fracture", default=None, help="Fragility fracture after age 40."
+)
+@click.option(
+    "--glucocorticoids/--no-glucocorticoids",
+    default=None,
+    help="Oral glucocorticoids for 3 months or more.",
+)
+@click.option("--body-part", help="Body part shown, when the file does not say (e.g. KNEE).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per file).")
+@click.option("--lang", type=click.Choice(["en", "zh_CN"]), default="en")
+@click.pass_context
+def screen(
+    ctx: click.Context,
+    files: tuple[Path, ...],
+    age,
+    sex,
+    weight,
+    height,
+    prior_fracture,
+    glucocorticoids,
+    body_part,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Screen radiographs (files or folders) and print the result."""
+    from edgeosteo.screening import Screener
+
+    patient = {
+        key: value
+        for key, value in {
+            "age_years": age,
+            "sex": sex,
+            "weight_kg": weight,
+            "height_m": height,
+            "prior_fragility_fracture": prior_fracture,
+            "glucocorticoids_3_months": glucocorticoids,
+        }.items()
+        if value is not None
+    }
+    screener = Screener(_settings(ctx))
+    paths = _expand(files)
+    tally: Counter[str] = Counter()
+    results = []
+    show_progress = len(paths) > 1 and not as_json
+    sources: list[Path | None] = list(paths) if paths else [None]
+    with (
+        click.progressbar(sources, label="Screening", file=sys.stderr, show_pos=True)
+        if show_progress
+        else _plain(sources) as bar
+    ):
+        for path in bar:
+            result = screener.screen(path, patient, body_part).to_dict()
+            error = result.get("intake_error")
+            quality = result.get("quality")
+            if error:
+                tally[f"refused: {error['code']}"] += 1
+            elif quality and quality["verdict"] == "fail":
+                first = next(g["code"] for g in quality["gates"] if g["verdict"] == "fail")
+                tally[f"refused: {first}"] += 1
+            else:
+                tally["ok"] += 1
+            results.append((path, result))
+    if as_json:
+        for _, result in results:
+            click.echo(json.dumps(result, ensure_ascii=False))
+        return
+    for path, result in results:
+        click.echo(str(path) if path else "(no image: clinical assessment only)")
+        for line in _summary_lines(result, lang):
+            click.echo(line)
+    if len(results) > 1:
+        click.echo("Tally: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())))
+
+
+class _plain:
+    def __init__(self, items):
+        self.items = items
+
+    def __enter__(self):
+        return self.items
+
+    def __exit__(self, *exc):
+        return False
+
+
+@main.group()
+def models() -> None:
+    """List and verify installed models."""
+
+
+@models.command("list")
+@click.pass_context
+def models_list(ctx: click.Context) -> None:
+    """List installed models."""
+    registry = ModelRegistry(_settings(ctx).models_dir)
+    if not len(registry):
+        click.echo(f"No models installed in {registry.models_dir}")
+    for manifest in registry:
+        use = "used for referral" if manifest.used_for_referral else "experimental"
+        click.echo(
+            f"{manifest.id} {manifest.version}  kind={manifest.kind}  "
+            f"body_part={manifest.body_part or '-'}  {use}"
+        )
+    for name, problem in registry.problems.items():
+        click.echo(f"{name}: {problem.code} {problem.detail or ''}")
+
+
+@models.command("verify")
+@click.pass_context
+def models_verify(ctx: click.Context) -> None:
+    """Check every model file against its manifest's sha256; exit 1 on any problem."""
+    registry = ModelRegistry(_settings(ctx).models_dir)
+    failed = bool(registry.problems)
+    for name, problem in registry.problems.items():
+        click.echo(f"FAIL {name}: {problem.code} {problem.detail or ''}")
+    for manifest in registry:
+        for check in verify_files(manifest):
+            status = "ok  " if check.ok else "FAIL"
+            reason = "" if check.ok else f" {check.code}: {text(check.code or '', 'en')}"
+            click.echo(f"{status} {manifest.id} {check.role} {check.path.name}{reason}")
+            failed = failed or not check.ok
+    if not len(registry) and not failed:
+        click.echo(f"No models installed in {registry.models_dir}")
+    if failed:
+        sys.exit(1)
+
+
+def cpu_features() -> list[str]:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                flags = set(line.split(":", 1)[1].split())
+                wanted = (
+                    "sse4_2",
+                    "avx",
+                    "avx2",
+                    "fma",
+                    "avx512f",
+                    "avx512_vnni",
+                    "avx_vnni",
+                    "amx_int8",
+                    "asimd",
+                    "asimddp",
+                    "sve",
+                    "i8mm",
+                )
+                return [f for f in wanted if f in flags]
+    except OSError:
+        pass
+    return []
+
+
+def system_info(settings: Settings) -> dict[str, object]:
+    import cv2
+    import numpy
+    import onnxruntime
+    import openvino
+    import pydicom
+
+    registry = ModelRegistry(settings.models_dir)
+    model_status = {}
+    for manifest in registry:
+        checks = verify_files(manifest)
+        model_status[manifest.id] = {
+            "version": manifest.version,
+            "kind": manifest.kind,
+            "verified": all(c.ok for c in checks),
+            "used_for_referral": manifest.used_for_referral,
+        }
+    return {
+        "edgeosteo": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu": _cpu_model(),
+        "physical_cores": physical_cores(),
+        "cpu_features": cpu_features(),
+        "versions": {
+            "numpy": numpy.__version__,
+            "opencv": cv2.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "openvino": openvino.__version__,
+            "pydicom": pydicom.__version__,
+        },
+        "backend": settings.runtime.backend,
+        "precision": settings.runtime.precision,
+        "data_dir": str(settings.data_dir),
+        "models_dir": str(settings.models_dir),
+        "models": model_status,
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def info(ctx: click.Context, as_json: bool) -> None:
+    """Versions, backends, CPU features and model status."""
+    details = system_info(_settings(ctx))
+    if as_json:
+        click.echo(json.dumps(details, indent=2))
+        return
+    for key, value in details.items():
+        if isinstance(value, dict):
+            click.echo(f"{key}:")
+            for k, v in value.items():
+                click.echo(f"  {k}: {v}")
+        else:
+            click.echo(f"{key}: {value}")

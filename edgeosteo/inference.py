@@ -1,0 +1,164 @@
+"""Runs the installed models on one case and turns their outputs into Findings.
+
+A ModelRunner verifies each model's files once, opens its session once, and reuses it for
+every case in the process. It never invents an output: a model that cannot run yields an
+UnavailableFinding with a stable code.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+
+import numpy as np
+
+from edgeosteo.config import RuntimeSettings
+from edgeosteo.errors import ModelError
+from edgeosteo.findings import Findings, ModelFinding, UnavailableFinding
+from edgeosteo.intake.types import Radiograph
+from edgeosteo.models import ModelManifest, ModelRegistry, TensorSpec, verify
+from edgeosteo.preprocess import preprocess
+from edgeosteo.runtime import InferenceSession, open_session
+
+OUTPUT_FIELDS = {
+    "p_t_le_-1": "p_low_bone_mass",
+    "p_t_le_-2.5": "p_osteoporosis",
+    "t_score": "t_score",
+    "t_score_sd": "t_score_sd",
+}
+
+
+def clinical_feature(name: str, values: Mapping[str, object]) -> float | None:
+    """One named clinical feature from the answers, or None when it cannot be formed."""
+
+    def number(key: str) -> float | None:
+        value = values.get(key)
+        return (
+            float(value)
+            if isinstance(value, (int, float)) and not isinstance(value, bool)
+            else None
+        )
+
+    if name == "sex_female":
+        sex = values.get("sex")
+        return {"female": 1.0, "male": 0.0}.get(str(sex)) if sex is not None else None
+    if name == "bmi":
+        weight, height = number("weight_kg"), number("height_m")
+        return weight / (height * height) if weight and height else None
+    return number(name)
+
+
+class ModelRunner:
+    def __init__(self, registry: ModelRegistry, runtime: RuntimeSettings, cache_dir=None) -> None:
+        self.registry = registry
+        self.runtime = runtime
+        self.cache_dir = cache_dir
+        self._sessions: dict[str, InferenceSession] = {}
+        self._lock = threading.Lock()
+
+    def session(self, manifest: ModelManifest) -> InferenceSession:
+        with self._lock:
+            session = self._sessions.get(manifest.id)
+            if session is None:
+                verify(manifest)
+                weights = manifest.weights_for(self.runtime.backend, self.runtime.precision)
+                session = open_session(
+                    weights.path,
+                    self.runtime.backend,
+                    self.runtime.intra_op_threads,
+                    self.cache_dir,
+                )
+                self._sessions[manifest.id] = session
+            return session
+
+    def _clinical_tensor(self, spec: TensorSpec, values: Mapping[str, object]) -> np.ndarray:
+        features = [clinical_feature(name, values) for name in spec.features]
+        missing = [n for n, v in zip(spec.features, features, strict=True) if v is None]
+        if missing:
+            raise ModelError("model.missing_inputs", ", ".join(missing))
+        return np.asarray([features], dtype=np.float32)
+
+    def _inputs(
+        self, manifest: ModelManifest, radiograph: Radiograph | None, clinical: Mapping[str, object]
+    ) -> dict[str, np.ndarray]:
+        tensors: dict[str, np.ndarray] = {}
+        for spec in manifest.inputs:
+            if spec.features:
+                tensors[spec.name] = self._clinical_tensor(spec, clinical)
+            else:
+                if radiograph is None:
+                    raise ModelError("model.no_image")
+                tensors[spec.name] = preprocess(radiograph, manifest.preprocessing)
+        return tensors
+
+    def run(
+        self, manifest: ModelManifest, radiograph: Radiograph | None, clinical: Mapping[str, object]
+    ) -> ModelFinding:
+        session = self.session(manifest)
+        outputs = session.run(self._inputs(manifest, radiograph, clinical))
+        values: dict[str, float | None] = {}
+        for output_name, field_name in OUTPUT_FIELDS.items():
+            array = outputs.get(output_name)
+            if array is not None:
+                value = float(np.asarray(array).reshape(-1)[0])
+                if not np.isfinite(value):
+                    raise ModelError("model.inference_failed", f"{output_name} is not finite")
+                values[field_name] = value
+        heatmap = outputs.get("heatmap")
+        return ModelFinding(
+            model_id=manifest.id,
+            model_version=manifest.version,
+            kind=manifest.kind,
+            used_for_referral=manifest.used_for_referral,
+            backend=session.backend,
+            precision=self.runtime.precision,
+            heatmap=np.asarray(heatmap)[0] if heatmap is not None else None,
+            **values,
+        )
+
+    def findings(
+        self,
+        radiograph: Radiograph | None,
+        image_usable: bool,
+        body_part: str | None,
+        clinical: Mapping[str, object],
+        image_refused: bool = False,
+    ) -> Findings:
+        results: list[ModelFinding] = []
+        unavailable: list[UnavailableFinding] = []
+
+        def attempt(manifest: ModelManifest, image: Radiograph | None) -> None:
+            try:
+                results.append(self.run(manifest, image, clinical))
+            except ModelError as exc:
+                unavailable.append(
+                    UnavailableFinding(exc.code, manifest.kind, manifest.id, exc.detail)
+                )
+
+        for manifest in self.registry.of_kind("clinical"):
+            attempt(manifest, None)
+        if image_refused:
+            unavailable.append(UnavailableFinding("model.image_refused", "image"))
+        elif radiograph is None:
+            unavailable.append(UnavailableFinding("model.no_image", "image"))
+        elif not image_usable:
+            unavailable.append(UnavailableFinding("model.not_run_quality", "image"))
+        else:
+            part = (body_part or "").upper() or None
+            image_models = [
+                m
+                for m in self.registry.of_kind("image")
+                if part and m.body_part and m.body_part.upper() == part
+            ]
+            if not image_models:
+                unavailable.append(
+                    UnavailableFinding(
+                        "model.unavailable_body_part", "image", None, part or "unknown body part"
+                    )
+                )
+            for manifest in image_models:
+                attempt(manifest, radiograph)
+            for manifest in self.registry.of_kind("fused"):
+                if part and manifest.body_part and manifest.body_part.upper() == part:
+                    attempt(manifest, radiograph)
+        return Findings(results=tuple(results), unavailable=tuple(unavailable))

@@ -1,0 +1,126 @@
+"""The one orchestration path: intake -> quality gates -> models -> clinical -> decision.
+
+The CLI, the page, the DICOM receiver and ``evaluate`` all call Screener.screen(); none of
+them repeats a step. screen() never raises for a bad file: the failure is part of the
+Screening, with its stable code, so no case is ever lost.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from edgeosteo import __version__
+from edgeosteo.config import Settings, load_settings
+from edgeosteo.errors import IntakeError
+from edgeosteo.findings import Findings
+from edgeosteo.inference import ModelRunner
+from edgeosteo.intake import ImageSource, read_image
+from edgeosteo.intake.types import PatientIdentity, Radiograph
+from edgeosteo.models import ModelRegistry
+from edgeosteo.quality import QualityReport, assess
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class Screening:
+    """Everything found for one case. ``to_dict()`` is the JSON form and holds no PHI."""
+
+    screening_id: str
+    created_at: str
+    image: Mapping[str, object] | None
+    intake_error: Mapping[str, object] | None
+    quality: QualityReport | None
+    findings: Findings
+    clinical: Any | None = None
+    referral: Any | None = None
+    body_part: str | None = None
+    # kept apart: never serialised with the result
+    identity: PatientIdentity = field(default_factory=PatientIdentity, repr=False)
+    radiograph: Radiograph | None = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "edgeosteo_version": __version__,
+            "screening_id": self.screening_id,
+            "created_at": self.created_at,
+            "body_part": self.body_part,
+            "image": dict(self.image) if self.image else None,
+            "intake_error": dict(self.intake_error) if self.intake_error else None,
+            "quality": self.quality.to_dict() if self.quality else None,
+            "findings": self.findings.to_dict(),
+            "clinical": self.clinical.to_dict() if self.clinical is not None else None,
+            "referral": self.referral.to_dict() if self.referral is not None else None,
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
+
+
+class Screener:
+    """Holds the verified models and their sessions for the life of the process."""
+
+    def __init__(
+        self, settings: Settings | None = None, registry: ModelRegistry | None = None
+    ) -> None:
+        self.settings = settings or load_settings()
+        self.registry = registry or ModelRegistry(self.settings.models_dir)
+        self.runner = ModelRunner(
+            self.registry, self.settings.runtime, self.settings.model_cache_dir
+        )
+
+    def screen(
+        self,
+        source: ImageSource | None,
+        patient: Mapping[str, object] | None = None,
+        body_part: str | None = None,
+    ) -> Screening:
+        clinical_values: Mapping[str, object] = dict(patient or {})
+        radiograph: Radiograph | None = None
+        identity = PatientIdentity()
+        intake_error = None
+        quality: QualityReport | None = None
+        if source is not None:
+            try:
+                intake = read_image(source, self.settings.intake)
+                radiograph, identity = intake.radiograph, intake.identity
+            except IntakeError as exc:
+                intake_error = exc.to_dict()
+        if radiograph is not None:
+            quality = assess(radiograph, self.settings.quality)
+        part = body_part or (radiograph.body_part if radiograph else None)
+        findings = self.runner.findings(
+            radiograph,
+            quality.usable if quality else False,
+            part,
+            clinical_values,
+            image_refused=intake_error is not None,
+        )
+        return Screening(
+            screening_id=str(uuid.uuid4()),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            image=radiograph.describe() if radiograph else None,
+            intake_error=intake_error,
+            quality=quality,
+            findings=findings,
+            body_part=part.upper() if part else None,
+            identity=identity,
+            radiograph=radiograph,
+        )
+
+
+def screen(
+    source: ImageSource | None,
+    patient: Mapping[str, object] | None = None,
+    body_part: str | None = None,
+    settings: Settings | None = None,
+) -> Screening:
+    """Screen one case with a fresh Screener (for one-off use; long-running callers keep a
+    Screener so the model sessions are created once)."""
+    return Screener(settings).screen(source, patient, body_part)

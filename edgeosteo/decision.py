@@ -1,0 +1,600 @@
+"""The DXA referral recommendation: clinical answers, instruments, model findings, image
+quality and the site policy in; one Referral out.
+
+Every piece of evidence points to a category on its own; the recommendation is the most
+severe of them. Nothing subtracts, so a positive finding can never be argued back to normal by
+other inputs, and raising any risk input can only keep or raise the category.
+
+Pure and deterministic: no I/O, no clock, no global mutable state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from edgeosteo.clinical import (
+    ClinicalAnswers,
+    ClinicalAssessment,
+    assess_clinical,
+    who_band,
+)
+from edgeosteo.errors import ConfigError
+from edgeosteo.findings import Findings, ModelFinding
+from edgeosteo.messages import LANGUAGES, text
+from edgeosteo.quality import QualityReport
+
+Category = Literal["cannot_assess", "retake", "routine", "consider", "refer", "urgent"]
+
+# Severity order, lowest first. cannot_assess and retake carry no evidence of risk and make no
+# recommendation, so they sit below routine; they are never to be read as "normal".
+CATEGORY_ORDER: tuple[Category, ...] = (
+    "cannot_assess",
+    "retake",
+    "routine",
+    "consider",
+    "refer",
+    "urgent",
+)
+SEVERITY: dict[Category, int] = {c: i for i, c in enumerate(CATEGORY_ORDER)}
+
+# What each instrument band points to on its own, when the site counts the instrument.
+INSTRUMENT_BANDS: dict[str, dict[str, Category]] = {
+    "osta": {"low": "routine", "intermediate": "consider", "high": "refer"},
+    "ost_men": {"low": "routine", "moderate": "consider", "high": "refer"},
+    "orai": {"low": "routine", "high": "consider"},
+    "score": {"low": "routine", "high": "consider"},
+    "osiris": {"low": "routine", "intermediate": "consider", "high": "refer"},
+}
+# A measured T-score always counts.
+WHO_BANDS: dict[str, Category] = {
+    "normal": "routine",
+    "low_bone_mass": "consider",
+    "osteoporosis": "refer",
+    "severe_osteoporosis": "urgent",
+}
+# Guideline DXA indications: the strong ones (a fracture, long glucocorticoid use, a reader's
+# report of osteoporotic change) refer; the others make DXA worth considering.
+INDICATIONS: dict[str, Category] = {
+    "clinical.indication.age": "consider",
+    "clinical.indication.younger_with_risk_factors": "consider",
+    "clinical.indication.fragility_fracture": "refer",
+    "clinical.indication.glucocorticoids": "refer",
+    "clinical.indication.bone_disease_or_drugs": "consider",
+    "clinical.indication.radiograph_change": "refer",
+    "clinical.indication.osta": "consider",
+    "clinical.indication.iof_positive": "consider",
+}
+
+
+def _probability(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError("config.invalid", f"decision.{name} must be a number")
+    if not 0.0 < value < 1.0:
+        raise ConfigError("config.invalid", f"decision.{name} must lie strictly between 0 and 1")
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SitePolicy:
+    """How one site turns evidence into a category. Safe defaults; a site changes them in its
+    configuration and records why, bumping policy_version.
+
+    Image thresholds apply to calibrated probabilities with ``>=``; see
+    :func:`recalibrate_threshold` to set them from the site's own labelled cases.
+    """
+
+    policy_version: str = "default-1"
+    refer_p_osteoporosis: float = 0.5
+    consider_p_osteoporosis: float = 0.2
+    consider_p_low_bone_mass: float = 0.5
+    # A model's estimated T-score is shown, but drives the category only if the site says so.
+    use_estimated_t_score: bool = False
+    refer_estimated_t_score: float = -2.5
+    consider_estimated_t_score: float = -1.0
+    counted_instruments: tuple[str, ...] = ("osta", "ost_men")
+    dxa_locally_available: bool = False
+    rescreen_interval_months: int = 24
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.policy_version, str) or not self.policy_version.strip():
+            raise ConfigError("config.invalid", "decision.policy_version must be a non-empty text")
+        for name in ("refer_p_osteoporosis", "consider_p_osteoporosis", "consider_p_low_bone_mass"):
+            _probability(name, getattr(self, name))
+        if self.consider_p_osteoporosis > self.refer_p_osteoporosis:
+            raise ConfigError(
+                "config.invalid", "decision.consider_p_osteoporosis exceeds refer_p_osteoporosis"
+            )
+        if self.refer_estimated_t_score > self.consider_estimated_t_score:
+            raise ConfigError(
+                "config.invalid",
+                "decision.refer_estimated_t_score must be <= consider_estimated_t_score",
+            )
+        unknown = [n for n in self.counted_instruments if n not in INSTRUMENT_BANDS]
+        if unknown:
+            raise ConfigError(
+                "config.invalid", f"decision.counted_instruments: unknown {', '.join(unknown)}"
+            )
+        months = self.rescreen_interval_months
+        if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
+            raise ConfigError("config.invalid", "decision.rescreen_interval_months must be 1-120")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SitePolicy:
+        """Build from a TOML table; unknown keys and wrong types are configuration errors."""
+        defaults = cls()
+        changes: dict[str, Any] = {}
+        for key, value in data.items():
+            if key not in {f.name for f in dataclasses.fields(cls)}:
+                raise ConfigError("config.invalid", f"unknown setting decision.{key}")
+            current = getattr(defaults, key)
+            if isinstance(current, tuple):
+                if not isinstance(value, list | tuple) or not all(
+                    isinstance(v, str) for v in value
+                ):
+                    raise ConfigError("config.invalid", f"decision.{key} must be a list of names")
+                value = tuple(value)
+            elif isinstance(current, bool):
+                if not isinstance(value, bool):
+                    raise ConfigError("config.invalid", f"decision.{key} must be true or false")
+            elif isinstance(current, float):
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ConfigError("config.invalid", f"decision.{key} must be a number")
+                value = float(value)
+            elif not isinstance(value, type(current)):
+                raise ConfigError(
+                    "config.invalid", f"decision.{key} must be {type(current).__name__}"
+                )
+            changes[key] = value
+        return dataclasses.replace(defaults, **changes)
+
+    def to_dict(self) -> dict[str, object]:
+        data = dataclasses.asdict(self)
+        data["counted_instruments"] = list(self.counted_instruments)
+        return data
+
+
+@dataclass(frozen=True)
+class Reason:
+    """A stable code, the evidence in numbers, and the category that evidence points to on its
+    own (None for information that does not move the category)."""
+
+    code: str
+    evidence: str
+    points_to: Category | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "evidence": self.evidence,
+            "points_to": self.points_to,
+            "en": text(self.code, "en"),
+            "zh_CN": text(self.code, "zh_CN"),
+        }
+
+
+@dataclass(frozen=True)
+class Referral:
+    category: Category
+    reasons: tuple[Reason, ...]  # evidence pointing to a category, most severe first
+    notes: tuple[Reason, ...] = ()  # information only
+    rescreen_interval_months: int | None = None  # set for routine only
+    clinical_only: bool = True
+    primary_model: str | None = None
+    policy_version: str = ""
+
+    @property
+    def severity(self) -> int:
+        return SEVERITY[self.category]
+
+    @property
+    def driving(self) -> tuple[Reason, ...]:
+        """The reasons that set the category."""
+        return tuple(r for r in self.reasons if r.points_to == self.category)
+
+    @property
+    def patient_key(self) -> str:
+        return f"referral.{self.category}.patient"
+
+    @property
+    def clinician_key(self) -> str:
+        return f"referral.{self.category}.clinician"
+
+    @property
+    def codes(self) -> tuple[str, ...]:
+        """Every message code this referral shows."""
+        return (
+            self.patient_key,
+            self.clinician_key,
+            *(r.code for r in (*self.reasons, *self.notes)),
+        )
+
+    def wording(self, audience: Literal["patient", "clinician"], language: str = "en") -> str:
+        return text(f"referral.{self.category}.{audience}", language)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "category": self.category,
+            "severity": self.severity,
+            "patient_key": self.patient_key,
+            "clinician_key": self.clinician_key,
+            "patient": {lang: self.wording("patient", lang) for lang in LANGUAGES},
+            "clinician": {lang: self.wording("clinician", lang) for lang in LANGUAGES},
+            "reasons": [r.to_dict() for r in self.reasons],
+            "driving": [r.code for r in self.driving],
+            "notes": [r.to_dict() for r in self.notes],
+            "rescreen_interval_months": self.rescreen_interval_months,
+            "clinical_only": self.clinical_only,
+            "primary_model": self.primary_model,
+            "policy_version": self.policy_version,
+        }
+
+
+_KIND_PREFERENCE = ("fused", "image", "clinical")
+
+
+def _model_prefix(finding: ModelFinding) -> str:
+    return "clinical_model" if finding.kind == "clinical" else "image"
+
+
+def _label(finding: ModelFinding) -> str:
+    return f"model {finding.model_id} {finding.model_version}".strip()
+
+
+def _finding_reasons(f: ModelFinding, policy: SitePolicy) -> list[Reason]:
+    prefix, label = _model_prefix(f), _label(f)
+    subject = "image" if prefix == "image" else "clinical model"
+    reasons: list[Reason] = []
+    p = f.p_osteoporosis
+    if p is not None:
+        if p >= policy.refer_p_osteoporosis:
+            reasons.append(
+                Reason(
+                    f"{prefix}.p_osteoporosis_above_threshold",
+                    f"{subject} probability of osteoporosis {p:.2f} at or above site threshold "
+                    f"{policy.refer_p_osteoporosis:.2f} ({label})",
+                    "refer",
+                )
+            )
+        elif p >= policy.consider_p_osteoporosis:
+            reasons.append(
+                Reason(
+                    f"{prefix}.p_osteoporosis_above_consider_threshold",
+                    f"{subject} probability of osteoporosis {p:.2f} at or above site threshold "
+                    f"{policy.consider_p_osteoporosis:.2f} ({label})",
+                    "consider",
+                )
+            )
+        else:
+            reasons.append(
+                Reason(
+                    f"{prefix}.p_osteoporosis_below_threshold",
+                    f"{subject} probability of osteoporosis {p:.2f} below site threshold "
+                    f"{policy.consider_p_osteoporosis:.2f} ({label})",
+                    "routine",
+                )
+            )
+    q = f.p_low_bone_mass
+    if q is not None:
+        above = q >= policy.consider_p_low_bone_mass
+        reasons.append(
+            Reason(
+                f"{prefix}.p_low_bone_mass_{'above' if above else 'below'}_threshold",
+                f"{subject} probability of low bone mass {q:.2f} "
+                f"{'at or above' if above else 'below'} site threshold "
+                f"{policy.consider_p_low_bone_mass:.2f} ({label})",
+                "consider" if above else "routine",
+            )
+        )
+    t = f.t_score
+    if t is not None and policy.use_estimated_t_score:
+        if t <= policy.refer_estimated_t_score:
+            reasons.append(
+                Reason(
+                    f"{prefix}.t_score_refer",
+                    f"estimated T-score {t:.1f} at or below "
+                    f"{policy.refer_estimated_t_score:g} ({label})",
+                    "refer",
+                )
+            )
+        elif t <= policy.consider_estimated_t_score:
+            reasons.append(
+                Reason(
+                    f"{prefix}.t_score_consider",
+                    f"estimated T-score {t:.1f} at or below "
+                    f"{policy.consider_estimated_t_score:g} ({label})",
+                    "consider",
+                )
+            )
+        else:
+            reasons.append(
+                Reason(
+                    f"{prefix}.t_score_above",
+                    f"estimated T-score {t:.1f} above "
+                    f"{policy.consider_estimated_t_score:g} ({label})",
+                    "routine",
+                )
+            )
+    return reasons
+
+
+def _finding_summary(f: ModelFinding) -> str:
+    parts = [_label(f), f"kind {f.kind}"]
+    if f.p_osteoporosis is not None:
+        parts.append(f"p_osteoporosis {f.p_osteoporosis:.2f}")
+    if f.p_low_bone_mass is not None:
+        parts.append(f"p_low_bone_mass {f.p_low_bone_mass:.2f}")
+    if f.t_score is not None:
+        sd = f" +/- {f.t_score_sd:.1f}" if f.t_score_sd is not None else ""
+        parts.append(f"estimated T-score {f.t_score:.1f}{sd}")
+    return ", ".join(parts)
+
+
+def _clinical_reasons(
+    answers: ClinicalAnswers, assessment: ClinicalAssessment, policy: SitePolicy
+) -> tuple[list[Reason], list[Reason]]:
+    reasons: list[Reason] = []
+    notes: list[Reason] = []
+    for result in assessment.instruments:
+        counted = result.name in policy.counted_instruments or result.name == "who"
+        if result.computed and result.code is not None and result.band is not None:
+            bands = WHO_BANDS if result.name == "who" else INSTRUMENT_BANDS[result.name]
+            if counted:
+                reasons.append(Reason(result.code, result.evidence, bands[result.band]))
+            else:
+                notes.append(Reason(result.code, result.evidence + " (information only)"))
+            notes.extend(Reason(c, result.evidence) for c in result.caveats)
+        elif counted and result.missing and result.name != "who":
+            notes.append(Reason("clinical.missing_answers", result.evidence))
+    for item in assessment.indications_met:
+        reasons.append(Reason(item.code, item.evidence, INDICATIONS[item.code]))
+    return reasons, notes
+
+
+def _relevant_missing(assessment: ClinicalAssessment, policy: SitePolicy) -> tuple[str, ...]:
+    """Unanswered fields that a counted instrument or a guideline indication needed."""
+    seen: dict[str, None] = {}
+    for result in assessment.instruments:
+        if result.name in policy.counted_instruments:
+            seen.update(dict.fromkeys(result.missing))
+    for item in assessment.indications:
+        seen.update(dict.fromkeys(item.missing))
+    return tuple(seen)
+
+
+def decide(
+    answers: ClinicalAnswers,
+    assessment: ClinicalAssessment | None,
+    findings: Findings | None,
+    quality: QualityReport | None,
+    policy: SitePolicy | None = None,
+) -> Referral:
+    """The referral for one patient.
+
+    ``quality`` is None when no image was given; image and fused findings are then not used.
+    Only findings whose card permits referral use drive the category, the preferred one
+    (fused, then image, then clinical) alone; others are listed as information.
+    """
+    policy = policy or SitePolicy()
+    if assessment is None:
+        assessment = assess_clinical(answers)
+    elif assessment.answers != answers:
+        raise ValueError("the clinical assessment was made from other answers")
+    findings = findings or Findings()
+
+    reasons, notes = _clinical_reasons(answers, assessment, policy)
+
+    image_failed = quality is not None and not quality.usable
+    usable: list[ModelFinding] = []
+    for f in findings.results:
+        if not f.used_for_referral:
+            notes.append(
+                Reason("decision.experimental_finding", _finding_summary(f) + " (information only)")
+            )
+        elif f.kind != "clinical" and quality is None:
+            notes.append(Reason("image.not_used_no_quality_report", _finding_summary(f)))
+        elif f.kind != "clinical" and image_failed:
+            notes.append(Reason("image.not_used_quality_failed", _finding_summary(f)))
+        else:
+            usable.append(f)
+    primary = next((f for kind in _KIND_PREFERENCE for f in usable if f.kind == kind), None)
+    for f in usable:
+        if f is not primary:
+            notes.append(
+                Reason("decision.secondary_finding", _finding_summary(f) + " (information only)")
+            )
+    for u in findings.unavailable:
+        notes.append(Reason(u.code, ", ".join(x for x in (u.model_id, u.detail) if x)))
+
+    model_reasons = _finding_reasons(primary, policy) if primary is not None else []
+    if primary is not None:
+        if not model_reasons:
+            notes.append(Reason("decision.finding_without_output", _finding_summary(primary)))
+            primary = None
+        elif primary.t_score is not None and not policy.use_estimated_t_score:
+            band = who_band(primary.t_score)
+            notes.append(
+                Reason(
+                    "decision.estimated_t_score",
+                    f"{_finding_summary(primary)}; WHO band of the estimate: "
+                    f"{band.replace('_', ' ')} (estimate, not a measurement)",
+                )
+            )
+    reasons.extend(model_reasons)
+    p = primary.p_osteoporosis if primary is not None else None
+    fracture = answers.prior_fragility_fracture is True
+    if fracture and p is not None and p >= policy.refer_p_osteoporosis:
+        reasons.append(
+            Reason(
+                "decision.fracture_with_probable_osteoporosis",
+                f"prior fragility fracture and probability of osteoporosis "
+                f"{p:.2f} at or above {policy.refer_p_osteoporosis:.2f}",
+                "urgent",
+            )
+        )
+
+    image_used = primary is not None and primary.kind != "clinical"
+    if image_used and quality is not None and quality.verdict == "warn":
+        notes.append(Reason("image.quality_warning", "quality: " + ", ".join(quality.codes)))
+    if not image_used:
+        notes.append(
+            Reason(
+                "decision.clinical_only",
+                "no usable image result"
+                if quality is None or image_failed
+                else "no image model result permitted for referral",
+            )
+        )
+
+    category = max(
+        (r.points_to for r in reasons if r.points_to is not None),
+        key=SEVERITY.__getitem__,
+        default=None,
+    )
+    clinical_enough = answers.prior_fragility_fracture is not None and any(
+        r.code.startswith("clinical.") and r.points_to is not None for r in reasons
+    )
+
+    if category is not None and SEVERITY[category] >= SEVERITY["consider"]:
+        if image_failed:
+            notes.append(
+                Reason(
+                    "decision.retake_advised",
+                    "quality: " + ", ".join(quality.codes if quality else ()),
+                )
+            )
+    elif image_failed:
+        category = "retake"
+        reasons.append(
+            Reason(
+                "decision.image_unusable",
+                "quality: " + ", ".join(quality.codes if quality else ()),
+                "retake",
+            )
+        )
+    elif primary is not None or clinical_enough:
+        category = "routine"
+    else:
+        category = "cannot_assess"
+        wanted = [
+            name
+            for name in ("age_years", "sex", "weight_kg", "prior_fragility_fracture")
+            if getattr(answers, name) is None
+        ]
+        reasons.append(
+            Reason(
+                "decision.insufficient_information",
+                "missing: " + ", ".join(wanted or assessment.missing),
+                "cannot_assess",
+            )
+        )
+
+    if category in ("consider", "refer", "urgent"):
+        notes.append(
+            Reason(
+                "decision.dxa_local" if policy.dxa_locally_available else "decision.dxa_not_local",
+                f"policy {policy.policy_version}",
+            )
+        )
+    if missing := _relevant_missing(assessment, policy):
+        notes.append(Reason("clinical.incomplete", "not answered: " + ", ".join(missing)))
+
+    ordered = tuple(sorted(reasons, key=lambda r: -SEVERITY[r.points_to or "cannot_assess"]))
+    return Referral(
+        category=category,
+        reasons=ordered,
+        notes=tuple(notes),
+        rescreen_interval_months=policy.rescreen_interval_months if category == "routine" else None,
+        clinical_only=not image_used,
+        primary_model=primary.model_id if primary is not None else None,
+        policy_version=policy.policy_version,
+    )
+
+
+# --- a site's own operating point ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    threshold: float
+    sensitivity: float
+    specificity: float
+    target_sensitivity: float
+    n_positive: int
+    n_negative: int
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
+
+
+def _checked(scores: Sequence[float], labels: Sequence[bool]) -> tuple[list[float], list[bool]]:
+    if len(scores) != len(labels):
+        raise ValueError("scores and labels differ in length")
+    values = [float(s) for s in scores]
+    if not all(math.isfinite(s) for s in values):
+        raise ValueError("scores must be finite")
+    flags = [bool(x) for x in labels]
+    if all(flags) or not any(flags):
+        raise ValueError("both positive and negative cases are needed")
+    return values, flags
+
+
+def recalibrate_threshold(
+    scores: Sequence[float], labels: Sequence[bool], target_sensitivity: float
+) -> OperatingPoint:
+    """The highest threshold whose sensitivity on the site's labelled cases reaches the target.
+
+    A case is called positive when ``score >= threshold`` (the rule :func:`decide` applies).
+    The threshold is one of the positive cases' scores, so the sensitivity is reached exactly
+    on these cases; on new cases it is an estimate, with a confidence interval that is wide
+    when positives are few. The specificity is what that threshold gives on the negatives.
+    """
+    if not 0.0 < target_sensitivity <= 1.0:
+        raise ValueError("target_sensitivity must be in (0, 1]")
+    values, flags = _checked(scores, labels)
+    positives = sorted((s for s, y in zip(values, flags, strict=True) if y), reverse=True)
+    negatives = [s for s, y in zip(values, flags, strict=True) if not y]
+    needed = max(1, math.ceil(target_sensitivity * len(positives) - 1e-9))
+    threshold = positives[needed - 1]
+    sensitivity = sum(s >= threshold for s in positives) / len(positives)
+    specificity = sum(s < threshold for s in negatives) / len(negatives)
+    return OperatingPoint(
+        threshold, sensitivity, specificity, target_sensitivity, len(positives), len(negatives)
+    )
+
+
+def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
+    """Area under the ROC curve by ranks (Mann-Whitney U), ties counted as one half.
+    Higher scores are taken to mean positive."""
+    values, flags = _checked(scores, labels)
+    order = sorted(range(len(values)), key=values.__getitem__)
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    n_pos = sum(flags)
+    n_neg = len(flags) - n_pos
+    rank_sum = sum(r for r, y in zip(ranks, flags, strict=True) if y)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+__all__ = [
+    "CATEGORY_ORDER",
+    "SEVERITY",
+    "Category",
+    "OperatingPoint",
+    "Reason",
+    "Referral",
+    "SitePolicy",
+    "decide",
+    "recalibrate_threshold",
+    "roc_auc",
+]

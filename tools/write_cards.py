@@ -99,7 +99,9 @@ def clinical(reports: Path, out: Path) -> None:
         "reference_standard": "QUS T-score",
         "files": files_entry(md, [("onnx_fp32", "knee_clinical.onnx")]),
         "inputs": [{"name": "clinical", "shape": [None, 4], "dtype": "float32",
-                    "features": fm["feature_doc"],
+                    # runtime feature keys (edgeosteo.inference.clinical_feature); units below
+                    "features": ["age_years", "sex_female", "weight_kg", "bmi"],
+                    "feature_units": fm["feature_doc"],
                     "notes": "raw units; standardisation is inside the graph. bmi = weight_kg / height_m^2 "
                              "if not recorded. No missing values allowed (the model has no imputation)."}],
         "outputs": [

@@ -315,6 +315,34 @@ def _cpu_model() -> str:
 
 
 @main.command()
+@click.argument("data_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Where to write the JSON report (PNG plots are written beside it).",
+)
+@click.option("--body-part", default="KNEE", show_default=True)
+@click.pass_context
+def evaluate(ctx: click.Context, data_dir: Path, json_path: Path, body_part: str) -> None:
+    """Screen a labelled data set (clinical.csv + images/) and report metrics with CIs."""
+    from edgeosteo.evaluate import evaluate_dataset, format_table, write_report
+    from edgeosteo.screening import Screener
+
+    screener = Screener(_settings(ctx))
+
+    def progress(items):
+        with click.progressbar(items, label="Evaluating", file=sys.stderr) as bar:
+            yield from bar
+
+    report = evaluate_dataset(data_dir, screener, body_part=body_part, progress=progress)
+    written = write_report(report, json_path)
+    click.echo(format_table(report))
+    click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:

@@ -79,6 +79,8 @@ class Settings:
     intake: IntakeLimits = field(default_factory=IntakeLimits)
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    # the site's referral policy, as a [policy] table (edgeosteo.decision.SitePolicy fields)
+    policy: dict[str, Any] = field(default_factory=dict)
     language: str = "zh_CN"
 
     @property

@@ -12,10 +12,11 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from edgeosteo import __version__
+from edgeosteo.clinical import ClinicalAnswers, ClinicalAssessment, assess_clinical
 from edgeosteo.config import Settings, load_settings
+from edgeosteo.decision import Referral, SitePolicy, decide
 from edgeosteo.errors import IntakeError
 from edgeosteo.findings import Findings
 from edgeosteo.inference import ModelRunner
@@ -37,8 +38,9 @@ class Screening:
     intake_error: Mapping[str, object] | None
     quality: QualityReport | None
     findings: Findings
-    clinical: Any | None = None
-    referral: Any | None = None
+    clinical: ClinicalAssessment
+    referral: Referral
+    answer_problems: tuple[Mapping[str, object], ...] = ()
     body_part: str | None = None
     # kept apart: never serialised with the result
     identity: PatientIdentity = field(default_factory=PatientIdentity, repr=False)
@@ -55,8 +57,9 @@ class Screening:
             "intake_error": dict(self.intake_error) if self.intake_error else None,
             "quality": self.quality.to_dict() if self.quality else None,
             "findings": self.findings.to_dict(),
-            "clinical": self.clinical.to_dict() if self.clinical is not None else None,
-            "referral": self.referral.to_dict() if self.referral is not None else None,
+            "clinical": self.clinical.to_dict(),
+            "answer_problems": [dict(p) for p in self.answer_problems],
+            "referral": self.referral.to_dict(),
         }
 
     def to_json(self, indent: int | None = None) -> str:
@@ -74,14 +77,20 @@ class Screener:
         self.runner = ModelRunner(
             self.registry, self.settings.runtime, self.settings.model_cache_dir
         )
+        self.policy = SitePolicy.from_dict(self.settings.policy)
 
     def screen(
         self,
         source: ImageSource | None,
-        patient: Mapping[str, object] | None = None,
+        patient: ClinicalAnswers | Mapping[str, object] | None = None,
         body_part: str | None = None,
     ) -> Screening:
-        clinical_values: Mapping[str, object] = dict(patient or {})
+        if isinstance(patient, ClinicalAnswers):
+            answers, problems = patient, ()
+        else:
+            parsed = ClinicalAnswers.from_dict(patient or {})
+            answers, problems = parsed.answers, parsed.problems
+        clinical_values = answers.to_dict()
         radiograph: Radiograph | None = None
         identity = PatientIdentity()
         intake_error = None
@@ -102,6 +111,8 @@ class Screener:
             clinical_values,
             image_refused=intake_error is not None,
         )
+        clinical = assess_clinical(answers)
+        referral = decide(answers, clinical, findings, quality, self.policy)
         return Screening(
             screening_id=str(uuid.uuid4()),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -109,6 +120,9 @@ class Screener:
             intake_error=intake_error,
             quality=quality,
             findings=findings,
+            clinical=clinical,
+            referral=referral,
+            answer_problems=tuple(p.to_dict() for p in problems),
             body_part=part.upper() if part else None,
             identity=identity,
             radiograph=radiograph,
@@ -117,7 +131,7 @@ class Screener:
 
 def screen(
     source: ImageSource | None,
-    patient: Mapping[str, object] | None = None,
+    patient: ClinicalAnswers | Mapping[str, object] | None = None,
     body_part: str | None = None,
     settings: Settings | None = None,
 ) -> Screening:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import platform
 import sys
 from collections import Counter
@@ -50,6 +51,9 @@ def main(
     ctx: click.Context, data_dir: Path | None, models_dir: Path | None, config_file: Path | None
 ) -> None:
     """edgeosteo: offline osteoporosis screening from routine radiographs."""
+    # pydicom logs every odd-but-readable header element; the result already says what
+    # matters, so only its errors reach the console
+    logging.getLogger("pydicom").setLevel(logging.ERROR)
     overrides = {"models_dir": str(models_dir)} if models_dir else {}
     try:
         settings = load_settings(data_dir=data_dir, config_file=config_file, **overrides)

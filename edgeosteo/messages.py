@@ -8,6 +8,7 @@ happened and what to do next.
 from __future__ import annotations
 
 from edgeosteo.messages_clinical import CLINICAL_CATALOGUE
+from edgeosteo.messages_photo import PHOTO_CATALOGUE
 
 LANGUAGES = ("en", "zh_CN")
 
@@ -162,6 +163,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 }
 
 CATALOGUE.update(CLINICAL_CATALOGUE)
+CATALOGUE.update(PHOTO_CATALOGUE)
 
 
 def text(code: str, language: str = "en") -> str:

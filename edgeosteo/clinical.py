@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -220,7 +221,7 @@ def _parse(name: str, raw: object) -> tuple[Any, AnswerProblem | None]:
     if name in BOOLEAN_FIELDS:
         if isinstance(raw, bool):
             return raw, None
-        if isinstance(raw, int) and raw in (0, 1):
+        if isinstance(raw, numbers.Integral) and raw in (0, 1):
             return bool(raw), None
         if text in _TRUE:
             return True, None
@@ -230,7 +231,7 @@ def _parse(name: str, raw: object) -> tuple[Any, AnswerProblem | None]:
     if isinstance(raw, bool):
         return None, wrong
     number: float
-    if isinstance(raw, int | float):
+    if isinstance(raw, numbers.Real):  # includes numpy scalars from data frames
         number = float(raw)
     elif text is not None:
         try:

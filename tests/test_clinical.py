@@ -314,6 +314,17 @@ def test_from_dict_parses_form_values() -> None:
     assert a.estrogen_current is False and a.entered_t_score is None
 
 
+def test_from_dict_accepts_numpy_scalars_as_plain_numbers() -> None:
+    np = pytest.importorskip("numpy")
+    parsed = ClinicalAnswers.from_dict(
+        {"age_years": np.int64(70), "weight_kg": np.float32(50.5), "current_smoker": np.int64(1)}
+    )
+    assert parsed.ok
+    assert type(parsed.answers.age_years) is float and parsed.answers.age_years == 70.0
+    assert parsed.answers.current_smoker is True
+    json.dumps(parsed.to_dict())
+
+
 @pytest.mark.parametrize(
     ("field", "value", "code"),
     [

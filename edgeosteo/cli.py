@@ -347,6 +347,35 @@ def evaluate(ctx: click.Context, data_dir: Path, json_path: Path, body_part: str
 
 
 @main.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8080).")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
+    """Start the local screening page (waitress, production mode)."""
+    import os
+
+    import waitress
+
+    from edgeosteo.web import create_app
+    from edgeosteo.web.auth import ensure_admin
+
+    settings = _settings(ctx)
+    app = create_app(settings)
+    password = ensure_admin(app.extensions["edgeosteo"]["store"], os.environ)
+    if password:
+        click.echo(f"First start: created user 'admin' with one-time password {password}")
+        click.echo("Write it down now; it is stored only as a hash and is not shown again.")
+    host = host or settings.web.host
+    port = port or settings.web.port
+    click.echo(
+        f"edgeosteo {__version__} serving on http://{host}:{port}/ (data: {settings.data_dir})"
+    )
+    waitress.serve(
+        app, host=host, port=port, threads=settings.web.waitress_threads, ident="edgeosteo"
+    )
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:

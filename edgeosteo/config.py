@@ -79,6 +79,8 @@ class Settings:
     intake: IntakeLimits = field(default_factory=IntakeLimits)
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    web: WebSettings = field(default_factory=lambda: WebSettings())
+    sync: SyncSettings = field(default_factory=lambda: SyncSettings())
     # the site's referral policy, as a [policy] table (edgeosteo.decision.SitePolicy fields)
     policy: dict[str, Any] = field(default_factory=dict)
     language: str = "zh_CN"
@@ -146,3 +148,66 @@ def load_settings(
     if overrides:
         settings = _merge(settings, overrides, "")
     return settings
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # the clinic LAN is usually plain HTTP; set true only behind TLS
+    https: bool = False
+    max_upload_bytes: int = 64 * 1024 * 1024
+    session_minutes: int = 12 * 60
+    concurrent_screenings: int = 1
+    login_attempts_before_lock: int = 5
+    login_lock_seconds: int = 300
+    waitress_threads: int = 4
+
+
+@dataclass(frozen=True)
+class SyncSettings:
+    # the regional hub's URL; empty means results stay on the box
+    endpoint: str = ""
+
+
+@dataclass(frozen=True)
+class PhotoThresholds:
+    """Phone photographs of X-ray films (edgeosteo.intake.photo). The measurements behind
+    each value are in docs/photos.md (simulated photos from tools/photo_sim.py)."""
+
+    # Decoded photos are reduced to this long side before anything else; the film is found
+    # on a smaller copy; the rectified film is at most this long.
+    work_long_side_px: int = 2048
+    detect_long_side_px: int = 800
+    output_long_side_px: int = 2048
+    # A film candidate: a convex quadrilateral covering at least this much of the frame,
+    # whose four sides are each supported by a straight edge along at least this fraction
+    # of their length (a hand or a clip may hide the rest), brighter outside (lightbox or
+    # window) on at least three sides.
+    film_min_area_fraction: float = 0.04
+    film_side_support: float = 0.5
+    film_edge_step: float = 0.04
+    # Assumed focal length over the photo's long side (a phone's 26 mm-equivalent main
+    # camera); used for the film's aspect ratio and the tilt of the phone.
+    focal_length_factor: float = 0.8
+    perspective_warn_deg: float = 35.0
+    perspective_fail_deg: float = 42.0
+    # Share of the photo frame the film covers.
+    film_small_warn_fraction: float = 0.25
+    film_small_fail_fraction: float = 0.16
+    # Near-white phone pixels (0-1 sRGB, brightest channel) inside the film.
+    clipped_level: float = 0.97
+    overexposed_warn_fraction: float = 0.12
+    overexposed_fail_fraction: float = 0.25
+    glare_warn_fraction: float = 0.004
+    glare_fail_fraction: float = 0.012
+    # Edge blur: the spread (Gaussian sigma, in pixels of the film at analysis_long_side_px)
+    # of the film's strongest edges, in their most blurred direction.
+    analysis_long_side_px: int = 1024
+    blur_warn_px: float = 1.8
+    blur_fail_px: float = 2.4
+    # Moire: strongest isolated spectral peak over the median power at its frequency.
+    moire_window_px: int = 512
+    moire_fail_ratio: float = 40.0
+    # Colourfulness of the white-balanced film (Hasler-Susstrunk, 0-255 scale).
+    colour_fail: float = 12.0

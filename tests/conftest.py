@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,56 @@ RADIOGRAPH_DICOMS = (
     "RG3_J2KI.dcm",
     "RG1_UNCI.dcm",
 )
+
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+ADMIN_PASSWORD = "correct horse battery"
+TECH_PASSWORD = "technician-pass"
+
+
+def csrf_token(client, path="/login") -> str:
+    match = CSRF_FIELD.search(client.get(path).get_data(as_text=True))
+    assert match, f"no CSRF token on {path}"
+    return match.group(1)
+
+
+@pytest.fixture
+def web_settings(tmp_path):
+    return load_settings(data_dir=tmp_path / "box", environ={})
+
+
+@pytest.fixture
+def app(web_settings):
+    from edgeosteo.web import create_app
+    from edgeosteo.web.auth import ensure_admin, hash_password
+
+    application = create_app(web_settings)
+    store = application.extensions["edgeosteo"]["store"]
+    ensure_admin(store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    store.create_user("tech", "technician", hash_password(TECH_PASSWORD))
+    return application
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def log_in(client, username="admin", password=ADMIN_PASSWORD):
+    token = csrf_token(client)
+    return client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
+
+
+@pytest.fixture
+def admin_client(client):
+    assert log_in(client).status_code == 302
+    return client
+
+
+@pytest.fixture
+def tech_client(app):
+    client = app.test_client()
+    assert log_in(client, "tech", TECH_PASSWORD).status_code == 302
+    return client

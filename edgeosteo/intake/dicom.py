@@ -96,6 +96,18 @@ def _decode(ds: Dataset) -> np.ndarray:
         raise IntakeError("intake.too_large", "out of memory while decoding") from exc
 
 
+def _check_uncompressed_length(ds: Dataset, rows: int, columns: int) -> None:
+    """A cut-off file shows as pixel data shorter than the header promises."""
+    syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+    if syntax is None or syntax.is_compressed or "PixelData" not in ds:
+        return
+    expected = (
+        rows * columns * _int(ds, "SamplesPerPixel", 1) * max(1, _int(ds, "BitsAllocated", 16)) // 8
+    )
+    if len(ds.PixelData) < expected:
+        raise IntakeError("intake.truncated", f"pixel data {len(ds.PixelData)} of {expected} bytes")
+
+
 def _monochrome(ds: Dataset, stored: np.ndarray) -> tuple[np.ndarray, list[str]]:
     transforms: list[str] = []
     bits_stored = _int(ds, "BitsStored", 16)
@@ -191,6 +203,7 @@ def read_dicom(data: bytes, limits: IntakeLimits, content_sha256: str) -> Intake
     if min(rows, columns) < limits.min_side_px:
         raise IntakeError("intake.too_small", f"{columns}x{rows}")
 
+    _check_uncompressed_length(ds, rows, columns)
     stored = _decode(ds)
     if stored.ndim not in (2, 3) or stored.shape[0] != rows or stored.shape[1] != columns:
         raise IntakeError("intake.corrupt_pixels", f"decoded shape {stored.shape}")

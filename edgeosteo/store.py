@@ -1,0 +1,450 @@
+"""The local case store: SQLite (WAL) for cases, outbox and users; image files beside it.
+
+A case and its outbox row are written in one transaction, so a power cut can leave
+neither half. Image files are written first and removed again if the transaction fails.
+Patient identifiers stay in this store only; nothing here is synced as is.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from edgeosteo.intake.types import PatientIdentity, Radiograph
+
+DATABASE_NAME = "edgeosteo.sqlite3"
+DISPLAY_LONG_SIDE = 1024
+
+# Each entry upgrades the schema by one version; never edit a released step, add one.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE cases (
+        id INTEGER PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        created_at TEXT NOT NULL,
+        created_by TEXT,
+        local_patient_id TEXT,
+        identity_json TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL,
+        category TEXT,
+        body_part TEXT,
+        quality_verdict TEXT,
+        result_json TEXT NOT NULL,
+        original_name TEXT,
+        image_file TEXT,
+        display_file TEXT,
+        heatmap_file TEXT
+    );
+    CREATE INDEX cases_created ON cases(created_at);
+    CREATE INDEX cases_category ON cases(category);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        record_uuid TEXT NOT NULL UNIQUE,
+        case_id INTEGER NOT NULL REFERENCES cases(id),
+        capture_time TEXT NOT NULL,
+        boot_id TEXT NOT NULL,
+        monotonic_ns INTEGER NOT NULL,
+        clock_synchronised INTEGER NOT NULL,
+        state TEXT NOT NULL DEFAULT 'pending',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL DEFAULT 0,
+        last_error TEXT,
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_state ON outbox(state, next_attempt_at);
+    CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'technician')),
+        password_hash TEXT NOT NULL,
+        language TEXT,
+        created_at TEXT NOT NULL,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL NOT NULL DEFAULT 0
+    );
+    """,
+)
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    id: int
+    uuid: str
+    created_at: str
+    created_by: str | None
+    local_patient_id: str | None
+    state: str
+    category: str | None
+    body_part: str | None
+    quality_verdict: str | None
+    result: dict
+    identity: dict
+    original_name: str | None
+    image_file: str | None
+    display_file: str | None
+    heatmap_file: str | None
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    role: str
+    password_hash: str
+    language: str | None
+    failed_logins: int
+    locked_until: float
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def clock_synchronised() -> bool:
+    """True when systemd-timesyncd (or chrony via the same flag file) reports sync."""
+    return Path("/run/systemd/timesync/synchronized").exists()
+
+
+def _display_png(pixels: np.ndarray) -> bytes:
+    h, w = pixels.shape
+    scale = min(1.0, DISPLAY_LONG_SIDE / max(h, w))
+    small = (
+        cv2.resize(
+            pixels,
+            (max(1, round(w * scale)), max(1, round(h * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
+        if scale < 1.0
+        else pixels
+    )
+    ok, encoded = cv2.imencode(".png", np.clip(small * 255.0, 0, 255).astype(np.uint8))
+    if not ok:
+        raise ValueError("display image could not be encoded")
+    return encoded.tobytes()
+
+
+def _heatmap_png(heatmap: np.ndarray, shape: tuple[int, int]) -> bytes:
+    """A transparent-where-cold colour overlay at the display image's size."""
+    h, w = shape
+    scale = min(1.0, DISPLAY_LONG_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    values = np.asarray(heatmap, dtype=np.float32)
+    lo, hi = float(values.min()), float(values.max())
+    unit = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    unit = cv2.resize(unit, size, interpolation=cv2.INTER_LINEAR)
+    colour = cv2.applyColorMap((unit * 255).astype(np.uint8), cv2.COLORMAP_JET)
+    alpha = (np.clip(unit, 0, 1) * 160).astype(np.uint8)
+    ok, encoded = cv2.imencode(".png", np.dstack([colour, alpha]))
+    if not ok:
+        raise ValueError("heatmap could not be encoded")
+    return encoded.tobytes()
+
+
+class CaseStore:
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.images_dir = self.data_dir / "images"
+        self.images_dir.mkdir(exist_ok=True)
+        self.path = self.data_dir / DATABASE_NAME
+        with self.connect() as connection:
+            connection.execute("PRAGMA journal_mode=WAL")
+            self._migrate(connection)
+
+    @contextmanager
+    def connect(self) -> Iterator[sqlite3.Connection]:
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        connection.row_factory = sqlite3.Row
+        connection.execute("PRAGMA foreign_keys=ON")
+        connection.execute("PRAGMA synchronous=FULL")
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self.connect() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        version = connection.execute("PRAGMA user_version").fetchone()[0]
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            connection.executescript("BEGIN;" + script + f"PRAGMA user_version={number};COMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        with self.connect() as connection:
+            return int(connection.execute("PRAGMA user_version").fetchone()[0])
+
+    # --- cases -------------------------------------------------------------------------
+
+    def _write_file(self, name: str, data: bytes, written: list[Path]) -> str:
+        day = datetime.now(UTC).strftime("%Y/%m/%d")
+        folder = self.images_dir / day
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / name
+        temporary = path.with_suffix(path.suffix + ".part")
+        temporary.write_bytes(data)
+        temporary.replace(path)
+        written.append(path)
+        return str(path.relative_to(self.data_dir))
+
+    def save_case(
+        self,
+        result: dict,
+        *,
+        identity: PatientIdentity | None = None,
+        radiograph: Radiograph | None = None,
+        heatmap: np.ndarray | None = None,
+        source_bytes: bytes | None = None,
+        original_name: str | None = None,
+        local_patient_id: str | None = None,
+        created_by: str | None = None,
+        state: str = "screened",
+    ) -> CaseRecord:
+        """Store one case and its outbox row in a single transaction."""
+        case_uuid = str(result.get("screening_id") or uuid.uuid4())
+        written: list[Path] = []
+        try:
+            image_file = display_file = heatmap_file = None
+            if source_bytes is not None:
+                image_file = self._write_file(f"{case_uuid}.orig", source_bytes, written)
+            if radiograph is not None:
+                display_file = self._write_file(
+                    f"{case_uuid}.png", _display_png(radiograph.pixels), written
+                )
+                if heatmap is not None:
+                    heatmap_file = self._write_file(
+                        f"{case_uuid}.heatmap.png", _heatmap_png(heatmap, radiograph.shape), written
+                    )
+            referral = result.get("referral") or {}
+            quality = result.get("quality") or {}
+            identity_json = json.dumps(_identity_dict(identity), ensure_ascii=False)
+            with self.transaction() as connection:
+                cursor = connection.execute(
+                    """INSERT INTO cases (uuid, created_at, created_by, local_patient_id,
+                       identity_json, state, category, body_part, quality_verdict, result_json,
+                       original_name, image_file, display_file, heatmap_file)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                    (
+                        case_uuid,
+                        result.get("created_at") or _now(),
+                        created_by,
+                        local_patient_id or None,
+                        identity_json,
+                        state,
+                        referral.get("category"),
+                        result.get("body_part"),
+                        quality.get("verdict"),
+                        json.dumps(result, ensure_ascii=False),
+                        original_name,
+                        image_file,
+                        display_file,
+                        heatmap_file,
+                    ),
+                )
+                case_id = int(cursor.lastrowid)
+                connection.execute(
+                    """INSERT INTO outbox (record_uuid, case_id, capture_time, boot_id,
+                       monotonic_ns, clock_synchronised) VALUES (?,?,?,?,?,?)""",
+                    (
+                        case_uuid,
+                        case_id,
+                        result.get("created_at") or _now(),
+                        boot_id(),
+                        time.monotonic_ns(),
+                        int(clock_synchronised()),
+                    ),
+                )
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+        record = self.get_case(case_id)
+        assert record is not None
+        return record
+
+    def update_result(self, case_id: int, result: dict, state: str) -> CaseRecord | None:
+        referral = result.get("referral") or {}
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE cases SET result_json=?, state=?, category=? WHERE id=?",
+                (json.dumps(result, ensure_ascii=False), state, referral.get("category"), case_id),
+            )
+        return self.get_case(case_id)
+
+    def get_case(self, case_id: int) -> CaseRecord | None:
+        with self.connect() as connection:
+            row = connection.execute("SELECT * FROM cases WHERE id=?", (case_id,)).fetchone()
+        return _case(row) if row else None
+
+    def get_case_by_uuid(self, case_uuid: str) -> CaseRecord | None:
+        with self.connect() as connection:
+            row = connection.execute("SELECT * FROM cases WHERE uuid=?", (case_uuid,)).fetchone()
+        return _case(row) if row else None
+
+    def search_cases(
+        self,
+        *,
+        text: str | None = None,
+        day: str | None = None,
+        category: str | None = None,
+        limit: int = 200,
+    ) -> list[CaseRecord]:
+        clauses, params = [], []
+        if text:
+            clauses.append("(CAST(id AS TEXT) = ? OR local_patient_id LIKE ?)")
+            params += [text.strip(), f"%{text.strip()}%"]
+        if day:
+            clauses.append("substr(created_at, 1, 10) = ?")
+            params.append(day)
+        if category:
+            clauses.append("category = ?")
+            params.append(category)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.connect() as connection:
+            rows = connection.execute(
+                f"SELECT * FROM cases {where} ORDER BY id DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [_case(r) for r in rows]
+
+    def count_cases(self) -> int:
+        with self.connect() as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM cases").fetchone()[0])
+
+    def outbox_counts(self) -> dict[str, int]:
+        with self.connect() as connection:
+            rows = connection.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state")
+            return {state: count for state, count in rows}
+
+    # --- users -------------------------------------------------------------------------
+
+    def create_user(
+        self, username: str, role: str, password_hash: str, language: str | None = None
+    ) -> User:
+        with self.transaction() as connection:
+            connection.execute(
+                "INSERT INTO users (username, role, password_hash, language, created_at) "
+                "VALUES (?,?,?,?,?)",
+                (username, role, password_hash, language, _now()),
+            )
+        user = self.get_user(username)
+        assert user is not None
+        return user
+
+    def get_user(self, username: str) -> User | None:
+        with self.connect() as connection:
+            row = connection.execute("SELECT * FROM users WHERE username=?", (username,)).fetchone()
+        return _user(row) if row else None
+
+    def get_user_by_id(self, user_id: int) -> User | None:
+        with self.connect() as connection:
+            row = connection.execute("SELECT * FROM users WHERE id=?", (user_id,)).fetchone()
+        return _user(row) if row else None
+
+    def list_users(self) -> list[User]:
+        with self.connect() as connection:
+            return [_user(r) for r in connection.execute("SELECT * FROM users ORDER BY id")]
+
+    def count_users(self) -> int:
+        with self.connect() as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+    def record_login(
+        self, user_id: int, success: bool, lock_after: int, lock_seconds: float
+    ) -> None:
+        with self.transaction() as connection:
+            if success:
+                connection.execute(
+                    "UPDATE users SET failed_logins=0, locked_until=0 WHERE id=?", (user_id,)
+                )
+                return
+            failures = (
+                connection.execute(
+                    "SELECT failed_logins FROM users WHERE id=?", (user_id,)
+                ).fetchone()[0]
+                + 1
+            )
+            locked_until = time.time() + lock_seconds if failures >= lock_after else 0
+            connection.execute(
+                "UPDATE users SET failed_logins=?, locked_until=? WHERE id=?",
+                (failures, locked_until, user_id),
+            )
+
+    def set_user_language(self, user_id: int, language: str) -> None:
+        with self.transaction() as connection:
+            connection.execute("UPDATE users SET language=? WHERE id=?", (language, user_id))
+
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE users SET password_hash=? WHERE id=?", (password_hash, user_id)
+            )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _identity_dict(identity: PatientIdentity | None) -> dict:
+    if identity is None:
+        return {}
+    from dataclasses import asdict
+
+    return {k: v for k, v in asdict(identity).items() if v}
+
+
+def _case(row: sqlite3.Row) -> CaseRecord:
+    return CaseRecord(
+        id=row["id"],
+        uuid=row["uuid"],
+        created_at=row["created_at"],
+        created_by=row["created_by"],
+        local_patient_id=row["local_patient_id"],
+        state=row["state"],
+        category=row["category"],
+        body_part=row["body_part"],
+        quality_verdict=row["quality_verdict"],
+        result=json.loads(row["result_json"]),
+        identity=json.loads(row["identity_json"]),
+        original_name=row["original_name"],
+        image_file=row["image_file"],
+        display_file=row["display_file"],
+        heatmap_file=row["heatmap_file"],
+    )
+
+
+def _user(row: sqlite3.Row) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        role=row["role"],
+        password_hash=row["password_hash"],
+        language=row["language"],
+        failed_logins=row["failed_logins"],
+        locked_until=row["locked_until"],
+    )

@@ -1,0 +1,144 @@
+"""JSON API for integrations and tests: POST a screening, GET a case; health for the
+watchdog. Authenticated with HTTP Basic (the same accounts), never with the page cookie,
+so it needs no CSRF token. Documented in openapi.json beside this file."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from flask import Blueprint, Response, abort, jsonify, request
+
+from edgeosteo import __version__
+from edgeosteo.clinical import ClinicalAnswers
+from edgeosteo.errors import IntakeError
+from edgeosteo.messages import text
+from edgeosteo.models import verify_files
+from edgeosteo.web.auth import check_credentials
+from edgeosteo.web.service import ScreeningRequest
+
+blueprint = Blueprint("api", __name__)
+OPENAPI_FILE = Path(__file__).parent / "openapi.json"
+STARTED = time.monotonic()
+
+
+def _ext(name: str):
+    from edgeosteo.web import extension
+
+    return extension(name)
+
+
+def _authenticated_user():
+    credentials = request.authorization
+    if credentials is None or credentials.type != "basic":
+        return None
+    web = _ext("settings").web
+    user, _problem = check_credentials(
+        _ext("store"),
+        credentials.username or "",
+        credentials.password or "",
+        web.login_attempts_before_lock,
+        web.login_lock_seconds,
+    )
+    return user
+
+
+def _unauthorised() -> Response:
+    response = jsonify({"error": {"status": 401, "message": "HTTP Basic credentials required"}})
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = 'Basic realm="edgeosteo"'
+    return response
+
+
+def _error(status: int, code: str, detail: object = None) -> tuple[Response, int]:
+    return jsonify(
+        {
+            "error": {
+                "status": status,
+                "code": code,
+                "message_en": text(code, "en"),
+                "message_zh_CN": text(code, "zh_CN"),
+                "detail": detail,
+            }
+        }
+    ), status
+
+
+def _case_json(record) -> dict:
+    return {
+        "case": record.id,
+        "state": record.state,
+        "category": record.category,
+        "local_patient_id": record.local_patient_id,
+        "screening": record.result,
+    }
+
+
+@blueprint.route("/healthz")
+def health():
+    registry = _ext("service").screener.registry
+    models = {m.id: all(c.ok for c in verify_files(m)) for m in registry}
+    healthy = all(models.values()) and not registry.problems
+    return jsonify(
+        {
+            "status": "ok" if healthy else "degraded",
+            "version": __version__,
+            "uptime_s": round(time.monotonic() - STARTED, 1),
+            "models": models,
+            "cases": _ext("store").count_cases(),
+        }
+    ), 200 if healthy else 503
+
+
+@blueprint.route("/api/v1/openapi.json")
+def openapi():
+    return Response(OPENAPI_FILE.read_text(encoding="utf-8"), mimetype="application/json")
+
+
+@blueprint.route("/api/v1/screenings", methods=["POST"])
+def post_screening():
+    user = _authenticated_user()
+    if user is None:
+        return _unauthorised()
+    answers_raw = request.form.get("answers", "{}")
+    try:
+        answers = json.loads(answers_raw)
+        if not isinstance(answers, dict):
+            raise ValueError("answers must be a JSON object")
+    except ValueError as exc:
+        return _error(400, "answers.invalid", str(exc))
+    parsed = ClinicalAnswers.from_dict(answers)
+    if parsed.problems:
+        return _error(422, "answers.invalid", [p.to_dict() for p in parsed.problems])
+    upload = request.files.get("image")
+    data = upload.read() if upload is not None else None
+    if data is not None and not data:
+        return _error(422, "intake.empty_file")
+    try:
+        record = _ext("service").screen_and_store(
+            ScreeningRequest(
+                source=data,
+                answers=answers,
+                body_part=request.form.get("body_part") or None,
+                original_name=upload.filename if upload is not None else None,
+                local_patient_id=request.form.get("local_patient_id") or None,
+                created_by=user.username,
+            )
+        )
+    except IntakeError as exc:
+        return _error(422, exc.code, exc.detail)
+    response = jsonify(_case_json(record))
+    response.status_code = 201
+    response.headers["Location"] = f"/api/v1/cases/{record.id}"
+    return response
+
+
+@blueprint.route("/api/v1/cases/<int:case_id>")
+def get_case(case_id: int):
+    if _authenticated_user() is None:
+        return _unauthorised()
+    record = _ext("store").get_case(case_id)
+    if record is None:
+        abort(404)
+    return jsonify(_case_json(record))

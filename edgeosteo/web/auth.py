@@ -1,0 +1,134 @@
+"""Accounts: log in and out, roles, the first admin, login rate limiting."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import time
+from collections.abc import Callable, Mapping
+
+from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from edgeosteo.store import CaseStore, User
+
+blueprint = Blueprint("auth", __name__)
+PASSWORD_METHOD = "scrypt"
+ADMIN_PASSWORD_ENV = "EDGEOSTEO_ADMIN_PASSWORD"
+
+
+def hash_password(password: str) -> str:
+    return generate_password_hash(password, method=PASSWORD_METHOD)
+
+
+def ensure_admin(store: CaseStore, environ: Mapping[str, str]) -> str | None:
+    """Create the first admin when no account exists. Returns the one-time password when
+    one was generated (the caller shows it once on the console), else None."""
+    if store.count_users():
+        return None
+    given = environ.get(ADMIN_PASSWORD_ENV)
+    password = given or secrets.token_urlsafe(9)
+    store.create_user("admin", "admin", hash_password(password))
+    return None if given else password
+
+
+def load_user() -> None:
+    from edgeosteo.web import extension
+
+    g.settings = extension("settings")
+    user_id = session.get("user_id")
+    g.user = extension("store").get_user_by_id(user_id) if user_id else None
+
+
+def login_required(view: Callable) -> Callable:
+    @functools.wraps(view)
+    def wrapped(*args, **kwargs):
+        if g.get("user") is None:
+            return redirect(url_for("auth.login", next=request.path))
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def admin_required(view: Callable) -> Callable:
+    @functools.wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not g.user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def check_credentials(
+    store: CaseStore, username: str, password: str, lock_after: int, lock_seconds: float
+) -> tuple[User | None, str | None]:
+    """The user, or None with the reason: 'locked' or 'invalid'."""
+    user = store.get_user(username)
+    if user is None:
+        # spend the same time as a real check so usernames cannot be probed by timing
+        check_password_hash(hash_password("x"), password)
+        return None, "invalid"
+    if user.locked_until > time.time():
+        return None, "locked"
+    if not check_password_hash(user.password_hash, password):
+        store.record_login(user.id, False, lock_after, lock_seconds)
+        return None, "invalid"
+    store.record_login(user.id, True, lock_after, lock_seconds)
+    return user, None
+
+
+@blueprint.route("/login", methods=["GET", "POST"])
+def login():
+    from edgeosteo.web import extension
+
+    error = None
+    if request.method == "POST":
+        web = extension("settings").web
+        user, problem = check_credentials(
+            extension("store"),
+            request.form.get("username", "").strip(),
+            request.form.get("password", ""),
+            web.login_attempts_before_lock,
+            web.login_lock_seconds,
+        )
+        if user is not None:
+            language = session.get("language")
+            session.clear()
+            session["user_id"] = user.id
+            session.permanent = True
+            if language and not user.language:
+                session["language"] = language
+            target = request.args.get("next", "")
+            return redirect(
+                target
+                if target.startswith("/") and not target.startswith("//")
+                else url_for("pages.new_screening")
+            )
+        error = (
+            _("Too many failed attempts. Wait five minutes and try again.")
+            if problem == "locked"
+            else _("Wrong user name or password.")
+        )
+    return render_template("login.html", error=error), (401 if error else 200)
+
+
+@blueprint.route("/logout", methods=["POST"])
+def logout():
+    session.clear()
+    return redirect(url_for("auth.login"))
+
+
+@blueprint.route("/language", methods=["POST"])
+def set_language():
+    from edgeosteo.web import LANGUAGES, extension
+
+    language = request.form.get("language")
+    if language in LANGUAGES:
+        session["language"] = language
+        if g.get("user") is not None:
+            extension("store").set_user_language(g.user.id, language)
+    target = request.form.get("next", "")
+    return redirect(target if target.startswith("/") and not target.startswith("//") else "/")

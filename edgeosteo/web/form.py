@@ -1,0 +1,68 @@
+"""The clinical form: only what the instruments need, with units shown."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from flask_babel import lazy_gettext as _l
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: object
+    kind: str  # "number" | "sex" | "yesno"
+    unit: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    step: str = "any"
+    required: bool = False
+    women_only: bool = False
+
+
+CLINICAL_FIELDS: tuple[Field, ...] = (
+    Field("age_years", _l("Age"), "number", _l("years"), 18, 110, "1", required=True),
+    Field("sex", _l("Sex"), "sex", required=True),
+    Field("weight_kg", _l("Weight"), "number", "kg", 25, 200, "0.1", required=True),
+    Field("height_cm", _l("Height"), "number", "cm", 100, 220, "0.5"),
+    Field("prior_fragility_fracture", _l("Fracture from a minor fall, as an adult"), "yesno"),
+    Field(
+        "glucocorticoids_3_months",
+        _l("Steroid tablets (glucocorticoids) for 3 months or more"),
+        "yesno",
+    ),
+    Field("postmenopausal", _l("Periods have stopped (menopause)"), "yesno", women_only=True),
+    Field("estrogen_current", _l("Takes estrogen / hormone therapy now"), "yesno", women_only=True),
+    Field("rheumatoid_arthritis", _l("Rheumatoid arthritis"), "yesno"),
+    Field("secondary_causes", _l("Other disease or medicine that weakens bone"), "yesno"),
+    Field("family_history_osteoporosis", _l("Parent had a hip fracture or osteoporosis"), "yesno"),
+    Field("current_smoker", _l("Smokes now"), "yesno"),
+    Field("iof_one_minute_positive", _l("IOF one-minute test positive"), "yesno"),
+)
+
+BODY_PARTS = (
+    ("KNEE", _l("Knee")),
+    ("HIP", _l("Hip")),
+    ("LSPINE", _l("Lumbar spine")),
+    ("CHEST", _l("Chest")),
+    ("HAND", _l("Hand")),
+    ("", _l("Other / not sure")),
+)
+
+
+def answers_from_form(form: Mapping[str, str]) -> dict[str, str]:
+    """The form's answers as ClinicalAnswers input; blanks stay unanswered."""
+    answers: dict[str, str] = {}
+    for field in CLINICAL_FIELDS:
+        raw = (form.get(field.name) or "").strip()
+        if not raw:
+            continue
+        if field.name == "height_cm":
+            try:
+                answers["height_m"] = str(round(float(raw) / 100.0, 4))
+            except ValueError:
+                answers["height_m"] = raw
+        else:
+            answers[field.name] = raw
+    return answers

@@ -1,0 +1,106 @@
+"""New screening and the result page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
+from flask_babel import gettext as _
+
+from edgeosteo.clinical import ClinicalAnswers
+from edgeosteo.errors import IntakeError
+from edgeosteo.web.auth import login_required
+from edgeosteo.web.form import BODY_PARTS, CLINICAL_FIELDS, answers_from_form
+from edgeosteo.web.service import ScreeningRequest
+
+blueprint = Blueprint("pages", __name__)
+
+
+def _service():
+    from edgeosteo.web import extension
+
+    return extension("service")
+
+
+@blueprint.route("/")
+@login_required
+def index():
+    return redirect(url_for("pages.new_screening"))
+
+
+@blueprint.route("/screenings/new")
+@login_required
+def new_screening():
+    return render_template(
+        "new.html",
+        fields=CLINICAL_FIELDS,
+        body_parts=BODY_PARTS,
+        values={},
+        problems={},
+        upload_error=None,
+    )
+
+
+@blueprint.route("/screenings", methods=["POST"])
+@login_required
+def create_screening():
+    values = request.form.to_dict()
+    answers = answers_from_form(values)
+    parsed = ClinicalAnswers.from_dict(answers)
+    problems = {p.field if p.field != "height_m" else "height_cm": p.code for p in parsed.problems}
+    upload = request.files.get("image")
+    data = upload.read() if upload and upload.filename else None
+    upload_error = None
+    if data is not None and not data:
+        upload_error = "intake.empty_file"
+    if not problems and upload_error is None:
+        try:
+            record = _service().screen_and_store(
+                ScreeningRequest(
+                    source=data,
+                    answers=answers,
+                    body_part=values.get("body_part") or None,
+                    original_name=upload.filename if data else None,
+                    local_patient_id=values.get("local_patient_id", "").strip() or None,
+                    created_by=g.user.username,
+                )
+            )
+            return redirect(url_for("pages.case", case_id=record.id))
+        except IntakeError as exc:
+            upload_error = exc.code
+    return render_template(
+        "new.html",
+        fields=CLINICAL_FIELDS,
+        body_parts=BODY_PARTS,
+        values=values,
+        problems=problems,
+        upload_error=upload_error,
+    ), 422
+
+
+def _record(case_id: int):
+    from edgeosteo.web import extension
+
+    record = extension("store").get_case(case_id)
+    if record is None:
+        abort(404)
+    return record
+
+
+@blueprint.route("/cases/<int:case_id>")
+@login_required
+def case(case_id: int):
+    record = _record(case_id)
+    return render_template(
+        "case.html", case=record, result=record.result, title=_("Screening result")
+    )
+
+
+@blueprint.route("/cases/<int:case_id>/<any(display, heatmap):kind>.png")
+@login_required
+def case_image(case_id: int, kind: str):
+    from edgeosteo.web import extension
+
+    record = _record(case_id)
+    relative = record.display_file if kind == "display" else record.heatmap_file
+    if not relative:
+        abort(404)
+    return send_file(extension("store").data_dir / relative, mimetype="image/png")

@@ -1,0 +1,269 @@
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ADMIN_PASSWORD, TECH_PASSWORD, csrf_token, log_in
+
+
+def _cases(app) -> int:
+    return app.extensions["edgeosteo"]["store"].count_cases()
+
+
+def _form(token, **extra):
+    data = {
+        "csrf_token": token,
+        "age_years": "68",
+        "sex": "female",
+        "weight_kg": "52",
+        "height_cm": "155",
+        "body_part": "CHEST",
+        "prior_fragility_fracture": "no",
+    }
+    data.update(extra)
+    return data
+
+
+def _upload(client, data: bytes, name: str, **extra):
+    token = csrf_token(client, "/screenings/new")
+    form = _form(token, **extra)
+    form["image"] = (io.BytesIO(data), name)
+    return client.post("/screenings", data=form, content_type="multipart/form-data")
+
+
+def test_pages_need_a_login(client):
+    for path in ("/", "/screenings/new", "/cases", "/cases/1", "/settings/"):
+        response = client.get(path)
+        assert response.status_code == 302
+        assert "/login" in response.headers["Location"]
+
+
+def test_wrong_password_is_refused_and_repeated_failures_lock(client):
+    assert log_in(client, "admin", "wrong").status_code == 401
+    for _ in range(5):
+        log_in(client, "admin", "wrong")
+    locked = log_in(client, "admin", ADMIN_PASSWORD)
+    assert locked.status_code == 401
+    assert "Too many failed attempts" in locked.get_data(
+        as_text=True
+    ) or "登录失败次数过多" in locked.get_data(as_text=True)
+
+
+def test_post_without_csrf_token_is_refused(admin_client, app, pydicom_data_dir):
+    data = (pydicom_data_dir / "RG1_UNCR.dcm").read_bytes()
+    response = admin_client.post(
+        "/screenings",
+        content_type="multipart/form-data",
+        data={
+            "age_years": "70",
+            "sex": "female",
+            "weight_kg": "50",
+            "image": (io.BytesIO(data), "x.dcm"),
+        },
+    )
+    assert response.status_code == 400
+    assert _cases(app) == 0
+
+
+def test_technician_cannot_open_admin_pages(tech_client):
+    assert tech_client.get("/settings/").status_code == 403
+    token = csrf_token(tech_client, "/screenings/new")
+    response = tech_client.post(
+        "/settings/users",
+        data={"csrf_token": token, "username": "eve", "password": "password123", "role": "admin"},
+    )
+    assert response.status_code == 403
+
+
+def test_upload_a_dicom_and_see_the_result(admin_client, app, pydicom_data_dir):
+    response = _upload(
+        admin_client,
+        (pydicom_data_dir / "RG1_J2KR.dcm").read_bytes(),
+        "chest.dcm",
+        local_patient_id="A-17",
+    )
+    assert response.status_code == 302
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'id="banner"' in page
+    assert "A-17" in page
+    assert "CompressedSamples" not in page  # the DICOM patient name is not shown
+    assert _cases(app) == 1
+    image = admin_client.get(response.headers["Location"] + "/display.png")
+    assert image.status_code == 200 and image.data.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("en", "The file is incomplete or damaged"),
+        ("zh_CN", "文件不完整或已损坏"),
+    ],
+)
+def test_corrupt_dicom_shows_a_message_in_the_chosen_language(
+    admin_client, app, pydicom_data_dir, language, expected
+):
+    token = csrf_token(admin_client, "/screenings/new")
+    admin_client.post("/language", data={"csrf_token": token, "language": language})
+    data = (pydicom_data_dir / "RG1_UNCR.dcm").read_bytes()[:5000]
+    response = _upload(admin_client, data, "truncated.dcm")
+    assert response.status_code == 422
+    assert expected in response.get_data(as_text=True)
+    assert _cases(app) == 0
+
+
+def _png(width, height) -> bytes:
+    # a real PNG of the given size; zlib keeps a flat image small on the wire
+    ok, encoded = cv2.imencode(".png", np.zeros((height, width), np.uint8))
+    assert ok
+    return encoded.tobytes()
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "expected"),
+    [
+        (
+            b"patient notes, not an image\n" * 10,
+            "renamed.dcm",
+            "This file is not a radiograph image",
+        ),
+        (b"", "empty.png", "The file is empty"),
+        (None, "huge.png", "larger than this box accepts"),
+    ],
+)
+def test_bad_uploads_leave_no_case(admin_client, app, data, name, expected):
+    token = csrf_token(admin_client, "/screenings/new")
+    admin_client.post("/language", data={"csrf_token": token, "language": "en"})
+    payload = _png(7746, 7746) if data is None else data  # 60 megapixels
+    response = _upload(admin_client, payload, name)
+    assert response.status_code == 422
+    assert expected in response.get_data(as_text=True)
+    assert _cases(app) == 0
+
+
+def test_upload_over_the_size_limit_gets_a_friendly_413(tmp_path):
+    from edgeosteo.config import load_settings
+    from edgeosteo.web import create_app
+    from edgeosteo.web.auth import ensure_admin
+
+    settings = load_settings(
+        data_dir=tmp_path / "box", environ={}, web={"max_upload_bytes": 100_000}
+    )
+    app = create_app(settings)
+    ensure_admin(app.extensions["edgeosteo"]["store"], {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    client = app.test_client()
+    log_in(client)
+    response = _upload(client, b"\0" * 200_000, "big.dcm")
+    assert response.status_code == 413
+    assert "MB" in response.get_data(as_text=True)
+
+
+def test_invalid_answers_are_shown_inline_and_nothing_is_screened(admin_client, app):
+    token = csrf_token(admin_client, "/screenings/new")
+    response = admin_client.post("/screenings", data=_form(token, weight_kg="520"))
+    assert response.status_code == 422
+    assert 'class="field  invalid"' in response.get_data(
+        as_text=True
+    ) or "invalid" in response.get_data(as_text=True)
+    assert _cases(app) == 0
+
+
+def test_clinical_only_screening_without_image(admin_client, app):
+    token = csrf_token(admin_client, "/screenings/new")
+    response = admin_client.post("/screenings", data=_form(token))
+    assert response.status_code == 302
+    record = app.extensions["edgeosteo"]["store"].get_case(1)
+    assert record.category in ("consider", "refer", "urgent")
+    assert record.result["image"] is None
+
+
+def test_list_search_and_csv_export(admin_client, app):
+    for patient in ("P-1", "P-2"):
+        token = csrf_token(admin_client, "/screenings/new")
+        admin_client.post("/screenings", data=_form(token, local_patient_id=patient))
+    listing = admin_client.get("/cases?q=P-2&date=").get_data(as_text=True)
+    assert "P-2" in listing and "P-1" not in listing
+    export = admin_client.get("/cases/export.csv")
+    assert export.mimetype == "text/csv"
+    rows = export.get_data(as_text=True).lstrip("\ufeff").strip().splitlines()
+    assert rows[0].startswith("case,created_at,local_patient_id,category")
+    assert len(rows) == 3
+
+
+def test_admin_changes_a_threshold_and_it_applies(admin_client, app):
+    token = csrf_token(admin_client, "/settings/")
+    response = admin_client.post(
+        "/settings/",
+        data={
+            "csrf_token": token,
+            "refer_p_osteoporosis": "0.9",
+            "consider_p_osteoporosis": "0.3",
+            "consider_p_low_bone_mass": "0.6",
+            "rescreen_interval_months": "12",
+            "language": "en",
+            "sync_endpoint": "https://hub.example/fhir",
+        },
+    )
+    assert response.status_code == 302
+    screener = app.extensions["edgeosteo"]["service"].screener
+    assert screener.policy.refer_p_osteoporosis == 0.9
+    saved = (app.extensions["edgeosteo"]["settings"].data_dir / "edgeosteo.toml").read_text()
+    assert "refer_p_osteoporosis = 0.9" in saved
+
+
+def _basic(username, password):
+    token = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def test_api_requires_credentials_and_screens(client, app, pydicom_data_dir):
+    answers = json.dumps({"age_years": 72, "sex": "female", "weight_kg": 47})
+    assert client.post("/api/v1/screenings", data={"answers": answers}).status_code == 401
+    response = client.post(
+        "/api/v1/screenings",
+        headers=_basic("tech", TECH_PASSWORD),
+        content_type="multipart/form-data",
+        data={
+            "answers": answers,
+            "image": (io.BytesIO((pydicom_data_dir / "RG3_UNCR.dcm").read_bytes()), "leg.dcm"),
+        },
+    )
+    assert response.status_code == 201, response.get_data(as_text=True)
+    case = response.get_json()
+    assert case["screening"]["image"]["modality"] == "CR"
+    fetched = client.get(response.headers["Location"], headers=_basic("tech", TECH_PASSWORD))
+    assert fetched.get_json()["case"] == case["case"]
+    bad = client.post(
+        "/api/v1/screenings",
+        headers=_basic("tech", TECH_PASSWORD),
+        content_type="multipart/form-data",
+        data={"answers": answers, "image": (io.BytesIO(b"junk"), "x.dcm")},
+    )
+    assert bad.status_code == 422
+    assert bad.get_json()["error"]["code"] == "intake.not_an_image"
+    assert _cases(app) == 1
+
+
+def test_health_reports_models(client):
+    health = client.get("/healthz").get_json()
+    assert health["status"] == "ok"
+    assert health["models"]["knee-clinical"] is True
+
+
+def test_every_page_string_is_translated():
+    from babel.messages.mofile import read_mo
+    from babel.messages.pofile import read_po
+    from tools_path import PO
+
+    from edgeosteo.web import create_app  # noqa: F401 - the package must import
+
+    with PO.open("rb") as handle:
+        catalog = read_po(handle)
+    with PO.with_suffix(".mo").open("rb") as handle:
+        compiled = read_mo(handle)
+    assert [m.id for m in catalog if m.id and not m.string] == []
+    assert {m.id: m.string for m in catalog if m.id} == {m.id: m.string for m in compiled if m.id}

@@ -15,6 +15,8 @@ Variants
 - cnn_cls / cnn_reg: the small fully-convolutional CNN (tools/knee_cnn.py, multiple-instance via
   spatial averaging of patch outputs, strong augmentation, multi-task); scored by its
   classification logits (cls) or its T-score regression (reg, score = -t).
+- texture_age_residual: ridge on texture predicting the T-score residual after age.
+- texture_sourcenorm_ridge: texture features z-scored within each source (label-free) first.
 - fused_*: late fusion = logistic stacking on [clinical OOF logit, image OOF score], fitted by
   a second-level CV on the out-of-fold predictions with the same folds.
 Baselines on the same patients: clinical model, age, OSTA, source-only (one-hot LR; in LOSO a
@@ -105,6 +107,30 @@ def oof_linear(F, t, splits_per_repeat):
                 y = (t[tr] <= thr).astype(int)
                 out[k][r, te] = LogisticRegression(C=0.1, max_iter=3000).fit(Z, y).decision_function(Zt)
     return out
+
+
+def oof_resid(F, a, splits_per_repeat):
+    """ridge on texture predicting the T-score residual after a within-fold linear age fit;
+    score = -predicted residual (what the image adds beyond age)."""
+    t, age = a["t_score"], a["age"]
+    out = np.zeros((len(splits_per_repeat), len(t)))
+    for r, splits in enumerate(splits_per_repeat):
+        for tr, te in splits:
+            A = np.column_stack([np.ones(len(tr)), age[tr]])
+            res = t[tr] - A @ np.linalg.lstsq(A, t[tr], rcond=None)[0]
+            mu, sd = tc.standardizer(F[tr])
+            out[r, te] = -Ridge(alpha=10.0).fit((F[tr] - mu) / sd, res).predict((F[te] - mu) / sd)
+    return out
+
+
+def source_normalise(F, source):
+    """z-score every feature within its source (label-free; a site can do this on its own
+    unlabelled images)."""
+    G = F.copy()
+    for s in set(source):
+        m = source == s
+        G[m] = (F[m] - F[m].mean(0)) / (F[m].std(0) + 1e-9)
+    return G
 
 
 def oof_source_only(source, t, splits_per_repeat):
@@ -237,6 +263,13 @@ def main(argv=None):
                                                           cv_splits, loso)
     report["variants"]["texture_ridge"] = evaluate_variant("texture_ridge", tex_cv["reg"], tex_lo["reg"],
                                                           clin_cv, clin_lo, a, cv_splits, loso)
+    report["variants"]["texture_age_residual"] = evaluate_variant(
+        "texture_age_residual", oof_resid(F, a, cv_splits), oof_resid(F, a, [loso]), clin_cv, clin_lo, a, cv_splits, loso)
+    Fs = source_normalise(F, src)
+    tsn_cv, tsn_lo = oof_linear(Fs, t, cv_splits), oof_linear(Fs, t, [loso])
+    report["variants"]["texture_sourcenorm_ridge"] = evaluate_variant(
+        "texture_sourcenorm_ridge", tsn_cv["reg"], tsn_lo["reg"], clin_cv, clin_lo, a, cv_splits, loso)
+    report["source_identifiable_after_sourcenorm_cv_accuracy"] = source_identifiability(Fs, src, cv_splits[:5])
     report["runtime_s_texture"] = round(time.time() - t0, 1)
     if not args.skip_cnn:
         import knee_cnn

@@ -54,6 +54,7 @@ class ModelRunner:
         self.runtime = runtime
         self.cache_dir = cache_dir
         self._sessions: dict[str, InferenceSession] = {}
+        self._precision: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def session(self, manifest: ModelManifest) -> InferenceSession:
@@ -62,6 +63,7 @@ class ModelRunner:
             if session is None:
                 verify(manifest)
                 weights = manifest.weights_for(self.runtime.backend, self.runtime.precision)
+                self._precision[manifest.id] = "int8" if "int8" in weights.role else "fp32"
                 session = open_session(
                     weights.path,
                     self.runtime.backend,
@@ -111,7 +113,7 @@ class ModelRunner:
             kind=manifest.kind,
             used_for_referral=manifest.used_for_referral,
             backend=session.backend,
-            precision=self.runtime.precision,
+            precision=self._precision[manifest.id],
             heatmap=np.asarray(heatmap)[0] if heatmap is not None else None,
             **values,
         )

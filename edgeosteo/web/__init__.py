@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None, screener: Screener | None = Non
     app.before_request(auth.load_user)
     app.jinja_env.globals["reason_text"] = lambda code: text(code, _language_for_request(app))
     app.jinja_env.globals["languages"] = LANGUAGES
+    app.jinja_env.filters["percent"] = percent
 
     @app.context_processor
     def inject() -> dict:
@@ -80,6 +81,16 @@ def create_app(settings: Settings | None = None, screener: Screener | None = Non
 
     register_error_handlers(app)
     return app
+
+
+def percent(probability: float) -> str:
+    """A probability as a whole percentage that never claims certainty."""
+    value = probability * 100.0
+    if value > 99.0:
+        return ">99%"
+    if value < 1.0:
+        return "<1%"
+    return f"{value:.0f}%"
 
 
 def _language_for_request(app: Flask) -> str:

@@ -1,0 +1,177 @@
+"""The whole page flow in a real headless Chromium against a real waitress server."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+import waitress
+
+import model_factory
+from conftest import ADMIN_PASSWORD, REPO, shared_knee_dir
+from edgeosteo.config import REPO_MODELS_DIR, load_settings
+from edgeosteo.models import ModelRegistry
+from edgeosteo.web import create_app
+from edgeosteo.web.auth import ensure_admin
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason="Debian chromium is installed by .ci/run"
+)
+
+
+def _models_with_heatmap(root: Path) -> Path:
+    """The shipped models; plus a small test-built knee image model when none ships yet,
+    so the heatmap toggle has something to show."""
+    models = root / "models"
+    shutil.copytree(REPO_MODELS_DIR, models)
+    shipped = ModelRegistry(models)
+    if not any("heatmap" in m.outputs for m in shipped.of_kind("image", "KNEE")):
+        image = models / "test-knee-image"
+        image.mkdir()
+        model_factory.image_model(image / "model.onnx")
+        model_factory.write_manifest(
+            image, "test-knee-image", "image", "model.onnx", body_part="KNEE"
+        )
+    return models
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("live")
+    settings = load_settings(
+        data_dir=root / "box", environ={}, models_dir=str(_models_with_heatmap(root))
+    )
+    app = create_app(settings)
+    ensure_admin(app.extensions["edgeosteo"]["store"], {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
+        )
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server, viewport={"width": 1100, "height": 1400})
+    page = context.new_page()
+    page.goto("/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button.primary")
+    page.wait_for_url("**/screenings/new")
+    yield page
+    context.close()
+
+
+def _choose_language(page, language: str) -> None:
+    page.click(f"form.lang button[value={language}]")
+    page.wait_for_load_state()
+
+
+def _fill_and_screen(page, image: Path, body_part: str) -> None:
+    page.goto("/screenings/new")
+    page.set_input_files("#image", str(image))
+    page.select_option("select[name=body_part]", body_part)
+    page.fill("#f-age_years", "71")
+    page.select_option("#f-sex", "female")
+    page.fill("#f-weight_kg", "49")
+    page.fill("#f-height_cm", "152")
+    page.select_option("#f-prior_fragility_fracture", "no")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#banner", timeout=60_000)
+
+
+def test_dicom_flow_in_both_languages(page, pydicom_data_dir):
+    ARTIFACTS.mkdir(exist_ok=True)
+    _choose_language(page, "en")
+    _fill_and_screen(page, pydicom_data_dir / "RG1_J2KR.dcm", "CHEST")
+    banner = page.inner_text("#banner")
+    assert "DXA" in banner
+    body = page.inner_text("main")
+    assert "Bone health screening report" in body
+    assert "cannot rule out osteoporosis" in body
+    assert "No bone-density model is installed for this body part" in body
+    page.screenshot(path=str(ARTIFACTS / "result-dicom-en.png"), full_page=True)
+    _choose_language(page, "zh_CN")
+    body = page.inner_text("main")
+    assert "骨健康筛查报告" in body
+    assert "低分不能排除骨质疏松" in body
+    page.screenshot(path=str(ARTIFACTS / "result-dicom-zh_CN.png"), full_page=True)
+
+
+def test_knee_flow_with_heatmap_and_printout(page):
+    knee = shared_knee_dir()
+    if knee is None:
+        pytest.skip("../shared/data/knee is not present")
+    ARTIFACTS.mkdir(exist_ok=True)
+    _choose_language(page, "en")
+    image = sorted((knee / "images").iterdir())[0]
+    _fill_and_screen(page, image, "KNEE")
+    assert page.is_visible("#banner")
+    assert page.is_hidden("#heatmap")
+    page.check("#heatmap-toggle")
+    assert page.is_visible("#heatmap")
+    assert "experimental, not used for the recommendation" in page.inner_text("main")
+    page.screenshot(path=str(ARTIFACTS / "result-knee-en.png"), full_page=True)
+    pdf = ARTIFACTS / "report-knee-en.pdf"
+    page.emulate_media(media="print")
+    page.pdf(path=str(pdf), format="A4", print_background=True)
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", data)) == 1  # one A4 page to carry
+    page.emulate_media(media="screen")
+    _choose_language(page, "zh_CN")
+    assert "实验性结果" in page.inner_text("main")
+    page.screenshot(path=str(ARTIFACTS / "result-knee-zh_CN.png"), full_page=True)
+
+
+def test_bad_upload_shows_message_and_form_keeps_answers(page, tmp_path):
+    _choose_language(page, "zh_CN")
+    fake = tmp_path / "scan.dcm"
+    fake.write_text("not an image at all\n" * 20)
+    _choose_language(page, "zh_CN")
+    page.goto("/screenings/new")
+    page.set_input_files("#image", str(fake))
+    page.fill("#f-age_years", "66")
+    page.select_option("#f-sex", "female")
+    page.fill("#f-weight_kg", "55")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#upload-error")
+    assert "该文件不是X线图像" in page.inner_text("#upload-error")
+    assert page.input_value("#f-age_years") == "66"
+
+
+def test_required_fields_are_flagged_before_submitting(page):
+    _choose_language(page, "en")
+    page.goto("/screenings/new")
+    page.click("button[type=submit]")
+    assert page.is_visible("#required-message")
+    assert page.url.endswith("/screenings/new")

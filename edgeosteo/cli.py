@@ -376,6 +376,36 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
 
 @main.command()
+@click.option("--runs", default=30, show_default=True, help="Timed runs per input.")
+@click.option("--warmup", default=3, show_default=True)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Also write the figures as JSON here.",
+)
+@click.option("--no-server", is_flag=True, help="Skip the server memory and cold-start part.")
+@click.pass_context
+def bench(
+    ctx: click.Context, runs: int, warmup: int, json_path: Path | None, no_server: bool
+) -> None:
+    """Per-stage timings, backends side by side, server memory and cold start."""
+    import tempfile
+
+    from edgeosteo.bench import format_report, run_bench
+
+    with tempfile.TemporaryDirectory() as workdir:
+        report = run_bench(
+            _settings(ctx), runs, warmup, Path(workdir), include_server=not no_server
+        )
+    click.echo(format_report(report))
+    if json_path:
+        json_path.write_text(json.dumps(report, indent=2))
+        click.echo(f"wrote {json_path}")
+
+
+@main.command()
 @click.option("--json", "as_json", is_flag=True)
 @click.pass_context
 def info(ctx: click.Context, as_json: bool) -> None:
@@ -391,3 +421,7 @@ def info(ctx: click.Context, as_json: bool) -> None:
                 click.echo(f"  {k}: {v}")
         else:
             click.echo(f"{key}: {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -8,6 +8,7 @@ UnavailableFinding with a stable code.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -94,10 +95,20 @@ class ModelRunner:
         return tensors
 
     def run(
-        self, manifest: ModelManifest, radiograph: Radiograph | None, clinical: Mapping[str, object]
+        self,
+        manifest: ModelManifest,
+        radiograph: Radiograph | None,
+        clinical: Mapping[str, object],
+        timings: dict[str, list[float]] | None = None,
     ) -> ModelFinding:
         session = self.session(manifest)
-        outputs = session.run(self._inputs(manifest, radiograph, clinical))
+        started = time.perf_counter()
+        inputs = self._inputs(manifest, radiograph, clinical)
+        prepared = time.perf_counter()
+        outputs = session.run(inputs)
+        if timings is not None:
+            timings.setdefault(f"preprocess:{manifest.id}", []).append(prepared - started)
+            timings.setdefault(f"model:{manifest.id}", []).append(time.perf_counter() - prepared)
         values: dict[str, float | None] = {}
         for output_name, field_name in OUTPUT_FIELDS.items():
             array = outputs.get(output_name)
@@ -125,13 +136,14 @@ class ModelRunner:
         body_part: str | None,
         clinical: Mapping[str, object],
         image_refused: bool = False,
+        timings: dict[str, list[float]] | None = None,
     ) -> Findings:
         results: list[ModelFinding] = []
         unavailable: list[UnavailableFinding] = []
 
         def attempt(manifest: ModelManifest, image: Radiograph | None) -> None:
             try:
-                results.append(self.run(manifest, image, clinical))
+                results.append(self.run(manifest, image, clinical, timings))
             except ModelError as exc:
                 unavailable.append(
                     UnavailableFinding(exc.code, manifest.kind, manifest.id, exc.detail)

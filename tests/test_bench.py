@@ -1,0 +1,56 @@
+"""The benchmark runs and reports every stage; the figures themselves are not asserted."""
+
+from __future__ import annotations
+
+import model_factory
+from edgeosteo.bench import format_report, model_macs, run_bench, summarise
+from edgeosteo.screening import Screener
+
+
+def test_summary_percentiles():
+    numbers = summarise([0.001 * i for i in range(1, 101)])
+    assert numbers["n"] == 100
+    assert 50.0 <= numbers["p50_ms"] <= 51.0
+    assert 95.0 <= numbers["p95_ms"] <= 96.0
+
+
+def test_macs_of_a_known_graph(tmp_path):
+    model_factory.image_model(tmp_path / "image.onnx", size=64)
+    # conv 4x1x3x3 over 64x64 outputs, plus the 4x2 head
+    assert model_macs(tmp_path / "image.onnx") == 4 * 64 * 64 * 9 + 2 * 4
+
+
+def test_bench_reports_each_stage_and_backend(tmp_path, settings):
+    from edgeosteo.config import load_settings
+
+    models = model_factory.build_models_dir(tmp_path / "models")
+    configured = load_settings(data_dir=tmp_path / "data", environ={}, models_dir=str(models))
+    report = run_bench(
+        configured, runs=2, warmup=1, workdir=tmp_path / "bench", include_server=False
+    )
+    knee = report["inputs"]["jpeg_2000x2400"]
+    for stage in (
+        "decode",
+        "quality_gates",
+        "preprocess:test-knee-image",
+        "model:test-knee-image",
+        "clinical_and_decision",
+        "whole_screening",
+        "store",
+    ):
+        assert knee[stage]["n"] == 2 and knee[stage]["p50_ms"] > 0
+    backends = report["models"]["test-knee-image"]["backends"]
+    assert {(r["backend"], r["precision"]) for r in backends} >= {
+        ("onnxruntime", "fp32"),
+        ("openvino", "fp32"),
+    }
+    assert "jpeg_2000x2400" in format_report(report)
+
+
+def test_whole_screening_benchmark(benchmark, pydicom_data_dir, settings):
+    screener = Screener(settings)
+    path = pydicom_data_dir / "RG1_UNCR.dcm"
+    result = benchmark(
+        lambda: screener.screen(path, {"age_years": 70, "sex": "female", "weight_kg": 50})
+    )
+    assert result.quality.usable

@@ -199,13 +199,15 @@ class PhotoThresholds:
     clipped_level: float = 0.97
     overexposed_warn_fraction: float = 0.12
     overexposed_fail_fraction: float = 0.25
+    # a frame this blown out hides where the film ends
+    overexposed_frame_fraction: float = 0.5
     glare_warn_fraction: float = 0.004
     glare_fail_fraction: float = 0.012
-    # Edge blur: the spread (Gaussian sigma, in pixels of the film at analysis_long_side_px)
-    # of the film's strongest edges, in their most blurred direction.
+    # Blur: the spread (Gaussian sigma, in pixels of the film at analysis_long_side_px) of
+    # the film's cut edges against the light, in the most blurred side.
     analysis_long_side_px: int = 1024
-    blur_warn_px: float = 1.8
-    blur_fail_px: float = 2.4
+    blur_warn_px: float = 1.6
+    blur_fail_px: float = 2.0
     # Moire: strongest isolated spectral peak over the median power at its frequency.
     moire_window_px: int = 512
     moire_fail_ratio: float = 40.0

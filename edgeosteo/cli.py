@@ -423,5 +423,96 @@ def info(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"{key}: {value}")
 
 
+@main.command()
+@click.option("--status", "show_status", is_flag=True, help="Show the outbox; send nothing.")
+@click.option("--retry-failed", is_flag=True, help="Queue parked records again, then send.")
+@click.pass_context
+def sync(ctx: click.Context, show_status: bool, retry_failed: bool) -> None:
+    """Send pending anonymised results to the regional hub (also run by a systemd timer)."""
+    from edgeosteo.store import CaseStore
+    from edgeosteo.sync import Sender, SyncConfigError, format_status
+
+    settings = _settings(ctx)
+    store = CaseStore(settings.data_dir)
+    if show_status:
+        click.echo(format_status(store))
+        return
+    if retry_failed:
+        click.echo(f"queued again: {store.retry_failed()}")
+    try:
+        result = Sender(settings, store).run()
+    except SyncConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    counts = store.sync_status().counts
+    click.echo(
+        f"sent {result.sent}, parked {result.parked}, deferred {result.deferred} "
+        f"in {result.requests} requests; outbox now pending {counts.get('pending', 0)}, "
+        f"sent {counts.get('sent', 0)}, failed {counts.get('failed', 0)}"
+        + (f" (stopped: {result.stopped})" if result.stopped else "")
+    )
+
+
+@main.group()
+def hub() -> None:
+    """The reference hub that receives the boxes' results."""
+
+
+def _hub_store(settings: Settings, database_url: str | None):
+    from edgeosteo.hub import database_url as default_url
+    from edgeosteo.hub.store import HubStore
+
+    return HubStore(database_url or default_url(settings.hub, settings.data_dir))
+
+
+@hub.command("serve")
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default 8090).")
+@click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite).")
+@click.pass_context
+def hub_serve(
+    ctx: click.Context, host: str | None, port: int | None, database_url: str | None
+) -> None:
+    """Serve the hub (waitress). Put it behind a TLS-terminating proxy."""
+    import waitress
+
+    from edgeosteo.hub import create_hub_app
+
+    settings = _settings(ctx)
+    app = create_hub_app(settings.hub, settings.data_dir, _hub_store(settings, database_url))
+    host = host or settings.hub.host
+    port = port or settings.hub.port
+    click.echo(f"edgeosteo hub {__version__} on http://{host}:{port}/ (FHIR base /fhir)")
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=settings.hub.waitress_threads,
+        max_request_body_size=settings.hub.max_body_bytes,
+        ident="edgeosteo-hub",
+    )
+
+
+@hub.command("add-device")
+@click.argument("site_id")
+@click.argument("device_id")
+@click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite).")
+@click.pass_context
+def hub_add_device(
+    ctx: click.Context, site_id: str, device_id: str, database_url: str | None
+) -> None:
+    """Issue a bearer token for a box; put it in the box's data dir as sync-token."""
+    token = _hub_store(_settings(ctx), database_url).add_credential("device", site_id, device_id)
+    click.echo(token)
+
+
+@hub.command("add-viewer")
+@click.argument("name")
+@click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite).")
+@click.pass_context
+def hub_add_viewer(ctx: click.Context, name: str, database_url: str | None) -> None:
+    """Issue a token for the dashboard (the password at the browser's prompt)."""
+    click.echo(_hub_store(_settings(ctx), database_url).add_credential("viewer", "*", name))
+
+
 if __name__ == "__main__":
     main()

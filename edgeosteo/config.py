@@ -81,6 +81,7 @@ class Settings:
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     web: WebSettings = field(default_factory=lambda: WebSettings())
     sync: SyncSettings = field(default_factory=lambda: SyncSettings())
+    hub: HubSettings = field(default_factory=lambda: HubSettings())
     # the site's referral policy, as a [policy] table (edgeosteo.decision.SitePolicy fields)
     policy: dict[str, Any] = field(default_factory=dict)
     language: str = "zh_CN"
@@ -168,6 +169,48 @@ class WebSettings:
 class SyncSettings:
     # the regional hub's URL; empty means results stay on the box
     endpoint: str = ""
+    # who this box is, as the hub knows it (``edgeosteo hub add-device SITE DEVICE``)
+    site_id: str = ""
+    device_id: str = ""
+    # the device's bearer token and the per-site pseudonym key; "" means a file of that
+    # name in the data directory (sync-token, site-secret)
+    token_file: str = ""
+    site_secret_file: str = ""
+    # a CA bundle for a hub with a private certificate; "" uses the system's
+    ca_file: str = ""
+    batch_size: int = 50
+    # one image is a few megabytes: batches that carry images are this small
+    image_batch_size: int = 2
+    max_batches_per_run: int = 200
+    connect_timeout_s: float = 10.0
+    read_timeout_s: float = 60.0
+    # full-jitter exponential backoff: wait uniform(0, min(cap, base * 2**attempts))
+    backoff_base_s: float = 30.0
+    backoff_cap_s: float = 6 * 3600.0
+    # de-identified DICOM upload (PS3.15 Annex E basic profile); off unless a site opts in
+    include_images: bool = False
+    # de-identified image dates move back by 1..date_shift_max_days, fixed per patient
+    date_shift_max_days: int = 365
+    # ages from this one up are sent as one group (HIPAA safe harbour: 90 and over)
+    oldest_age_group_years: int = 90
+    # plain http is refused except to these hosts (a hub on the same machine, tests)
+    plain_http_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+
+
+@dataclass(frozen=True)
+class HubSettings:
+    """The reference hub (``edgeosteo hub``): receives bundles from the boxes."""
+
+    host: str = "127.0.0.1"
+    port: int = 8090
+    # SQLAlchemy URL; "" means SQLite in the hub's data directory (hub.sqlite3)
+    database_url: str = ""
+    max_body_bytes: int = 256 * 1024 * 1024
+    waitress_threads: int = 4
+    # age bands of the dashboard's referral rates (lower edges, years)
+    age_band_edges: tuple[int, ...] = (0, 50, 60, 70, 80, 90)
+    # the referral categories that count as "referred" in the dashboard's rates
+    referred_categories: tuple[str, ...] = ("refer", "urgent")
 
 
 @dataclass(frozen=True)

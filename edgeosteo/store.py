@@ -73,7 +73,17 @@ MIGRATIONS: tuple[str, ...] = (
         locked_until REAL NOT NULL DEFAULT 0
     );
     """,
+    # 2: what the sender last saw (last success, last error), for the settings page
+    """
+    CREATE TABLE sync_status (
+        key TEXT PRIMARY KEY,
+        value TEXT
+    );
+    CREATE INDEX outbox_record_state ON outbox(state, id);
+    """,
 )
+
+SYNC_STATUS_KEYS = ("last_attempt_at", "last_success_at", "last_error", "last_error_at")
 
 
 @dataclass(frozen=True)
@@ -93,6 +103,37 @@ class CaseRecord:
     image_file: str | None
     display_file: str | None
     heatmap_file: str | None
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """One outbox row: what the sender needs besides the case itself."""
+
+    id: int
+    record_uuid: str
+    case_id: int
+    capture_time: str
+    boot_id: str
+    monotonic_ns: int
+    clock_synchronised: bool
+    state: str
+    attempts: int
+    next_attempt_at: float
+    last_error: str | None
+    sent_at: str | None
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """The outbox at a glance, for the settings page and ``edgeosteo sync --status``."""
+
+    counts: dict[str, int]
+    last_attempt_at: str | None
+    last_success_at: str | None
+    last_error: str | None
+    last_error_at: str | None
+    # parked records (state failed) with the hub's answer, newest first
+    parked: tuple[OutboxRecord, ...]
 
 
 @dataclass(frozen=True)
@@ -341,6 +382,90 @@ class CaseStore:
             rows = connection.execute("SELECT state, COUNT(*) FROM outbox GROUP BY state")
             return {state: count for state, count in rows}
 
+    # --- outbox (the sender's side; every write is one short transaction) ----------------
+
+    def due_outbox(self, now: float, limit: int, longest_wait: float) -> list[OutboxRecord]:
+        """Pending records whose backoff has passed, oldest first. A wait longer than any
+        backoff means the clock was stepped back since it was set: due now."""
+        with self.connect() as connection:
+            rows = connection.execute(
+                "SELECT * FROM outbox WHERE state='pending' "
+                "AND (next_attempt_at <= ? OR next_attempt_at > ?) ORDER BY id LIMIT ?",
+                (now, now + longest_wait, limit),
+            ).fetchall()
+        return [_outbox(r) for r in rows]
+
+    def get_outbox(self, record_uuid: str) -> OutboxRecord | None:
+        with self.connect() as connection:
+            row = connection.execute(
+                "SELECT * FROM outbox WHERE record_uuid=?", (record_uuid,)
+            ).fetchone()
+        return _outbox(row) if row else None
+
+    def mark_sent(self, record_uuids: list[str], sent_at: str) -> None:
+        with self.transaction() as connection:
+            connection.executemany(
+                "UPDATE outbox SET state='sent', sent_at=?, attempts=attempts+1, "
+                "last_error=NULL WHERE record_uuid=? AND state='pending'",
+                [(sent_at, u) for u in record_uuids],
+            )
+            _set_status(connection, last_success_at=sent_at, last_attempt_at=sent_at)
+
+    def mark_retry(self, next_attempts: dict[str, float], error: str, at: str) -> None:
+        """Leave records pending, each with its own next attempt time (the jitter)."""
+        with self.transaction() as connection:
+            connection.executemany(
+                "UPDATE outbox SET attempts=attempts+1, next_attempt_at=?, last_error=? "
+                "WHERE record_uuid=? AND state='pending'",
+                [(when, error, u) for u, when in next_attempts.items()],
+            )
+            _set_status(connection, last_attempt_at=at, last_error=error, last_error_at=at)
+
+    def mark_failed(self, record_uuid: str, error: str, at: str) -> None:
+        """Park a record the hub refused (4xx) until an admin looks at it."""
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE outbox SET state='failed', attempts=attempts+1, last_error=? "
+                "WHERE record_uuid=? AND state='pending'",
+                (error, record_uuid),
+            )
+            _set_status(connection, last_attempt_at=at, last_error=error, last_error_at=at)
+
+    def retry_failed(self) -> int:
+        """Put parked records back in the queue (after the cause was fixed)."""
+        with self.transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE outbox SET state='pending', next_attempt_at=0 WHERE state='failed'"
+            )
+            return int(cursor.rowcount)
+
+    def note_sync_problem(self, error: str, at: str) -> None:
+        """A run-level problem (no token, refused credentials) that is no record's fault."""
+        with self.transaction() as connection:
+            _set_status(connection, last_attempt_at=at, last_error=error, last_error_at=at)
+
+    def sync_status(self, parked_limit: int = 20) -> SyncStatus:
+        with self.connect() as connection:
+            counts = {
+                state: count
+                for state, count in connection.execute(
+                    "SELECT state, COUNT(*) FROM outbox GROUP BY state"
+                )
+            }
+            values = dict(connection.execute("SELECT key, value FROM sync_status").fetchall())
+            parked = connection.execute(
+                "SELECT * FROM outbox WHERE state='failed' ORDER BY id DESC LIMIT ?",
+                (parked_limit,),
+            ).fetchall()
+        return SyncStatus(
+            counts=counts,
+            last_attempt_at=values.get("last_attempt_at"),
+            last_success_at=values.get("last_success_at"),
+            last_error=values.get("last_error"),
+            last_error_at=values.get("last_error_at"),
+            parked=tuple(_outbox(r) for r in parked),
+        )
+
     # --- users -------------------------------------------------------------------------
 
     def create_user(
@@ -435,6 +560,33 @@ def _case(row: sqlite3.Row) -> CaseRecord:
         image_file=row["image_file"],
         display_file=row["display_file"],
         heatmap_file=row["heatmap_file"],
+    )
+
+
+def _set_status(connection: sqlite3.Connection, **values: str | None) -> None:
+    for key, value in values.items():
+        assert key in SYNC_STATUS_KEYS, key
+        connection.execute(
+            "INSERT INTO sync_status (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
+
+
+def _outbox(row: sqlite3.Row) -> OutboxRecord:
+    return OutboxRecord(
+        id=row["id"],
+        record_uuid=row["record_uuid"],
+        case_id=row["case_id"],
+        capture_time=row["capture_time"],
+        boot_id=row["boot_id"],
+        monotonic_ns=row["monotonic_ns"],
+        clock_synchronised=bool(row["clock_synchronised"]),
+        state=row["state"],
+        attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"],
+        last_error=row["last_error"],
+        sent_at=row["sent_at"],
     )
 
 

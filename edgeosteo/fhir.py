@@ -1,0 +1,459 @@
+"""FHIR R4 transaction Bundles from anonymised records, and reading them back at the hub.
+
+Every entry is a conditional create (POST with ifNoneExist on a stable identifier), or for
+an image a PUT to a fixed Binary id, and every fullUrl is derived from that identifier: the
+same batch sent twice is the same bytes, and a FHIR server (or the reference hub) creates
+nothing the second time. The mapping is documented in docs/sync.md.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from edgeosteo.anonymise import AgeGroup, AnonymisedRecord, InstrumentScore, ModelOutput
+
+SYSTEM = "urn:edgeosteo"
+RECORD_SYSTEM = f"{SYSTEM}:record"
+OBSERVATION_SYSTEM = f"{SYSTEM}:observation"
+PATIENT_KEY_SYSTEM = f"{SYSTEM}:patient-key"
+PROVENANCE_URL = f"{SYSTEM}:fhir:StructureDefinition:capture-provenance"
+MODEL_OUTPUT_URL = f"{SYSTEM}:fhir:StructureDefinition:model-output"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+LOINC_AGE = "30525-0"
+# fullUrls are name-based UUIDs of the identifiers, so a replay names the same resources
+_URL_NAMESPACE = uuid.UUID("6f0c8a52-7d1e-4c8e-9a59-3f0e2a1b9c40")
+
+
+class BundleError(ValueError):
+    """A bundle the hub cannot take; the message says what is wrong (sent back as 400)."""
+
+
+def _full_url(*parts: str) -> str:
+    return "urn:uuid:" + str(uuid.uuid5(_URL_NAMESPACE, "|".join(parts)))
+
+
+def _coding(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    coding: dict[str, Any] = {"system": system, "code": code}
+    if display:
+        coding["display"] = display
+    return coding
+
+
+def _concept(system: str, code: str, display: str | None = None) -> dict[str, Any]:
+    return {"coding": [_coding(system, code, display)]}
+
+
+def _patient_key_system(site_id: str) -> str:
+    return f"{PATIENT_KEY_SYSTEM}:{site_id}"
+
+
+def patient_full_url(record: AnonymisedRecord) -> str:
+    return _full_url("Patient", _patient_key_system(record.site_id), record.patient_key)
+
+
+def _conditional(resource: dict[str, Any], system: str, value: str) -> dict[str, Any]:
+    kind = resource["resourceType"]
+    return {
+        "fullUrl": _full_url(kind, system, value),
+        "resource": resource,
+        "request": {"method": "POST", "url": kind, "ifNoneExist": f"identifier={system}|{value}"},
+    }
+
+
+def _age_quantity(age: AgeGroup) -> dict[str, Any]:
+    quantity: dict[str, Any] = {"value": age.years, "unit": "a", "system": UCUM, "code": "a"}
+    if age.at_least:
+        quantity["comparator"] = ">="
+    return quantity
+
+
+def _observation(
+    record: AnonymisedRecord, slot: str, code: dict[str, Any], **fields: Any
+) -> dict[str, Any]:
+    resource = {
+        "resourceType": "Observation",
+        "identifier": [{"system": OBSERVATION_SYSTEM, "value": f"{record.record_uuid}/{slot}"}],
+        "status": "final",
+        "code": code,
+        "subject": {"reference": patient_full_url(record)},
+        "effectiveDateTime": record.capture_time,
+        **fields,
+    }
+    return _conditional(resource, OBSERVATION_SYSTEM, f"{record.record_uuid}/{slot}")
+
+
+def _instrument_entry(record: AnonymisedRecord, item: InstrumentScore) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    if item.score is not None:
+        fields["valueQuantity"] = {
+            "value": item.score,
+            "unit": "{score}",
+            "system": UCUM,
+            "code": "{score}",
+        }
+    else:
+        fields["dataAbsentReason"] = _concept(
+            "http://terminology.hl7.org/CodeSystem/data-absent-reason", "not-applicable"
+        )
+    if item.band:
+        fields["interpretation"] = [_concept(f"{SYSTEM}:instrument-band", item.band)]
+    return _observation(
+        record,
+        f"instrument/{item.name}",
+        _concept(f"{SYSTEM}:instrument", item.name),
+        **fields,
+    )
+
+
+def _model_entry(record: AnonymisedRecord, model: ModelOutput) -> dict[str, Any]:
+    components = [
+        {"code": _concept(f"{SYSTEM}:model-output", name), "valueQuantity": {"value": value}}
+        for name, value in (
+            ("p-osteoporosis", model.p_osteoporosis),
+            ("p-low-bone-mass", model.p_low_bone_mass),
+            ("t-score-sd", model.t_score_sd),
+        )
+        if value is not None
+    ]
+    fields: dict[str, Any] = {
+        "method": {
+            "coding": [
+                {**_coding(f"{SYSTEM}:model", model.model_id), "version": model.model_version}
+            ]
+        },
+        "component": components,
+        "extension": [
+            {
+                "url": MODEL_OUTPUT_URL,
+                "extension": [
+                    {"url": "kind", "valueCode": model.kind or "unknown"},
+                    {"url": "usedForReferral", "valueBoolean": model.used_for_referral},
+                    {"url": "backend", "valueCode": model.backend or "unknown"},
+                    {"url": "precision", "valueCode": model.precision or "unknown"},
+                ],
+            }
+        ],
+    }
+    if model.t_score is not None:
+        fields["valueQuantity"] = {"value": model.t_score, "unit": "{T-score}"}
+    else:
+        fields["dataAbsentReason"] = _concept(
+            "http://terminology.hl7.org/CodeSystem/data-absent-reason", "not-applicable"
+        )
+    return _observation(
+        record,
+        f"model/{model.model_id}",
+        _concept(f"{SYSTEM}:model-output", "estimated-t-score", "Estimated T-score (model)"),
+        **fields,
+    )
+
+
+def _quality_entry(record: AnonymisedRecord) -> dict[str, Any]:
+    components = [
+        {
+            "code": _concept(f"{SYSTEM}:quality", "code"),
+            "valueCodeableConcept": _concept(f"{SYSTEM}:quality-code", code),
+        }
+        for code in record.quality_codes
+    ]
+    for name, code in (
+        ("intake-error", record.intake_error_code),
+        ("image-withheld", record.image_withheld_code),
+        ("modality", record.modality),
+        ("view-position", record.view_position),
+    ):
+        if code:
+            components.append(
+                {
+                    "code": _concept(f"{SYSTEM}:quality", name),
+                    "valueCodeableConcept": _concept(f"{SYSTEM}:{name}", code),
+                }
+            )
+    fields: dict[str, Any] = {"component": components}
+    if record.quality_verdict:
+        fields["valueCodeableConcept"] = _concept(
+            f"{SYSTEM}:quality-verdict", record.quality_verdict
+        )
+    else:
+        fields["dataAbsentReason"] = _concept(
+            "http://terminology.hl7.org/CodeSystem/data-absent-reason", "not-performed"
+        )
+    if record.body_part:
+        fields["bodySite"] = _concept(f"{SYSTEM}:body-part", record.body_part)
+    return _observation(
+        record, "quality", _concept(f"{SYSTEM}:observation-type", "image-quality"), **fields
+    )
+
+
+def _provenance(record: AnonymisedRecord) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [
+        {"url": "siteId", "valueString": record.site_id},
+        {"url": "deviceId", "valueString": record.device_id},
+        {"url": "captureTime", "valueDateTime": record.capture_time},
+        {"url": "bootId", "valueString": record.boot_id},
+        # nanoseconds overflow FHIR's 32-bit integer
+        {"url": "monotonicNs", "valueString": str(record.monotonic_ns)},
+        {"url": "clockSynchronised", "valueBoolean": record.clock_synchronised},
+        {"url": "patientKeySource", "valueCode": record.patient_key_source},
+    ]
+    if record.schema_version:
+        parts.append({"url": "resultSchemaVersion", "valueString": record.schema_version})
+    if record.dxa_indicated is not None:
+        parts.append({"url": "dxaIndicated", "valueBoolean": record.dxa_indicated})
+    parts += [{"url": "indicationMet", "valueCode": code} for code in record.indications_met]
+    return {"url": PROVENANCE_URL, "extension": parts}
+
+
+def record_entries(record: AnonymisedRecord, image: bytes | None = None) -> list[dict[str, Any]]:
+    """The entries for one record, Patient first (callers drop repeated Patients)."""
+    patient = {
+        "resourceType": "Patient",
+        "identifier": [
+            {"system": _patient_key_system(record.site_id), "value": record.patient_key}
+        ],
+        "gender": record.sex or "unknown",
+    }
+    entries = [_conditional(patient, _patient_key_system(record.site_id), record.patient_key)]
+    if record.age:
+        entries.append(
+            _observation(
+                record,
+                "age",
+                _concept(LOINC, LOINC_AGE, "Age"),
+                valueQuantity=_age_quantity(record.age),
+            )
+        )
+    entries += [_instrument_entry(record, item) for item in record.instruments]
+    entries += [_model_entry(record, model) for model in record.models]
+    entries.append(_quality_entry(record))
+    risk: dict[str, Any] = {
+        "resourceType": "RiskAssessment",
+        "extension": [_provenance(record)],
+        "identifier": [{"system": RECORD_SYSTEM, "value": record.record_uuid}],
+        "status": "final",
+        "method": {
+            "coding": [
+                {
+                    **_coding(f"{SYSTEM}:decision", "edgeosteo-referral"),
+                    "version": record.edgeosteo_version or "unknown",
+                }
+            ]
+        },
+        "subject": {"reference": patient_full_url(record)},
+        "occurrenceDateTime": record.capture_time,
+        "basis": [{"reference": e["fullUrl"]} for e in entries[1:]],
+        "reasonCode": [_concept(f"{SYSTEM}:reason", c) for c in record.referral_reason_codes],
+        "prediction": [
+            {
+                "outcome": _concept(
+                    f"{SYSTEM}:referral-category", record.referral_category or "unknown"
+                ),
+                **(
+                    {
+                        "qualitativeRisk": _concept(
+                            f"{SYSTEM}:referral-severity", str(record.referral_severity)
+                        )
+                    }
+                    if record.referral_severity is not None
+                    else {}
+                ),
+            }
+        ],
+    }
+    risk_entry = _conditional(risk, RECORD_SYSTEM, record.record_uuid)
+    entries.append(risk_entry)
+    if image is not None:
+        entries.append(
+            {
+                "fullUrl": _full_url("Binary", record.record_uuid),
+                "resource": {
+                    "resourceType": "Binary",
+                    "id": record.record_uuid,
+                    "contentType": "application/dicom",
+                    "securityContext": {"reference": risk_entry["fullUrl"]},
+                    "data": base64.b64encode(image).decode("ascii"),
+                },
+                "request": {"method": "PUT", "url": f"Binary/{record.record_uuid}"},
+            }
+        )
+    return entries
+
+
+def transaction_bundle(
+    records: Sequence[AnonymisedRecord], images: Mapping[str, bytes] | None = None
+) -> dict[str, Any]:
+    images = images or {}
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for record in records:
+        for entry in record_entries(record, images.get(record.record_uuid)):
+            if entry["fullUrl"] in seen:
+                continue
+            seen.add(entry["fullUrl"])
+            entries.append(entry)
+    return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+
+def bundle_bytes(bundle: Mapping[str, Any]) -> bytes:
+    return json.dumps(bundle, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+# --- reading (the hub) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReceivedRecord:
+    """One record as the hub files it: the columns its dashboard needs, and the resources."""
+
+    record_uuid: str
+    site_id: str
+    device_id: str
+    patient_key: str
+    capture_time: str
+    clock_synchronised: bool
+    sex: str | None
+    age_years: int | None
+    age_at_least: bool
+    referral_category: str | None
+    quality_verdict: str | None
+    quality_refusal_codes: tuple[str, ...]
+    models: tuple[str, ...]  # "model_id@version"
+    resources: tuple[Mapping[str, Any], ...]
+    image: bytes | None
+
+
+def _first_code(concept: Mapping[str, Any] | None, system: str) -> str | None:
+    for coding in (concept or {}).get("coding") or ():
+        if coding.get("system") == system:
+            return coding.get("code")
+    return None
+
+
+def _identifier(resource: Mapping[str, Any], system: str) -> str | None:
+    for identifier in resource.get("identifier") or ():
+        if identifier.get("system") == system:
+            return identifier.get("value")
+    return None
+
+
+def _extension_values(resource: Mapping[str, Any], url: str) -> dict[str, list[Any]]:
+    values: dict[str, list[Any]] = {}
+    for extension in resource.get("extension") or ():
+        if extension.get("url") != url:
+            continue
+        for part in extension.get("extension") or ():
+            value = next((v for k, v in part.items() if k.startswith("value")), None)
+            values.setdefault(part.get("url"), []).append(value)
+    return values
+
+
+def read_bundle(bundle: object) -> list[ReceivedRecord]:
+    """The records in a transaction bundle from a box; BundleError if it is not one."""
+    if not isinstance(bundle, Mapping) or bundle.get("resourceType") != "Bundle":
+        raise BundleError("not a FHIR Bundle")
+    if bundle.get("type") != "transaction":
+        raise BundleError("Bundle.type must be transaction")
+    entries = bundle.get("entry")
+    if not isinstance(entries, list) or not entries:
+        raise BundleError("Bundle has no entries")
+    by_url: dict[str, Mapping[str, Any]] = {}
+    for entry in entries:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("resource"), Mapping):
+            raise BundleError("every entry needs a resource")
+        request = entry.get("request") or {}
+        if request.get("method") not in ("POST", "PUT"):
+            raise BundleError("entries must be conditional creates or PUTs")
+        if request.get("method") == "POST" and not request.get("ifNoneExist"):
+            raise BundleError("POST entries must carry ifNoneExist (idempotent replays)")
+        by_url[str(entry.get("fullUrl"))] = entry["resource"]
+    records = []
+    for risk in (r for r in by_url.values() if r.get("resourceType") == "RiskAssessment"):
+        records.append(_read_record(risk, by_url))
+    if not records:
+        raise BundleError("Bundle holds no RiskAssessment")
+    return records
+
+
+def _read_record(
+    risk: Mapping[str, Any], by_url: Mapping[str, Mapping[str, Any]]
+) -> ReceivedRecord:
+    record_uuid = _identifier(risk, RECORD_SYSTEM)
+    if not record_uuid:
+        raise BundleError(f"RiskAssessment without a {RECORD_SYSTEM} identifier")
+    provenance = _extension_values(risk, PROVENANCE_URL)
+    site_id = (provenance.get("siteId") or [None])[0]
+    device_id = (provenance.get("deviceId") or [None])[0]
+    capture_time = (provenance.get("captureTime") or [None])[0]
+    if not (site_id and device_id and capture_time):
+        raise BundleError(f"record {record_uuid}: siteId, deviceId and captureTime are required")
+    patient = by_url.get(str((risk.get("subject") or {}).get("reference")))
+    if not patient or patient.get("resourceType") != "Patient":
+        raise BundleError(f"record {record_uuid}: subject must be a Patient in the bundle")
+    patient_key = _identifier(patient, f"{PATIENT_KEY_SYSTEM}:{site_id}")
+    if not patient_key:
+        raise BundleError(f"record {record_uuid}: Patient without a pseudonymous key")
+    observations = [
+        r
+        for r in by_url.values()
+        if r.get("resourceType") == "Observation"
+        and str(_identifier(r, OBSERVATION_SYSTEM) or "").startswith(record_uuid + "/")
+    ]
+    age_years, age_at_least = None, False
+    models: list[str] = []
+    quality_verdict = None
+    refusals: list[str] = []
+    quality_codes: list[str] = []
+    for observation in observations:
+        slot = str(_identifier(observation, OBSERVATION_SYSTEM)).split("/", 1)[1]
+        if slot == "age":
+            quantity = observation.get("valueQuantity") or {}
+            age_years = int(quantity["value"]) if "value" in quantity else None
+            age_at_least = quantity.get("comparator") == ">="
+        elif slot.startswith("model/"):
+            coding = ((observation.get("method") or {}).get("coding") or [{}])[0]
+            models.append(f"{coding.get('code')}@{coding.get('version')}")
+        elif slot == "quality":
+            quality_verdict = _first_code(
+                observation.get("valueCodeableConcept"), f"{SYSTEM}:quality-verdict"
+            )
+            for component in observation.get("component") or ():
+                value = component.get("valueCodeableConcept")
+                intake_error = _first_code(value, f"{SYSTEM}:intake-error")
+                quality_code = _first_code(value, f"{SYSTEM}:quality-code")
+                if intake_error:
+                    refusals.append(intake_error)
+                elif quality_code:
+                    quality_codes.append(quality_code)
+    prediction = (risk.get("prediction") or [{}])[0]
+    image = None
+    for resource in by_url.values():
+        if resource.get("resourceType") == "Binary" and resource.get("id") == record_uuid:
+            try:
+                image = base64.b64decode(resource.get("data") or "", validate=True)
+            except ValueError as exc:
+                raise BundleError(f"record {record_uuid}: image is not base64") from exc
+    return ReceivedRecord(
+        record_uuid=record_uuid,
+        site_id=str(site_id),
+        device_id=str(device_id),
+        patient_key=patient_key,
+        capture_time=str(capture_time),
+        clock_synchronised=bool((provenance.get("clockSynchronised") or [False])[0]),
+        sex=patient.get("gender") if patient.get("gender") in ("female", "male") else None,
+        age_years=age_years,
+        age_at_least=age_at_least,
+        referral_category=_first_code(prediction.get("outcome"), f"{SYSTEM}:referral-category"),
+        quality_verdict=quality_verdict,
+        # a refusal: the file could not be read, or a quality gate failed
+        quality_refusal_codes=tuple(refusals)
+        + (tuple(quality_codes) if quality_verdict == "fail" else ()),
+        models=tuple(models),
+        resources=(patient, *observations, risk),
+        image=image,
+    )

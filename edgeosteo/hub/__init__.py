@@ -1,0 +1,153 @@
+"""The reference hub: takes the boxes' FHIR transaction Bundles and shows a dashboard.
+
+POST {base}/fhir with ``Authorization: Bearer <device token>`` and a Bundle from
+edgeosteo.fhir. Every record must name the site and device the token was issued to. The
+answer is a transaction-response Bundle: 201 for what was new, 200 for a replay.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+
+from edgeosteo.config import HubSettings
+from edgeosteo.fhir import BundleError, read_bundle
+from edgeosteo.hub.store import Credential, HubStore
+
+HUB_DATABASE_NAME = "hub.sqlite3"
+FHIR_JSON = "application/fhir+json"
+
+
+def database_url(settings: HubSettings, data_dir: Path) -> str:
+    if settings.database_url:
+        return settings.database_url
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir / HUB_DATABASE_NAME}"
+
+
+def _outcome(status: int, code: str, diagnostics: str) -> Response:
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": code, "diagnostics": diagnostics}],
+    }
+    response = Response(json.dumps(body), status=status, mimetype=FHIR_JSON)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="edgeosteo-hub"'
+    return response
+
+
+def _bearer() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    if request.authorization and request.authorization.password:
+        return request.authorization.password  # a browser's Basic prompt, for viewers
+    return None
+
+
+def create_hub_app(settings: HubSettings, data_dir: Path, store: HubStore | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    hub_store = store or HubStore(database_url(settings, data_dir))
+    app.extensions["edgeosteo_hub"] = {"settings": settings, "store": hub_store}
+
+    def credential(role: str) -> Credential | None:
+        token = _bearer()
+        found = hub_store.authenticate(token) if token else None
+        return found if found and found.role == role else None
+
+    @app.post("/fhir")
+    @app.post("/fhir/")
+    def receive() -> Response:
+        device = credential("device")
+        if device is None:
+            return _outcome(401, "login", "a valid device bearer token is required")
+        if request.mimetype not in (FHIR_JSON, "application/json"):
+            return _outcome(415, "not-supported", "send application/fhir+json")
+        try:
+            bundle = json.loads(request.get_data())
+            received = read_bundle(bundle)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            message = str(exc) if isinstance(exc, BundleError) else "malformed bundle"
+            return _outcome(400, "invalid", message)
+        for record in received:
+            if (record.site_id, record.device_id) != (device.site_id, device.device_id):
+                return _outcome(
+                    403,
+                    "forbidden",
+                    f"record {record.record_uuid} names {record.site_id}/{record.device_id}, "
+                    "not the device this token belongs to",
+                )
+        outcome = hub_store.store(received, device)
+        created = set(outcome.created)
+        entries: list[dict[str, Any]] = []
+        for entry in bundle["entry"]:
+            resource = entry["resource"]
+            uuid = _record_of(resource, received)
+            status = "201 Created" if uuid in created else "200 OK"
+            entries.append({"response": {"status": status}})
+        body = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+        return Response(json.dumps(body), status=200, mimetype=FHIR_JSON)
+
+    @app.get("/healthz")
+    def health() -> Response:
+        return jsonify(status="ok", records=hub_store.count_records())
+
+    def dashboard_data() -> dict[str, Any]:
+        data = hub_store.dashboard(settings.age_band_edges, settings.referred_categories)
+        return {
+            "total": data.total,
+            "per_site_week": [
+                {"site": site, "week": week, "results": n}
+                for (site, week), n in data.per_site_week.items()
+            ],
+            "referral_rates": [
+                {
+                    "sex": sex,
+                    "age_band": band,
+                    "referred": referred,
+                    "results": n,
+                    "rate": round(referred / n, 3) if n else None,
+                }
+                for (sex, band), (referred, n) in data.referral_rates.items()
+            ],
+            "model_versions": data.model_versions,
+            "refusals": data.refusals,
+            "deliveries": data.deliveries,
+            "replayed_records": data.replayed_records,
+        }
+
+    def viewer_required() -> Response | None:
+        if credential("viewer") is None:
+            response = _outcome(401, "login", "a viewer token is required")
+            response.headers["WWW-Authenticate"] = 'Basic realm="edgeosteo-hub"'
+            return response
+        return None
+
+    @app.get("/")
+    def dashboard() -> Response | str:
+        refused = viewer_required()
+        if refused is not None:
+            return refused
+        return render_template("dashboard.html", data=dashboard_data())
+
+    @app.get("/dashboard.json")
+    def dashboard_json() -> Response:
+        refused = viewer_required()
+        return refused if refused is not None else jsonify(dashboard_data())
+
+    return app
+
+
+def _record_of(resource: dict[str, Any], received: list[Any]) -> str | None:
+    """Which record an entry belongs to (the shared Patient counts as its first record's)."""
+    for record in received:
+        if any(r is resource for r in record.resources):
+            return record.record_uuid
+        if resource.get("resourceType") == "Binary" and resource.get("id") == record.record_uuid:
+            return record.record_uuid
+    return None

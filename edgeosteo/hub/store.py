@@ -1,0 +1,332 @@
+"""The hub's database (SQLAlchemy Core): SQLite by default, PostgreSQL when a URL says so.
+
+A record is inserted at most once, keyed by the box's record UUID (INSERT .. ON CONFLICT
+DO NOTHING in the bundle's one transaction), so replays and concurrent deliveries of the
+same record leave one row. Device tokens are kept as SHA-256 digests only: they are 256-bit
+random strings, so a slow password hash would add nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+
+from edgeosteo.fhir import ReceivedRecord
+
+TOKEN_BYTES = 32
+
+metadata = MetaData()
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("role", String(16), nullable=False),  # device | viewer
+    Column("site_id", String(80), nullable=False),
+    Column("device_id", String(80), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+records = Table(
+    "records",
+    metadata,
+    Column("record_uuid", String(64), primary_key=True),
+    Column("site_id", String(80), nullable=False, index=True),
+    Column("device_id", String(80), nullable=False),
+    Column("patient_key", String(64), nullable=False, index=True),
+    Column("capture_time", String(40), nullable=False),
+    # ISO week of the capture, or of the receipt when the box's clock was not synchronised
+    Column("week", String(10), nullable=False, index=True),
+    Column("clock_synchronised", Boolean, nullable=False),
+    Column("sex", String(8)),
+    Column("age_years", Integer),
+    Column("age_at_least", Boolean, nullable=False),
+    Column("referral_category", String(40)),
+    Column("quality_verdict", String(16)),
+    Column("refusal_codes", Text, nullable=False),  # JSON list
+    Column("models", Text, nullable=False),  # JSON list of "id@version"
+    Column("resources", Text, nullable=False),  # JSON list of the FHIR resources
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+images = Table(
+    "images",
+    metadata,
+    Column("record_uuid", String(64), primary_key=True),
+    Column("dicom", LargeBinary, nullable=False),
+)
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", String(80), nullable=False),
+    Column("device_id", String(80), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("created", Integer, nullable=False),
+    Column("replayed", Integer, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Credential:
+    role: str
+    site_id: str
+    device_id: str
+
+
+@dataclass(frozen=True)
+class StoreOutcome:
+    created: tuple[str, ...]
+    replayed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    total: int
+    # (site, week) -> results
+    per_site_week: dict[tuple[str, str], int]
+    # (sex, age band) -> (referred, results)
+    referral_rates: dict[tuple[str, str], tuple[int, int]]
+    model_versions: dict[str, int]
+    refusals: dict[str, int]
+    deliveries: int
+    replayed_records: int
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _week(moment: str | datetime) -> str:
+    when = datetime.fromisoformat(moment) if isinstance(moment, str) else moment
+    year, week, _ = when.isocalendar()
+    return f"{year}-W{week:02d}"
+
+
+def age_band(age_years: int | None, at_least: bool, edges: Sequence[int]) -> str:
+    if age_years is None:
+        return "unknown"
+    lower = max((e for e in edges if e <= age_years), default=edges[0])
+    later = [e for e in edges if e > lower]
+    if at_least or not later:
+        return f"{lower}+"
+    return f"{lower}-{later[0] - 1}"
+
+
+class HubStore:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = _engine(url)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    # --- credentials ----------------------------------------------------------------------
+
+    def add_credential(self, role: str, site_id: str, device_id: str) -> str:
+        """A new bearer token; only its digest is stored, the token is shown once."""
+        token = secrets.token_urlsafe(TOKEN_BYTES)
+        with self.engine.begin() as connection:
+            connection.execute(
+                credentials.insert().values(
+                    role=role,
+                    site_id=site_id,
+                    device_id=device_id,
+                    token_sha256=token_digest(token),
+                    created_at=_now(),
+                )
+            )
+        return token
+
+    def revoke(self, site_id: str, device_id: str) -> int:
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                credentials.update()
+                .where(
+                    credentials.c.site_id == site_id,
+                    credentials.c.device_id == device_id,
+                    credentials.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=_now())
+            )
+            return int(result.rowcount)
+
+    def authenticate(self, token: str) -> Credential | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(credentials.c.role, credentials.c.site_id, credentials.c.device_id).where(
+                    credentials.c.token_sha256 == token_digest(token),
+                    credentials.c.revoked_at.is_(None),
+                )
+            ).first()
+        return Credential(row.role, row.site_id, row.device_id) if row else None
+
+    # --- records --------------------------------------------------------------------------
+
+    def _insert(self, table: Table, key: str) -> Any:
+        dialect = postgresql if self.dialect == "postgresql" else sqlite
+        return dialect.insert(table).on_conflict_do_nothing(index_elements=[key])
+
+    def store(self, received: Sequence[ReceivedRecord], credential: Credential) -> StoreOutcome:
+        now = _now()
+        created: list[str] = []
+        replayed: list[str] = []
+        with self.engine.begin() as connection:
+            for record in received:
+                result = connection.execute(
+                    self._insert(records, "record_uuid").values(
+                        record_uuid=record.record_uuid,
+                        site_id=record.site_id,
+                        device_id=record.device_id,
+                        patient_key=record.patient_key,
+                        capture_time=record.capture_time,
+                        week=_week(record.capture_time if record.clock_synchronised else now),
+                        clock_synchronised=record.clock_synchronised,
+                        sex=record.sex,
+                        age_years=record.age_years,
+                        age_at_least=record.age_at_least,
+                        referral_category=record.referral_category,
+                        quality_verdict=record.quality_verdict,
+                        refusal_codes=json.dumps(list(record.quality_refusal_codes)),
+                        models=json.dumps(list(record.models)),
+                        resources=json.dumps(list(record.resources), sort_keys=True),
+                        received_at=now,
+                    )
+                )
+                (created if result.rowcount == 1 else replayed).append(record.record_uuid)
+                if record.image is not None:
+                    connection.execute(
+                        self._insert(images, "record_uuid").values(
+                            record_uuid=record.record_uuid, dicom=record.image
+                        )
+                    )
+            connection.execute(
+                deliveries.insert().values(
+                    site_id=credential.site_id,
+                    device_id=credential.device_id,
+                    received_at=now,
+                    records=len(received),
+                    created=len(created),
+                    replayed=len(replayed),
+                )
+            )
+        return StoreOutcome(tuple(created), tuple(replayed))
+
+    def record_uuids(self) -> list[str]:
+        with self.engine.connect() as connection:
+            return [r[0] for r in connection.execute(select(records.c.record_uuid))]
+
+    def count_records(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(records)).scalar())
+
+    def get_record(self, record_uuid: str) -> dict[str, Any] | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(records).where(records.c.record_uuid == record_uuid)
+            ).first()
+        return dict(row._mapping) if row else None
+
+    def get_image(self, record_uuid: str) -> bytes | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(images.c.dicom).where(images.c.record_uuid == record_uuid)
+            ).first()
+        return bytes(row[0]) if row else None
+
+    def delivery_totals(self) -> tuple[int, int, int]:
+        """(deliveries, records created, records replayed) over all time."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(
+                    func.count(),
+                    func.coalesce(func.sum(deliveries.c.created), 0),
+                    func.coalesce(func.sum(deliveries.c.replayed), 0),
+                )
+            ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def dashboard(self, age_band_edges: Sequence[int], referred: Sequence[str]) -> Dashboard:
+        per_site_week: Counter[tuple[str, str]] = Counter()
+        rates: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+        versions: Counter[str] = Counter()
+        refusals: Counter[str] = Counter()
+        total = 0
+        columns = (
+            records.c.site_id,
+            records.c.week,
+            records.c.sex,
+            records.c.age_years,
+            records.c.age_at_least,
+            records.c.referral_category,
+            records.c.models,
+            records.c.refusal_codes,
+        )
+        with self.engine.connect() as connection:
+            for row in connection.execute(select(*columns)):
+                total += 1
+                per_site_week[(row.site_id, row.week)] += 1
+                band = age_band(row.age_years, row.age_at_least, age_band_edges)
+                cell = rates[(row.sex or "unknown", band)]
+                cell[0] += row.referral_category in referred
+                cell[1] += 1
+                versions.update(json.loads(row.models))
+                refusals.update(json.loads(row.refusal_codes))
+        count, _, replayed = self.delivery_totals()
+        return Dashboard(
+            total=total,
+            per_site_week=dict(sorted(per_site_week.items())),
+            referral_rates={k: (v[0], v[1]) for k, v in sorted(rates.items())},
+            model_versions=dict(versions.most_common()),
+            refusals=dict(refusals.most_common()),
+            deliveries=count,
+            replayed_records=replayed,
+        )
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)

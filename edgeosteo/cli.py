@@ -354,8 +354,6 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     """Start the local screening page (waitress, production mode)."""
     import os
 
-    import waitress
-
     from edgeosteo.web import create_app
     from edgeosteo.web.auth import ensure_admin
 
@@ -370,9 +368,104 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     click.echo(
         f"edgeosteo {__version__} serving on http://{host}:{port}/ (data: {settings.data_dir})"
     )
-    waitress.serve(
-        app, host=host, port=port, threads=settings.web.waitress_threads, ident="edgeosteo"
+    from edgeosteo.appliance import serve_with_watchdog
+
+    # under systemd (Type=notify) this also sends READY=1 and WATCHDOG=1 from a health loop
+    serve_with_watchdog(
+        app,
+        host,
+        port,
+        settings.web.waitress_threads,
+        settings.appliance.health_interval_s,
+        settings.appliance.health_timeout_s,
     )
+
+
+@main.command()
+@click.option(
+    "--backend",
+    "backends",
+    multiple=True,
+    type=click.Choice(["onnxruntime", "openvino"]),
+    help="Only this backend (repeatable; default: both).",
+)
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_context
+def selftest(ctx: click.Context, backends: tuple[str, ...], as_json: bool) -> None:
+    """Run every model on its stored reference inputs through both backends; exit 1 on any
+    mismatch or tampered file."""
+    from edgeosteo.runtime import BACKENDS
+    from edgeosteo.selftest import run_selftest
+
+    settings = _settings(ctx)
+    report = run_selftest(
+        settings.models_dir, settings.appliance.selftest_tolerance, backends or BACKENDS
+    )
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(f"models: {report.models_dir}")
+        for check in report.checks:
+            where = f"{check.model_id} {check.backend or ''}".strip()
+            click.echo(f"{'ok  ' if check.ok else 'FAIL'} {where} {check.what}: {check.detail}")
+        click.echo("SELFTEST PASSED" if report.ok else "SELFTEST FAILED")
+    if not report.ok:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("destination", type=click.Path(path_type=Path))
+@click.pass_context
+def backup(ctx: click.Context, destination: Path) -> None:
+    """Back up the data directory (store, images, config) to a .tar.gz file or folder."""
+    from edgeosteo.maintenance import backup as write_backup
+
+    try:
+        written = write_backup(_settings(ctx).data_dir, destination)
+    except EdgeOsteoError as exc:
+        raise click.ClickException(exc.detail or exc.code) from exc
+    click.echo(f"wrote {written} (holds patient data and secrets: keep it locked away)")
+
+
+@main.command()
+@click.argument("archive", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace a store that is newer than the backup.")
+@click.pass_context
+def restore(ctx: click.Context, archive: Path, force: bool) -> None:
+    """Restore a backup into the data directory (stop the edgeosteo service first)."""
+    from edgeosteo.maintenance import restore as restore_backup
+
+    try:
+        meta = restore_backup(archive, _settings(ctx).data_dir, force=force)
+    except EdgeOsteoError as exc:
+        raise click.ClickException(exc.detail or exc.code) from exc
+    store = meta.get("store", {})
+    click.echo(
+        f"restored {store.get('cases')} cases from {meta.get('created_at')} "
+        f"into {_settings(ctx).data_dir}"
+    )
+
+
+@main.command("support-bundle")
+@click.argument("destination", type=click.Path(path_type=Path), default=Path("."))
+@click.option("--no-selftest", is_flag=True, help="Leave the model self-test out.")
+@click.pass_context
+def support_bundle(ctx: click.Context, destination: Path, no_selftest: bool) -> None:
+    """Write logs, versions, model hashes and the config (no secrets, no patient data)."""
+    from edgeosteo.maintenance import support_bundle as write_bundle
+    from edgeosteo.selftest import run_selftest
+
+    settings = _settings(ctx)
+    selftest_report = None
+    if not no_selftest:
+        selftest_report = run_selftest(
+            settings.models_dir, settings.appliance.selftest_tolerance
+        ).to_dict()
+    try:
+        written = write_bundle(settings, destination, system_info(settings), selftest_report)
+    except EdgeOsteoError as exc:
+        raise click.ClickException(exc.detail or exc.code) from exc
+    click.echo(f"wrote {written}")
 
 
 @main.command()

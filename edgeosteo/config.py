@@ -66,7 +66,7 @@ class QualityThresholds:
 
 @dataclass(frozen=True)
 class RuntimeSettings:
-    backend: str = "onnxruntime"  # "onnxruntime" | "openvino"
+    backend: str = "auto"  # "auto" | "onnxruntime" | "openvino"; see backend_for_cpu()
     precision: str = "int8"  # "int8" | "fp32"
     intra_op_threads: int = 0  # 0 = number of physical cores
     cache_dir: Path | None = None
@@ -79,6 +79,7 @@ class Settings:
     intake: IntakeLimits = field(default_factory=IntakeLimits)
     quality: QualityThresholds = field(default_factory=QualityThresholds)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    appliance: ApplianceSettings = field(default_factory=lambda: ApplianceSettings())
     web: WebSettings = field(default_factory=lambda: WebSettings())
     sync: SyncSettings = field(default_factory=lambda: SyncSettings())
     hub: HubSettings = field(default_factory=lambda: HubSettings())
@@ -148,7 +149,47 @@ def load_settings(
         settings = _merge(settings, loaded, "")
     if overrides:
         settings = _merge(settings, overrides, "")
+    if settings.runtime.backend == "auto":
+        runtime = dataclasses.replace(settings.runtime, backend=backend_for_cpu())
+        settings = dataclasses.replace(settings, runtime=runtime)
     return settings
+
+
+def backend_for_cpu(machine: str | None = None, cpuinfo: str | None = None) -> str:
+    """The backend that "auto" means on this CPU.
+
+    OpenVINO on Intel x86-64 (its CPU plugin is tuned for Atom and Core parts such as the
+    N100); ONNX Runtime everywhere else: on AMD x86-64, which OpenVINO does not officially
+    support, and on 64-bit ARM (Raspberry Pi 5 class), where ONNX Runtime's MLAS kernels
+    are the mature path and OpenVINO's ARM plugin is newer. Both give the same outputs
+    within 1e-4 on the shipped FP32 models; ``edgeosteo selftest`` checks that on the box.
+    """
+    import platform
+
+    machine = (machine or platform.machine()).lower()
+    if machine not in ("x86_64", "amd64"):
+        return "onnxruntime"
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    return "openvino" if "GenuineIntel" in cpuinfo else "onnxruntime"
+
+
+@dataclass(frozen=True)
+class ApplianceSettings:
+    """The installed station (firmware/): watchdog health loop, support bundle, self-test."""
+
+    # The health loop GETs /healthz this often (and at least twice per WatchdogSec); a
+    # request slower than the timeout counts as a hung server, so no WATCHDOG=1 is sent.
+    health_interval_s: float = 15.0
+    health_timeout_s: float = 10.0
+    # Journal lines per unit in a support bundle.
+    support_journal_lines: int = 2000
+    # Reference outputs in manifests come from the FP32 files; both backends must
+    # reproduce them this closely (the tolerance tests/test_shipped_models.py states).
+    selftest_tolerance: float = 1e-4
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,7 @@ def test_provisioned_config_loads_and_firewall_parses(tmp_path):
     assert settings.models_dir == Path("/opt/edgeosteo/models")
     assert settings.runtime.backend in ("onnxruntime", "openvino")  # "auto", resolved
     assert settings.sync.endpoint == "https://hub.example/api"
+    assert settings.receiver.host == "0.0.0.0" and settings.receiver.port == 11112
     device_id = (root / "var/lib/edgeosteo/device-id").read_text().strip()
     assert getattr(settings.sync, "device_id", device_id) == device_id
     ruleset = root / "etc/nftables.d/edgeosteo.nft"

@@ -3,6 +3,7 @@ backup and restore, and the support bundle (real subprocesses, sockets and files
 
 from __future__ import annotations
 
+import dataclasses
 import http.server
 import io
 import json
@@ -21,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from edgeosteo.appliance import HealthLoop, check_health, notify, watchdog_seconds
-from edgeosteo.config import REPO_MODELS_DIR, backend_for_cpu, load_settings
+from edgeosteo.config import REPO_MODELS_DIR, Settings, backend_for_cpu, load_settings
 from edgeosteo.intake.types import PatientIdentity
 from edgeosteo.store import CaseStore
 
@@ -70,8 +71,13 @@ def test_serve_speaks_ready_then_periodic_watchdog_and_stopping(tmp_path):
         "WATCHDOG_USEC": "2000000",  # pings at least every second
     }
     env.pop("WATCHDOG_PID", None)
+    data = tmp_path / "data"
+    data.mkdir()
+    if "receiver" in {f.name for f in dataclasses.fields(Settings)}:
+        # the page alone: the DICOM port may be taken by another test run on this machine
+        (data / "edgeosteo.toml").write_text("[receiver]\nscp_enabled = false\n")
     server = subprocess.Popen(
-        [str(EXE), "--data-dir", str(tmp_path / "data"), "serve", "--port", str(port)],
+        [str(EXE), "--data-dir", str(data), "serve", "--port", str(port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

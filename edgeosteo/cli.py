@@ -346,12 +346,54 @@ def evaluate(ctx: click.Context, data_dir: Path, json_path: Path, body_part: str
     click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
+def _start_receiver(ctx: click.Context, settings: Settings, app) -> None:
+    """Start the receiver's parts the settings turn on, sharing the page's service; they
+    stop when the command ends."""
+    from edgeosteo.receiver import Receiver
+
+    receiver = Receiver(settings, app.extensions["edgeosteo"]["service"])
+    try:
+        running = receiver.start()
+    except OSError as exc:
+        receiver.stop()
+        where = f"{settings.receiver.host}:{settings.receiver.port}"
+        raise click.ClickException(f"the DICOM receiver cannot listen on {where}: {exc}") from exc
+    ctx.call_on_close(receiver.stop)
+    if receiver.scp_address:
+        host, port = receiver.scp_address
+        click.echo(f"DICOM receiver {settings.receiver.ae_title} listening on {host}:{port}")
+    if "worker" in running:
+        click.echo("screening worker started")
+    if "watch" in running:
+        click.echo(f"watching {settings.receiver.watch_dir}")
+    if not running and not settings.web.enabled:
+        raise click.ClickException("nothing to serve: the page and the receiver are all off")
+
+
+def _wait_for_stop() -> None:
+    """Run until SIGTERM or Ctrl-C (the page is off; the receiver works in threads)."""
+    import signal
+    import time
+
+    def stop(signum, frame) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
 @main.command()
 @click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
 @click.option("--port", type=int, default=None, help="Port (default 8080).")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
-    """Start the local screening page (waitress, production mode)."""
+    """Start the local screening page (waitress, production mode) together with the DICOM
+    receiver, the watch folder and the screening worker. Each is turned off in the
+    settings: [web] enabled, [receiver] scp_enabled / worker_enabled / watch_dir."""
     import os
 
     from edgeosteo.web import create_app
@@ -359,6 +401,10 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     settings = _settings(ctx)
     app = create_app(settings)
+    _start_receiver(ctx, settings, app)
+    if not settings.web.enabled:
+        _wait_for_stop()
+        return
     password = ensure_admin(app.extensions["edgeosteo"]["store"], os.environ)
     if password:
         click.echo(f"First start: created user 'admin' with one-time password {password}")

@@ -82,6 +82,7 @@ class Settings:
     appliance: ApplianceSettings = field(default_factory=lambda: ApplianceSettings())
     web: WebSettings = field(default_factory=lambda: WebSettings())
     sync: SyncSettings = field(default_factory=lambda: SyncSettings())
+    receiver: ReceiverSettings = field(default_factory=lambda: ReceiverSettings())
     hub: HubSettings = field(default_factory=lambda: HubSettings())
     # the site's referral policy, as a [policy] table (edgeosteo.decision.SitePolicy fields)
     policy: dict[str, Any] = field(default_factory=dict)
@@ -204,6 +205,8 @@ class WebSettings:
     login_attempts_before_lock: int = 5
     login_lock_seconds: int = 300
     waitress_threads: int = 4
+    # `edgeosteo serve` starts the page only when true (a receiver-only box may turn it off)
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -297,3 +300,57 @@ class PhotoThresholds:
     moire_fail_ratio: float = 40.0
     # Colourfulness of the white-balanced film (Hasler-Susstrunk, 0-255 scale).
     colour_fail: float = 12.0
+
+
+@dataclass(frozen=True)
+class ReceiverSettings:
+    """The X-ray unit's side: DICOM receiver (SCP), watch folder, screening worker, worklist.
+    What each rule means and how a console is set up is in docs/receiver.md."""
+
+    scp_enabled: bool = True
+    ae_title: str = "EDGEOSTEO"
+    # like the page, the receiver listens on this box only until a site opens it on purpose
+    host: str = "127.0.0.1"
+    port: int = 11112
+    # empty: any calling AE title / any address may store
+    allowed_calling_ae_titles: tuple[str, ...] = ()
+    allowed_addresses: tuple[str, ...] = ()
+    max_associations: int = 4
+    network_timeout_seconds: float = 60.0
+    # the worker that screens received images, one at a time through the page's service
+    worker_enabled: bool = True
+    # queued screenings; past this a C-STORE gets "out of resources" and the console retries
+    queue_limit: int = 500
+    worker_poll_seconds: float = 5.0
+    job_max_attempts: int = 3
+    job_retry_seconds: float = 30.0
+    # a folder a console exports to (or a mounted USB stick); None: no watch folder
+    watch_dir: Path | None = None
+    # a file is taken once its size and modification time stayed put this long
+    watch_stable_seconds: float = 2.0
+    watch_poll_seconds: float = 1.0
+    # eligibility: which received images are screened automatically
+    modalities: tuple[str, ...] = ("CR", "DX", "DR", "RG", "OT")
+    # BodyPartExamined (upper case) -> the body part whose models apply
+    body_parts: dict[str, str] = field(
+        default_factory=lambda: {
+            "KNEE": "KNEE",
+            "HIP": "HIP",
+            "PELVIS": "HIP",
+            "LSPINE": "LSPINE",
+            "CHEST": "CHEST",
+            "HAND": "HAND",
+        }
+    )
+    # assumed when a file names no body part (plain image files, bare exports); "" refuses
+    default_body_part: str = ""
+    # ViewPosition values screened; empty: any view
+    view_positions: tuple[str, ...] = ()
+    # ImageLaterality values not screened: "B" is both sides in one image
+    refused_lateralities: tuple[str, ...] = ("B",)
+    # screening is for adults at risk; younger patients are listed, not screened
+    min_age_years: int = 40
+    # how the worklist names a patient: "pseudonymised" (initials and the ID's last 4
+    # characters) or "full"
+    worklist_identity: str = "pseudonymised"
+    pseudonym_id_chars: int = 4

@@ -155,6 +155,63 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The model could not process this image.",
         "模型无法处理该图像。",
     ),
+    # --- receiver: images from the X-ray unit (DICOM receiver and export folder) ---
+    "receiver.sop_class_not_accepted": (
+        "This kind of DICOM object is not screened (only CR, DX and secondary capture).",
+        "此类DICOM对象不做筛查（仅筛查CR、DX和二次采集图像）。",
+    ),
+    "receiver.modality_not_screened": (
+        "This modality is not screened automatically; only plain radiographs are.",
+        "该检查类型不自动筛查；仅自动筛查普通X线片。",
+    ),
+    "receiver.body_part_not_screened": (
+        "No screening model is set up for this body part. The image is kept, not screened.",
+        "该部位未配置筛查模型。图像已保存，未筛查。",
+    ),
+    "receiver.body_part_missing": (
+        "The image does not say which body part it shows. Screen it from the page instead.",
+        "图像未注明检查部位。请在页面上手动筛查。",
+    ),
+    "receiver.view_not_screened": (
+        "This projection (view) is not screened automatically.",
+        "该投照体位不自动筛查。",
+    ),
+    "receiver.laterality_not_screened": (
+        "Both sides are in one image; screening needs one side per image.",
+        "一幅图像包含双侧；筛查要求每幅图像只含一侧。",
+    ),
+    "receiver.patient_too_young": (
+        "The patient is younger than the screening age. The image is kept, not screened.",
+        "患者未到筛查年龄。图像已保存，未筛查。",
+    ),
+    "receiver.malformed_dicom": (
+        "The DICOM data could not be read. Send the image again from the X-ray unit.",
+        "无法读取该DICOM数据。请从X线设备重新发送图像。",
+    ),
+    "receiver.sop_mismatch": (
+        "The image's identifiers do not match what the sender announced. Send it again.",
+        "图像标识与发送方声明的不一致。请重新发送。",
+    ),
+    "receiver.no_pixel_data": (
+        "The DICOM object holds no image. Send the radiograph itself.",
+        "该DICOM对象不含图像。请发送X线图像本身。",
+    ),
+    "receiver.duplicate_instance": (
+        "This image was received before; the earlier copy is kept.",
+        "该图像之前已接收；保留先前的副本。",
+    ),
+    "receiver.queue_full": (
+        "Too many images are waiting for screening. The X-ray unit should send again later.",
+        "等待筛查的图像过多。X线设备稍后应重新发送。",
+    ),
+    "receiver.storage_failed": (
+        "The image could not be saved on this box (disk full or failing). Call IT support.",
+        "图像无法保存到本设备（磁盘已满或故障）。请联系信息科。",
+    ),
+    "receiver.screening_failed": (
+        "Screening this image failed repeatedly. Screen it from the page or call IT support.",
+        "该图像多次筛查失败。请在页面上手动筛查或联系信息科。",
+    ),
     # --- configuration ---
     "config.invalid": (
         "The settings file is invalid. Ask your IT support to check it.",

@@ -10,20 +10,21 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from typing import Any
 
 from edgeosteo import __version__
 from edgeosteo.clinical import ClinicalAnswers, ClinicalAssessment, assess_clinical
 from edgeosteo.config import Settings, load_settings
 from edgeosteo.decision import Referral, SitePolicy, decide
 from edgeosteo.errors import IntakeError
-from edgeosteo.findings import Findings
+from edgeosteo.findings import Findings, ModelFinding, UnavailableFinding
 from edgeosteo.inference import ModelRunner
 from edgeosteo.intake import ImageSource, read_image
 from edgeosteo.intake.types import PatientIdentity, Radiograph
 from edgeosteo.models import ModelRegistry
-from edgeosteo.quality import QualityReport, assess
+from edgeosteo.quality import GateResult, QualityReport, assess
 
 SCHEMA_VERSION = "1.0"
 
@@ -126,6 +127,62 @@ class Screener:
             body_part=part.upper() if part else None,
             identity=identity,
             radiograph=radiograph,
+        )
+
+    def reassess(
+        self,
+        stored: Mapping[str, Any],
+        patient: ClinicalAnswers | Mapping[str, object] | None,
+    ) -> Screening:
+        """A stored screening (its ``to_dict()`` form) decided again with new clinical
+        answers, for answers given after the image was screened.
+
+        Intake outcome, quality report and image findings are taken as stored; only the
+        clinical models, the clinical instruments and the referral run again, so no image
+        model runs twice. Fused models need the image and so keep their stored outcome.
+        """
+        if isinstance(patient, ClinicalAnswers):
+            answers, problems = patient, ()
+        else:
+            parsed = ClinicalAnswers.from_dict(patient or {})
+            answers, problems = parsed.answers, parsed.problems
+        stored_quality = stored.get("quality")
+        quality = (
+            QualityReport(tuple(GateResult(**gate) for gate in stored_quality["gates"]))
+            if stored_quality
+            else None
+        )
+        stored_findings = stored.get("findings") or {}
+        finding_fields = {f.name for f in fields(ModelFinding)} - {"heatmap"}
+        image_results = tuple(
+            ModelFinding(**{k: v for k, v in result.items() if k in finding_fields})
+            for result in stored_findings.get("results", [])
+            if result["kind"] != "clinical"
+        )
+        image_unavailable = tuple(
+            UnavailableFinding(**missing)
+            for missing in stored_findings.get("unavailable", [])
+            if missing.get("kind") != "clinical"
+        )
+        clinical_only = self.runner.findings(None, False, None, answers.to_dict())
+        findings = Findings(
+            results=tuple(r for r in clinical_only.results if r.kind == "clinical") + image_results,
+            unavailable=tuple(u for u in clinical_only.unavailable if u.kind == "clinical")
+            + image_unavailable,
+        )
+        clinical = assess_clinical(answers)
+        referral = decide(answers, clinical, findings, quality, self.policy)
+        return Screening(
+            screening_id=str(stored["screening_id"]),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            image=stored.get("image"),
+            intake_error=stored.get("intake_error"),
+            quality=quality,
+            findings=findings,
+            clinical=clinical,
+            referral=referral,
+            answer_problems=tuple(p.to_dict() for p in problems),
+            body_part=stored.get("body_part"),
         )
 
 

@@ -81,6 +81,46 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_record_state ON outbox(state, id);
     """,
+    # receiver: images from the X-ray unit and the persistent queue that screens them
+    """
+    CREATE TABLE received_instances (
+        id INTEGER PRIMARY KEY,
+        received_at TEXT NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('scp', 'folder')),
+        sop_instance_uid TEXT UNIQUE,
+        sop_class_uid TEXT,
+        calling_ae TEXT,
+        peer TEXT,
+        origin_path TEXT,
+        file TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        modality TEXT,
+        dicom_body_part TEXT,
+        view_position TEXT,
+        laterality TEXT,
+        body_part TEXT,
+        identity_json TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL,
+        reason_code TEXT,
+        case_id INTEGER REFERENCES cases(id)
+    );
+    CREATE INDEX received_day ON received_instances(received_at);
+    CREATE INDEX received_origin ON received_instances(origin_path);
+    CREATE INDEX received_case ON received_instances(case_id);
+    CREATE TABLE jobs (
+        id INTEGER PRIMARY KEY,
+        instance_id INTEGER NOT NULL UNIQUE REFERENCES received_instances(id),
+        case_uuid TEXT NOT NULL UNIQUE,
+        state TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        not_before REAL NOT NULL DEFAULT 0,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        last_error TEXT
+    );
+    CREATE INDEX jobs_queue ON jobs(state, not_before, id);
+    """,
 )
 
 SYNC_STATUS_KEYS = ("last_attempt_at", "last_success_at", "last_error", "last_error_at")
@@ -149,6 +189,74 @@ class User:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+class QueueFull(Exception):
+    """The screening queue holds as many jobs as the receiver allows."""
+
+
+@dataclass(frozen=True)
+class IncomingInstance:
+    """An image just written to disk by the receiver, before it has a row."""
+
+    source: str  # "scp" | "folder"
+    file: str  # relative to the data directory
+    size_bytes: int
+    content_sha256: str
+    eligible: bool
+    reason_code: str | None = None
+    body_part: str | None = None
+    sop_instance_uid: str | None = None
+    sop_class_uid: str | None = None
+    calling_ae: str | None = None
+    peer: str | None = None
+    origin_path: str | None = None
+    modality: str | None = None
+    dicom_body_part: str | None = None
+    view_position: str | None = None
+    laterality: str | None = None
+    identity: dict | None = None
+
+
+@dataclass(frozen=True)
+class ReceivedInstance:
+    """One image that arrived from the X-ray unit, and what became of it.
+
+    ``state``: queued (waiting for the worker), screened, needs_answers, refused (intake or
+    quality refused the image), ineligible (the rules kept it from automatic screening).
+    """
+
+    id: int
+    received_at: str
+    source: str
+    sop_instance_uid: str | None
+    sop_class_uid: str | None
+    calling_ae: str | None
+    peer: str | None
+    origin_path: str | None
+    file: str
+    size_bytes: int
+    content_sha256: str
+    modality: str | None
+    dicom_body_part: str | None
+    view_position: str | None
+    laterality: str | None
+    body_part: str | None
+    identity: dict
+    state: str
+    reason_code: str | None
+    case_id: int | None
+
+
+@dataclass(frozen=True)
+class ScreeningJob:
+    id: int
+    instance_id: int
+    # fixed when the job is queued, so a job re-run after a crash finds the case it stored
+    case_uuid: str
+    state: str  # queued | running | done | failed
+    attempts: int
+    last_error: str | None
 
 
 def boot_id() -> str:
@@ -466,6 +574,190 @@ class CaseStore:
             parked=tuple(_outbox(r) for r in parked),
         )
 
+    # --- received images and the screening queue ---------------------------------------
+
+    def record_received(
+        self, incoming: IncomingInstance, queue_limit: int
+    ) -> tuple[ReceivedInstance, bool]:
+        """Record an image the receiver wrote, and queue its screening when it is eligible,
+        in one transaction. Returns the row and whether it is new: an instance whose SOP
+        Instance UID is already here is not recorded again. Raises QueueFull."""
+        now = _now()
+        with self.transaction() as connection:
+            if incoming.sop_instance_uid:
+                row = connection.execute(
+                    "SELECT * FROM received_instances WHERE sop_instance_uid=?",
+                    (incoming.sop_instance_uid,),
+                ).fetchone()
+                if row is not None:
+                    return _received(row), False
+            if incoming.eligible:
+                depth = connection.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')"
+                ).fetchone()[0]
+                if depth >= queue_limit:
+                    raise QueueFull(f"{depth} screenings queued")
+            cursor = connection.execute(
+                """INSERT INTO received_instances (received_at, source, sop_instance_uid,
+                   sop_class_uid, calling_ae, peer, origin_path, file, size_bytes,
+                   content_sha256, modality, dicom_body_part, view_position, laterality,
+                   body_part, identity_json, state, reason_code)
+                   VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                (
+                    now,
+                    incoming.source,
+                    incoming.sop_instance_uid,
+                    incoming.sop_class_uid,
+                    incoming.calling_ae,
+                    incoming.peer,
+                    incoming.origin_path,
+                    incoming.file,
+                    incoming.size_bytes,
+                    incoming.content_sha256,
+                    incoming.modality,
+                    incoming.dicom_body_part,
+                    incoming.view_position,
+                    incoming.laterality,
+                    incoming.body_part,
+                    json.dumps(incoming.identity or {}, ensure_ascii=False),
+                    "queued" if incoming.eligible else "ineligible",
+                    None if incoming.eligible else incoming.reason_code,
+                ),
+            )
+            instance_id = int(cursor.lastrowid)
+            if incoming.eligible:
+                connection.execute(
+                    "INSERT INTO jobs (instance_id, case_uuid, created_at, updated_at) "
+                    "VALUES (?,?,?,?)",
+                    (instance_id, str(uuid.uuid4()), now, now),
+                )
+            row = connection.execute(
+                "SELECT * FROM received_instances WHERE id=?", (instance_id,)
+            ).fetchone()
+        return _received(row), True
+
+    def get_received(self, instance_id: int) -> ReceivedInstance | None:
+        with self.connect() as connection:
+            row = connection.execute(
+                "SELECT * FROM received_instances WHERE id=?", (instance_id,)
+            ).fetchone()
+        return _received(row) if row else None
+
+    def received_for_origin(self, origin_path: str) -> ReceivedInstance | None:
+        """The latest instance taken from this watch-folder path."""
+        with self.connect() as connection:
+            row = connection.execute(
+                "SELECT * FROM received_instances WHERE origin_path=? ORDER BY id DESC LIMIT 1",
+                (origin_path,),
+            ).fetchone()
+        return _received(row) if row else None
+
+    def clear_origin(self, instance_id: int) -> None:
+        """The watch-folder file has been moved to processed/ or rejected/."""
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE received_instances SET origin_path=NULL WHERE id=?", (instance_id,)
+            )
+
+    def list_received(
+        self, *, day: str | None = None, without_case: bool = False, limit: int = 500
+    ) -> list[ReceivedInstance]:
+        clauses, params = [], []
+        if day:
+            clauses.append("substr(received_at, 1, 10) = ?")
+            params.append(day)
+        if without_case:
+            clauses.append("case_id IS NULL")
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        with self.connect() as connection:
+            rows = connection.execute(
+                f"SELECT * FROM received_instances {where} ORDER BY id DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [_received(r) for r in rows]
+
+    def received_for_cases(self, case_ids: list[int]) -> dict[int, ReceivedInstance]:
+        if not case_ids:
+            return {}
+        marks = ",".join("?" * len(case_ids))
+        with self.connect() as connection:
+            rows = connection.execute(
+                f"SELECT * FROM received_instances WHERE case_id IN ({marks})", case_ids
+            ).fetchall()
+        return {int(r["case_id"]): _received(r) for r in rows}
+
+    def queue_depth(self) -> int:
+        with self.connect() as connection:
+            return int(
+                connection.execute(
+                    "SELECT COUNT(*) FROM jobs WHERE state IN ('queued', 'running')"
+                ).fetchone()[0]
+            )
+
+    def requeue_interrupted_jobs(self) -> int:
+        """Jobs left running by a process that died go back to the queue."""
+        with self.transaction() as connection:
+            cursor = connection.execute(
+                "UPDATE jobs SET state='queued', updated_at=? WHERE state='running'", (_now(),)
+            )
+            return cursor.rowcount
+
+    def claim_job(self) -> ScreeningJob | None:
+        """The oldest queued job that is due, marked running."""
+        with self.transaction() as connection:
+            row = connection.execute(
+                "SELECT * FROM jobs WHERE state='queued' AND not_before <= ? "
+                "ORDER BY id LIMIT 1",
+                (time.time(),),
+            ).fetchone()
+            if row is None:
+                return None
+            connection.execute(
+                "UPDATE jobs SET state='running', attempts=attempts+1, updated_at=? WHERE id=?",
+                (_now(), row["id"]),
+            )
+            row = connection.execute("SELECT * FROM jobs WHERE id=?", (row["id"],)).fetchone()
+        return _job(row)
+
+    def get_job_for_instance(self, instance_id: int) -> ScreeningJob | None:
+        with self.connect() as connection:
+            row = connection.execute(
+                "SELECT * FROM jobs WHERE instance_id=?", (instance_id,)
+            ).fetchone()
+        return _job(row) if row else None
+
+    def finish_job(
+        self, job_id: int, case_id: int | None, state: str, reason_code: str | None = None
+    ) -> None:
+        """The job is done: its instance gets its case (if one was stored) and final state."""
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE jobs SET state=?, updated_at=? WHERE id=?",
+                ("done" if case_id is not None else "failed", _now(), job_id),
+            )
+            connection.execute(
+                "UPDATE received_instances SET state=?, reason_code=?, case_id=? "
+                "WHERE id=(SELECT instance_id FROM jobs WHERE id=?)",
+                (state, reason_code, case_id, job_id),
+            )
+
+    def retry_job(self, job_id: int, error: str, not_before: float) -> None:
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE jobs SET state='queued', last_error=?, not_before=?, updated_at=? "
+                "WHERE id=?",
+                (error, not_before, _now(), job_id),
+            )
+
+    def set_case_state(self, case_id: int, state: str) -> None:
+        """A case's state changed after the fact (clinical answers added); its received
+        instance follows."""
+        with self.transaction() as connection:
+            connection.execute("UPDATE cases SET state=? WHERE id=?", (state, case_id))
+            connection.execute(
+                "UPDATE received_instances SET state=? WHERE case_id=?", (state, case_id)
+            )
+
     # --- users -------------------------------------------------------------------------
 
     def create_user(
@@ -599,4 +891,40 @@ def _user(row: sqlite3.Row) -> User:
         language=row["language"],
         failed_logins=row["failed_logins"],
         locked_until=row["locked_until"],
+    )
+
+
+def _received(row: sqlite3.Row) -> ReceivedInstance:
+    return ReceivedInstance(
+        id=row["id"],
+        received_at=row["received_at"],
+        source=row["source"],
+        sop_instance_uid=row["sop_instance_uid"],
+        sop_class_uid=row["sop_class_uid"],
+        calling_ae=row["calling_ae"],
+        peer=row["peer"],
+        origin_path=row["origin_path"],
+        file=row["file"],
+        size_bytes=row["size_bytes"],
+        content_sha256=row["content_sha256"],
+        modality=row["modality"],
+        dicom_body_part=row["dicom_body_part"],
+        view_position=row["view_position"],
+        laterality=row["laterality"],
+        body_part=row["body_part"],
+        identity=json.loads(row["identity_json"]),
+        state=row["state"],
+        reason_code=row["reason_code"],
+        case_id=row["case_id"],
+    )
+
+
+def _job(row: sqlite3.Row) -> ScreeningJob:
+    return ScreeningJob(
+        id=row["id"],
+        instance_id=row["instance_id"],
+        case_uuid=row["case_uuid"],
+        state=row["state"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
     )

@@ -6,6 +6,7 @@ run at once, the rest queue, so concurrent uploads cannot oversubscribe the CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,40 @@ class ScreeningService:
         with self._slots:
             return self.screener.screen(request.source, request.answers, request.body_part)
 
+    def screen_and_store_received(self, request: ScreeningRequest, case_uuid: str) -> CaseRecord:
+        """Screen an image from the X-ray unit and store it whatever the outcome: nobody is
+        at a form to choose another file, so a refused image is a case with its reason.
+        ``case_uuid`` is fixed by the queue, so a job re-run after a crash finds the case it
+        already stored instead of storing a second one."""
+        existing = self.store.get_case_by_uuid(case_uuid)
+        if existing is not None:
+            return existing
+        screening = dataclasses.replace(self.screen(request), screening_id=case_uuid)
+        return self.store.save_case(
+            screening.to_dict(),
+            identity=screening.identity,
+            radiograph=screening.radiograph,
+            heatmap=_heatmap(screening),
+            original_name=request.original_name,
+            local_patient_id=request.local_patient_id,
+            created_by=request.created_by,
+            state=case_state(screening.to_dict(), bool(request.answers)),
+        )
+
+    def add_answers(self, case_id: int, answers: Mapping[str, object]) -> CaseRecord | None:
+        """Decide a stored case again with the clinical answers given after the fact; the
+        image models do not run again (Screener.reassess)."""
+        record = self.store.get_case(case_id)
+        if record is None:
+            return None
+        with self._slots:
+            screening = self.screener.reassess(record.result, answers)
+        result = screening.to_dict()
+        state = case_state(result, bool(answers))
+        updated = self.store.update_result(case_id, result, state)
+        self.store.set_case_state(case_id, state)
+        return updated
+
     def screen_and_store(self, request: ScreeningRequest) -> CaseRecord:
         """Screen, then store. An unreadable upload raises IntakeError and stores nothing:
         the technician is still at the form and can choose another file."""
@@ -59,3 +94,17 @@ class ScreeningService:
             created_by=request.created_by,
             state=state,
         )
+
+
+def case_state(result: Mapping[str, object], answered: bool) -> str:
+    """refused: intake or the quality gates refused the image; needs_answers: screened
+    without clinical answers (an image from the X-ray unit); screened otherwise."""
+    quality = result.get("quality")
+    failed = isinstance(quality, Mapping) and quality.get("verdict") == "fail"
+    if result.get("intake_error") or failed:
+        return "refused"
+    return "screened" if answered else "needs_answers"
+
+
+def _heatmap(screening: Screening):
+    return next((f.heatmap for f in screening.findings.results if f.heatmap is not None), None)

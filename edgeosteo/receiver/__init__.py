@@ -1,0 +1,72 @@
+"""Integration with the X-ray unit: DICOM receiver, watch folder, screening worker.
+
+    scp.py          Storage SCP (C-STORE, C-ECHO): header checks, durable write, queue
+    watch.py        a watched export folder (size-stable files), processed/ and rejected/
+    eligibility.py  which images are screened automatically and with which body part
+    inbox.py        durable write + record + queue, shared by the SCP and the folder
+    worker.py       screens queued images through the page's ScreeningService
+    worklist.py     how the today-list names a patient
+
+Every screening still goes through Screener.screen(); the receiver only decides what to
+screen and when. Set-up for a console is described in docs/receiver.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from edgeosteo.config import Settings
+from edgeosteo.receiver.inbox import Inbox
+from edgeosteo.receiver.scp import StorageSCP
+from edgeosteo.receiver.watch import FolderWatcher
+from edgeosteo.receiver.worker import ScreeningWorker
+from edgeosteo.store import ReceivedInstance
+from edgeosteo.web.service import ScreeningService
+
+__all__ = ["FolderWatcher", "Inbox", "Receiver", "ScreeningWorker", "StorageSCP"]
+
+logger = logging.getLogger(__name__)
+
+
+class Receiver:
+    """The SCP, the watch folder and the worker of one box, each on when its setting says
+    so, sharing one inbox and the page's ScreeningService."""
+
+    def __init__(self, settings: Settings, service: ScreeningService) -> None:
+        self.settings = settings.receiver
+        self.inbox = Inbox(service.store, self.settings)
+        self.worker = ScreeningWorker(service, self.settings, on_finished=self._finished)
+        self.scp = StorageSCP(self.settings, self.inbox, on_queued=self.worker.wake)
+        self.watcher = (
+            FolderWatcher(self.settings.watch_dir, self.settings, self.inbox, self.worker.wake)
+            if self.settings.watch_dir
+            else None
+        )
+        self.scp_address: tuple[str, int] | None = None
+        self._running: list[str] = []
+
+    def start(self) -> list[str]:
+        """Start what the settings turn on; returns the names of what runs."""
+        if self.settings.worker_enabled:
+            self.worker.start()
+            self._running.append("worker")
+        if self.settings.scp_enabled:
+            self.scp_address = self.scp.start()
+            self._running.append("scp")
+        if self.watcher is not None:
+            self.watcher.start()
+            self._running.append("watch")
+        return list(self._running)
+
+    def stop(self) -> None:
+        if "scp" in self._running:
+            self.scp.stop()
+        if "watch" in self._running and self.watcher is not None:
+            self.watcher.stop()
+        if "worker" in self._running:
+            self.worker.stop()
+        self._running.clear()
+
+    def _finished(self, instance: ReceivedInstance) -> None:
+        if self.watcher is not None and instance.source == "folder":
+            self.watcher.settle(instance)

@@ -1,0 +1,133 @@
+"""Screens queued images one at a time through the page's ScreeningService.
+
+The queue is the store's jobs table, so it survives a restart: jobs a dead process left
+running are queued again on start, and a re-run job finds the case it may already have
+stored (its case UUID is fixed when the job is queued), so no image is screened into two
+cases and none is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from edgeosteo.config import ReceiverSettings
+from edgeosteo.store import ReceivedInstance, ScreeningJob
+from edgeosteo.web.service import ScreeningRequest, ScreeningService
+
+logger = logging.getLogger(__name__)
+
+RECEIVER_USER = "receiver"
+
+
+def refusal_code(result: Mapping[str, object]) -> str | None:
+    """The stable code that says why a stored screening refused its image."""
+    error = result.get("intake_error")
+    if isinstance(error, Mapping):
+        return str(error.get("code"))
+    quality = result.get("quality")
+    if isinstance(quality, Mapping):
+        for gate in quality.get("gates", []):
+            if gate.get("verdict") == "fail":
+                return str(gate.get("code"))
+    return None
+
+
+class ScreeningWorker:
+    def __init__(
+        self,
+        service: ScreeningService,
+        settings: ReceiverSettings,
+        on_finished: Callable[[ReceivedInstance], None] | None = None,
+    ) -> None:
+        self.service = service
+        self.store = service.store
+        self.settings = settings
+        self.on_finished = on_finished
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        interrupted = self.store.requeue_interrupted_jobs()
+        if interrupted:
+            logger.info("%d interrupted screening(s) queued again", interrupted)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="edgeosteo-worker", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                worked = self.run_once()
+            except Exception:  # the store itself failed; keep serving, try again later
+                logger.exception("screening worker")
+                worked = False
+            if not worked:
+                self._wake.wait(self.settings.worker_poll_seconds)
+
+    def run_once(self) -> bool:
+        """Screen the next due job, if any. Returns whether there was one."""
+        job = self.store.claim_job()
+        if job is None:
+            return False
+        self._process(job)
+        return True
+
+    def drain(self) -> int:
+        """Screen every due job now (for tools and tests); returns how many ran."""
+        count = 0
+        while self.run_once():
+            count += 1
+        return count
+
+    def _process(self, job: ScreeningJob) -> None:
+        instance = self.store.get_received(job.instance_id)
+        if instance is None:  # the row went away with its job's foreign key: impossible
+            return
+        try:
+            data = (self.store.data_dir / instance.file).read_bytes()
+            record = self.service.screen_and_store_received(
+                ScreeningRequest(
+                    source=data,
+                    answers={},
+                    body_part=instance.body_part,
+                    original_name=Path(instance.origin_path or instance.file).name,
+                    local_patient_id=instance.identity.get("patient_id"),
+                    created_by=RECEIVER_USER,
+                ),
+                job.case_uuid,
+            )
+        except Exception as exc:  # a worker outlives any one image
+            logger.exception("screening of received image %d failed", instance.id)
+            if job.attempts >= self.settings.job_max_attempts:
+                self.store.finish_job(job.id, None, "refused", "receiver.screening_failed")
+                self._finished(instance.id)
+            else:
+                retry_at = time.time() + self.settings.job_retry_seconds
+                self.store.retry_job(job.id, f"{type(exc).__name__}: {exc}", retry_at)
+            return
+        reason = refusal_code(record.result) if record.state == "refused" else None
+        self.store.finish_job(job.id, record.id, record.state, reason)
+        self._finished(instance.id)
+
+    def _finished(self, instance_id: int) -> None:
+        if self.on_finished is None:
+            return
+        instance = self.store.get_received(instance_id)
+        if instance is not None:
+            self.on_finished(instance)

@@ -706,8 +706,7 @@ class CaseStore:
         """The oldest queued job that is due, marked running."""
         with self.transaction() as connection:
             row = connection.execute(
-                "SELECT * FROM jobs WHERE state='queued' AND not_before <= ? "
-                "ORDER BY id LIMIT 1",
+                "SELECT * FROM jobs WHERE state='queued' AND not_before <= ? ORDER BY id LIMIT 1",
                 (time.time(),),
             ).fetchone()
             if row is None:

@@ -101,8 +101,8 @@ class OpenVinoSession:
             self._compiled = core.compile_model(str(model_path), "CPU", config)
         except Exception as exc:
             raise ModelError("model.backend_unavailable", f"openvino: {exc}") from exc
-        self.input_names = tuple(i.get_any_name() for i in self._compiled.inputs)
-        self.output_names = tuple(o.get_any_name() for o in self._compiled.outputs)
+        self.input_names = tuple(_port_name(i) for i in self._compiled.inputs)
+        self.output_names = tuple(_port_name(o) for o in self._compiled.outputs)
         self._request = self._compiled.create_infer_request()
         # an infer request is not thread-safe; the box serialises inference anyway
         self._lock = threading.Lock()
@@ -117,6 +117,14 @@ class OpenVinoSession:
                 }
         except Exception as exc:
             raise ModelError("model.inference_failed", f"openvino: {exc}") from exc
+
+
+def _port_name(port) -> str:
+    """The model's own name for a port. A port can carry several tensor names, and an IR
+    converted from PyTorch also lists internal ones such as "/Gather_output_0";
+    get_any_name() may return either, so prefer the names that are not internal."""
+    names = sorted(port.get_names(), key=lambda name: (name.startswith("/"), name))
+    return names[0] if names else port.get_any_name()
 
 
 def open_session(

@@ -393,8 +393,6 @@ def deidentify_dicom(
 ) -> DeidentifiedImage:
     """De-identify one DICOM with the deid recipe above; never raises for a bad file."""
     import pydicom
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
 
     if not is_dicom(data):
         return DeidentifiedImage(None, "image.not_dicom")
@@ -402,10 +400,26 @@ def deidentify_dicom(
         dataset = pydicom.dcmread(io.BytesIO(data))
     except Exception:  # any unreadable header: keep it on the box
         return DeidentifiedImage(None, "image.unreadable")
+    transfer_syntax = dataset.file_meta.get("TransferSyntaxUID")
+    if not transfer_syntax or "PixelData" not in dataset:
+        return DeidentifiedImage(None, "image.unreadable")
     risk = burned_in_annotation_risk(dataset)
     if risk:
         return DeidentifiedImage(None, risk)
-    transfer_syntax = dataset.file_meta.TransferSyntaxUID
+    try:
+        return DeidentifiedImage(
+            _deidentified_bytes(dataset, transfer_syntax, secret, patient, settings)
+        )
+    except Exception:  # whatever deid or pydicom trips on, the image stays on the box
+        return DeidentifiedImage(None, "image.deidentification_failed")
+
+
+def _deidentified_bytes(
+    dataset: Any, transfer_syntax: str, secret: bytes, patient: str, settings: SyncSettings
+) -> bytes:
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID
+
     cleaned = _run_deid_recipe(
         dataset,
         {
@@ -432,7 +446,7 @@ def deidentify_dicom(
     cleaned.preamble = b"\x00" * _DICOM_MAGIC_OFFSET
     buffer = io.BytesIO()
     cleaned.save_as(buffer, enforce_file_format=True)
-    return DeidentifiedImage(buffer.getvalue())
+    return buffer.getvalue()
 
 
 def _run_deid_recipe(dataset: Any, lookup: dict[str, Any]) -> Any:

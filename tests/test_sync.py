@@ -165,6 +165,8 @@ class FaultProxy:
         self.upstream_port = upstream_port
         self.script: collections.deque[str] = collections.deque()
         self.used: list[str] = []
+        # every request body that reached the proxy in full: what left the box
+        self.bodies: list[bytes] = []
         self.stalled = threading.Event()
         self.release = threading.Event()
         proxy = self
@@ -204,6 +206,7 @@ class FaultProxy:
             self._reset(connection)
             return
         body = reader.read(length)
+        self.bodies.append(body)
         if fault == "stall":
             self.stalled.set()
             self.release.wait(10)
@@ -491,7 +494,7 @@ def _kill_harness(data_dir: str, runs: int, seed: int) -> None:
             finally:
                 os._exit(0)
         time.sleep(rng.uniform(0.0, 0.2))
-        with contextlib.suppress(ProcessLookupError):  # it finished and was reaped
+        with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
         _, status = os.waitpid(child, 0)
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:

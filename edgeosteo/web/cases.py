@@ -4,14 +4,43 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 
+from edgeosteo.clinical import ClinicalAnswers
+from edgeosteo.receiver.worker import refusal_code
+from edgeosteo.receiver.worklist import patient_label
 from edgeosteo.web.auth import login_required
+from edgeosteo.web.form import CLINICAL_FIELDS, answers_from_form
 
 blueprint = Blueprint("cases", __name__)
 CATEGORIES = ("urgent", "refer", "consider", "routine", "retake", "cannot_assess")
+STATES = {
+    "queued": _l("Queued"),
+    "needs_answers": _l("Needs clinical answers"),
+    "screened": _l("Screened"),
+    "refused": _l("Refused"),
+}
+SOURCES = {"page": _l("Page"), "scp": _l("X-ray unit"), "folder": _l("Export folder")}
+
+
+@dataclass(frozen=True)
+class WorklistRow:
+    """One line of today's list: a case, or a received image that has none (yet)."""
+
+    time: str
+    case_id: int | None
+    patient: str
+    source: str
+    body_part: str
+    category: str | None
+    state: str  # a key of STATES
+    reason_code: str | None
+
+
 CSV_COLUMNS = (
     "case",
     "created_at",
@@ -42,17 +71,71 @@ def list_cases():
     text = request.args.get("q", "").strip() or None
     day = request.args.get("date", _today()).strip() or None
     category = request.args.get("category") or None
+    state = request.args.get("state") or None
     records = _store().search_cases(
         text=text, day=day, category=category if category in CATEGORIES else None
     )
+    rows = _worklist(records, text, day, with_pending=category not in CATEGORIES)
+    if state in STATES:
+        rows = [r for r in rows if r.state == state]
     return render_template(
         "cases.html",
-        records=records,
+        rows=rows,
         q=text or "",
         day=day or "",
         category=category or "",
         categories=CATEGORIES,
+        state=state or "",
+        states=STATES,
+        sources=SOURCES,
     )
+
+
+def _worklist(records, text: str | None, day: str | None, with_pending: bool) -> list:
+    """Cases, and received images still waiting or kept from screening, newest first."""
+    from edgeosteo.web import extension
+
+    receiver = extension("settings").receiver
+
+    def label(identity: dict, local_id: str | None) -> str:
+        return patient_label(
+            identity, local_id, receiver.worklist_identity, receiver.pseudonym_id_chars
+        )
+
+    received = _store().received_for_cases([r.id for r in records])
+    rows = []
+    for record in records:
+        instance = received.get(record.id)
+        rows.append(
+            WorklistRow(
+                time=record.created_at,
+                case_id=record.id,
+                patient=label(record.identity, record.local_patient_id),
+                source=instance.source if instance else "page",
+                body_part=record.body_part or "",
+                category=record.category,
+                state=record.state if record.state in STATES else "screened",
+                reason_code=refusal_code(record.result) if record.state == "refused" else None,
+            )
+        )
+    if with_pending:
+        for instance in _store().list_received(day=day, without_case=True):
+            patient_id = str(instance.identity.get("patient_id") or "")
+            if text and text.lower() not in patient_id.lower():
+                continue
+            rows.append(
+                WorklistRow(
+                    time=instance.received_at,
+                    case_id=None,
+                    patient=label(instance.identity, None),
+                    source=instance.source,
+                    body_part=instance.body_part or instance.dicom_body_part or "",
+                    category=None,
+                    state="queued" if instance.state == "queued" else "refused",
+                    reason_code=instance.reason_code,
+                )
+            )
+    return sorted(rows, key=lambda r: r.time, reverse=True)
 
 
 def _primary(result: dict) -> dict:
@@ -99,3 +182,55 @@ def export_csv():
         mimetype="text/csv",
         headers={"Content-Disposition": f"attachment; filename=edgeosteo-{day}.csv"},
     )
+
+
+def _form_values(record) -> dict[str, str]:
+    """The answers already given, as form values; for a case without answers, what the
+    image's header says about sex and age, for the technician to confirm."""
+    answers = (record.result.get("clinical") or {}).get("answers") or {}
+    values: dict[str, str] = {}
+    for field in CLINICAL_FIELDS:
+        value = answers.get("height_m" if field.name == "height_cm" else field.name)
+        if value is None:
+            continue
+        if field.name == "height_cm":
+            values[field.name] = f"{float(value) * 100:g}"
+        elif isinstance(value, bool):
+            values[field.name] = "yes" if value else "no"
+        else:
+            values[field.name] = f"{value:g}" if isinstance(value, float) else str(value)
+    identity = record.identity or {}
+    if "sex" not in values and identity.get("sex") in ("F", "M"):
+        values["sex"] = "female" if identity["sex"] == "F" else "male"
+    age = str(identity.get("age") or "")
+    if "age_years" not in values and age.upper().endswith("Y") and age[:-1].isdigit():
+        values["age_years"] = str(int(age[:-1]))
+    return values
+
+
+@blueprint.route("/cases/<int:case_id>/answers", methods=["GET", "POST"])
+@login_required
+def add_answers(case_id: int):
+    """Clinical answers given after the image was screened: the decision is made again
+    from the stored image findings (no image model runs twice)."""
+    from edgeosteo.web import extension
+
+    record = _store().get_case(case_id)
+    if record is None:
+        abort(404)
+    if request.method == "GET":
+        values, problems, status = _form_values(record), {}, 200
+    else:
+        values = request.form.to_dict()
+        answers = answers_from_form(values)
+        parsed = ClinicalAnswers.from_dict(answers)
+        problems = {
+            p.field if p.field != "height_m" else "height_cm": p.code for p in parsed.problems
+        }
+        if not problems:
+            extension("service").add_answers(case_id, answers)
+            return redirect(url_for("pages.case", case_id=case_id))
+        status = 422
+    return render_template(
+        "answers.html", case=record, fields=CLINICAL_FIELDS, values=values, problems=problems
+    ), status

@@ -207,7 +207,8 @@ class HubStore:
         with self.engine.begin() as connection:
             for record in received:
                 result = connection.execute(
-                    self._insert(records, "record_uuid").values(
+                    self._insert(records, "record_uuid")
+                    .values(
                         record_uuid=record.record_uuid,
                         site_id=record.site_id,
                         device_id=record.device_id,
@@ -225,8 +226,11 @@ class HubStore:
                         resources=json.dumps(list(record.resources), sort_keys=True),
                         received_at=now,
                     )
+                    # a row comes back only when this call inserted it
+                    .returning(records.c.record_uuid)
                 )
-                (created if result.rowcount == 1 else replayed).append(record.record_uuid)
+                inserted = result.first() is not None
+                (created if inserted else replayed).append(record.record_uuid)
                 if record.image is not None:
                     connection.execute(
                         self._insert(images, "record_uuid").values(

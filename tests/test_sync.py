@@ -506,3 +506,18 @@ def _kill_harness(data_dir: str, runs: int, seed: int) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["kill-harness"]:
     _kill_harness(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+
+
+def test_the_settings_page_shows_sync_status_and_parked_records(app, admin_client):
+    store = app.extensions["edgeosteo"]["store"]
+    uuids = add_cases(store, 3)
+    store.mark_sent(uuids[:1], "2026-05-06T07:08:09+00:00")
+    store.mark_failed(
+        uuids[1], "HTTP 400: record x: captureTime is required", "2026-05-06T08:00:00+00:00"
+    )
+    page = admin_client.get("/settings/").get_data(as_text=True)
+    parked_case = store.get_case_by_uuid(uuids[1])
+    assert "2026-05-06T07:08:09+00:00" in page
+    assert "captureTime is required" in page
+    assert f'href="/cases/{parked_case.id}"' in page
+    assert ": 1 · " in page  # one pending, one sent, one failed

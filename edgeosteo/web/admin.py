@@ -50,6 +50,7 @@ def settings_page():
         config=_read_config(),
         users=_ext("store").list_users(),
         outbox=_ext("store").outbox_counts(),
+        sync=_ext("store").sync_status(),
     )
 
 

@@ -297,7 +297,12 @@ class PhotoThresholds:
     blur_fail_px: float = 2.0
     # Moire: strongest isolated spectral peak over the median power at its frequency.
     moire_window_px: int = 512
-    moire_fail_ratio: float = 40.0
+    moire_fail_ratio: float = 30.0
+    # Fine colour detail (0-255) of the film: films are gray (simulated photos <= 2.0),
+    # monitors fringe (>= 7). A colour photograph is colourful overall as well, so fringes
+    # count as a screen only when they are a good share of all the colour.
+    fringe_fail: float = 5.0
+    fringe_share_of_colour: float = 0.4
     # Colourfulness of the white-balanced film (Hasler-Susstrunk, 0-255 scale).
     colour_fail: float = 12.0
 

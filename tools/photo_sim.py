@@ -362,7 +362,7 @@ def simulate(film: np.ndarray, seed: int, condition: str = "good", source: str =
 
     # sensor noise (shot + read) in linear light, then the phone's sRGB encoding
     shot = rng.uniform(2e-4, 1.5e-3)
-    noise = rng.standard_normal(photo.shape).astype(np.float32)
+    noise = rng.standard_normal(photo.shape, dtype=np.float32)
     photo = photo + noise * np.sqrt(np.clip(photo, 0, None) * shot + 1e-6)
     photo = np.clip(photo, 0, 1)
     srgb = np.where(photo <= 0.0031308, photo * 12.92, 1.055 * np.power(photo, 1 / 2.4) - 0.055)

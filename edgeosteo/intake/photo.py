@@ -148,7 +148,8 @@ def _is_convex_quad(quad: np.ndarray) -> bool:
     crosses = []
     for i in range(4):
         a, b, c = quad[i], quad[(i + 1) % 4], quad[(i + 2) % 4]
-        crosses.append(float(np.cross(b - a, c - b)))
+        u, v = b - a, c - b
+        crosses.append(float(u[0] * v[1] - u[1] * v[0]))
     return all(x > 0 for x in crosses) or all(x < 0 for x in crosses)
 
 
@@ -200,7 +201,7 @@ def _quads_from_lines(
         for g in groups:
             normal = np.array([-g[2][1], g[2][0]])
             if (
-                abs(float(np.cross(g[2], d))) < 0.07
+                abs(float(g[2][0] * d[1] - g[2][1] * d[0])) < 0.07
                 and abs(float((a - g[1]) @ normal)) < 4.0
                 and abs(float((b - g[1]) @ normal)) < 4.0
             ):
@@ -210,11 +211,12 @@ def _quads_from_lines(
         else:
             groups.append([length, a, d, [a, b]])
     groups = [g for g in groups if g[0] >= 0.4 * min_side][:10]
+    middles = [np.mean(g[3], axis=0) for g in groups]
     quads = []
     margin = 0.05 * max(h, w)
     for combo in _combinations(len(groups), 4):
         chosen = [groups[i] for i in combo]
-        mids = np.array([np.mean(g[3], axis=0) for g in chosen])
+        mids = np.array([middles[i] for i in combo])
         centre = mids.mean(axis=0)
         order = np.argsort(np.arctan2(mids[:, 1] - centre[1], mids[:, 0] - centre[0]))
         chosen = [chosen[i] for i in order]
@@ -299,14 +301,16 @@ def _refine(image: np.ndarray, quad: np.ndarray, search: float, t: PhotoThreshol
             offsets = np.arange(-radius, radius + 0.5, 0.5)
             grid = along[:, None, :] + offsets[None, :, None] * n[None, None, :]
             profile = _sample(image, grid)
-            deriv = np.abs(np.diff(profile, axis=1))
+            # the film is darker than the light behind it: look for a rise going outward
+            # (a lightbox's own border, light to dark, is a fall and is passed over)
+            deriv = np.diff(profile, axis=1)
             best = np.argmax(deriv, axis=1)
             # contrast of the step 2-4 px either side of it, whatever its sharpness
             k = len(offsets)
             ahead = np.clip(best[:, None] + np.arange(4, 9)[None, :], 0, k - 1)
             behind = np.clip(best[:, None] - np.arange(3, 8)[None, :], 0, k - 1)
             rows = np.arange(m)[:, None]
-            strength = np.abs(profile[rows, ahead].mean(1) - profile[rows, behind].mean(1))
+            strength = profile[rows, ahead].mean(1) - profile[rows, behind].mean(1)
             # sub-sample peak by a parabola through the neighbours
             b = np.clip(best, 1, deriv.shape[1] - 2)
             y0, y1, y2 = (deriv[np.arange(m), b + k] for k in (-1, 0, 1))
@@ -575,7 +579,7 @@ def film_edge_blur_px(linear: np.ndarray, quad: np.ndarray) -> float:
     most blurred of the four sides. The cut edge is sharp whatever the film shows, so this
     measures the phone (shake, focus) and not the radiograph."""
     centre = quad.mean(axis=0)
-    offsets = np.arange(-8.0, 8.01, 0.25)
+    offsets = np.arange(-16.0, 16.01, 0.25)
     worst = 0.0
     found = 0
     for i in range(4):
@@ -591,7 +595,7 @@ def film_edge_blur_px(linear: np.ndarray, quad: np.ndarray) -> float:
         along = p0 + np.linspace(0.15, 0.85, 48)[:, None] * d
         grid = along[:, None, :] + offsets[None, :, None] * n[None, None, :]
         profiles = _sample(linear, grid)
-        steps = profiles[:, -8:].mean(axis=1) - profiles[:, :8].mean(axis=1)
+        steps = profiles[:, -16:].mean(axis=1) - profiles[:, :16].mean(axis=1)
         typical = float(np.median(steps))
         if typical <= 0:
             continue
@@ -604,14 +608,16 @@ def film_edge_blur_px(linear: np.ndarray, quad: np.ndarray) -> float:
         peak = int(np.argmax(deriv))
         if deriv[peak] <= 0:
             continue
-        # a blurred step of height H peaks at H / (sigma sqrt(2 pi)); H is read 4-7 px out
-        # so the film's own shading near its border hardly counts
+        # a blurred step of height H peaks at H / (sigma sqrt(2 pi)); H is read 4-12 px
+        # out, so the film's own shading near its border hardly counts
         x = offsets[peak]
-        after = mean[(offsets >= x + 4) & (offsets <= x + 7)]
-        before = mean[(offsets <= x - 4) & (offsets >= x - 7)]
+        after = mean[(offsets >= x + 4) & (offsets <= x + 12)]
+        before = mean[(offsets <= x - 4) & (offsets >= x - 12)]
         if after.size == 0 or before.size == 0:
             continue
         height = float(after.mean() - before.mean())
+        if height <= 0:
+            continue
         spread = height / (np.sqrt(2 * np.pi) * float(deriv[peak]))
         worst = max(worst, spread)
         found += 1
@@ -630,8 +636,8 @@ def moire_ratio(rgb: np.ndarray, window: int) -> float:
     """
     h, w = rgb.shape[:2]
     n = min(window, h, w) // 16 * 16
-    if n < 128:
-        return 0.0
+    if n < 256:
+        return 0.0  # too few pixels to tell a beat from the film's own texture
     y0, x0 = (h - n) // 2, (w - n) // 2
     crop = rgb[y0 : y0 + n, x0 : x0 + n].astype(np.float32) / 255.0
     r, g, b = crop[..., 0], crop[..., 1], crop[..., 2]
@@ -656,23 +662,46 @@ def moire_ratio(rgb: np.ndarray, window: int) -> float:
         np.clip(np.round(kx * (1 + reach)), -tile // 2, tile // 2 - 1).astype(int) + tile // 2,
     )
     ring_ids = ring[valid]
+    order = np.argsort(ring_ids, kind="stable")
+    bounds = np.flatnonzero(np.diff(ring_ids[order])) + 1
+    groups = np.split(order, bounds)
     best = 0.0
     for channel in channels:
         power = np.zeros((tile, tile), np.float64)
         for ty in range(0, n - tile + 1, step):
             for tx in range(0, n - tile + 1, step):
                 part = channel[ty : ty + tile, tx : tx + tile]
-                power += np.abs(np.fft.fft2((part - part.mean()) * hann)) ** 2
+                spectrum = cv2.dft((part - part.mean()) * hann, flags=cv2.DFT_COMPLEX_OUTPUT)
+                power += spectrum[..., 0] ** 2 + spectrum[..., 1] ** 2
         power = np.fft.fftshift(power)
         values = power[valid]
-        medians = np.zeros(ring.max() + 1)
-        for k in np.unique(ring_ids):
-            medians[k] = np.median(values[ring_ids == k])
-        floor = np.maximum(medians[ring_ids], 1e-20)
+        floor = np.empty_like(values)
+        for group in groups:
+            floor[group] = np.median(values[group])
+        floor = np.maximum(floor, 1e-20)
         neighbours = np.maximum(power[inward][valid], power[outward][valid])
         score = np.minimum(values / floor, values / np.maximum(neighbours, 1e-20))
         best = max(best, float(score.max()))
     return best
+
+
+def colour_fringe(rgb: np.ndarray) -> float:
+    """Fine-grained colour (0-255 scale) of a photo crop once the light's tint is removed.
+
+    A film is gray: its photo carries almost no colour detail. A monitor's red, green and
+    blue sub-pixels alias into fine coloured fringes even where the beat is too irregular
+    to make a spectral peak.
+    """
+    if rgb.size == 0 or min(rgb.shape[:2]) < 32:
+        return 0.0
+    unit = rgb.astype(np.float32) / 255.0
+    means = unit.reshape(-1, 3).mean(axis=0)
+    unit = unit * (means.mean() / np.maximum(means, 1e-3))
+    rg = unit[..., 0] - unit[..., 1]
+    yb = 0.5 * (unit[..., 0] + unit[..., 1]) - unit[..., 2]
+    fine_rg = rg - cv2.GaussianBlur(rg, (0, 0), 3)
+    fine_yb = yb - cv2.GaussianBlur(yb, (0, 0), 3)
+    return float(np.hypot(fine_rg.std(), fine_yb.std()) * 255.0)
 
 
 def _glare_place(mask: np.ndarray) -> str:
@@ -738,6 +767,8 @@ def rectify_photo(
     if cap < 1.0:
         out_w, out_h = out_w * cap, out_h * cap
     out_size = (max(16, round(out_w)), max(16, round(out_h)))
+    if source == "whole_frame":
+        out_size = (work_gray.shape[1], work_gray.shape[0])
     target = np.array(
         [[0, 0], [out_size[0] - 1, 0], [out_size[0] - 1, out_size[1] - 1], [0, out_size[1] - 1]],
         np.float32,
@@ -813,10 +844,12 @@ def rectify_photo(
         ],
         np.float32,
     )
+    film_crop = _inner_crop(rgb, quad / work_scale)
     moire = max(
-        moire_ratio(_inner_crop(rgb, quad / work_scale), t.moire_window_px),
+        moire_ratio(film_crop, t.moire_window_px),
         moire_ratio(_inner_crop(rgb, centre), t.moire_window_px),
     )
+    fringe = colour_fringe(film_crop[: t.moire_window_px, : t.moire_window_px])
     measures = _Measures(
         clipped_film=float(clipped[inner].mean()),
         clipped_frame=float((work_gray >= t.clipped_level).mean()),
@@ -824,6 +857,7 @@ def rectify_photo(
         glare_place=_glare_place(glare),
         blur_px=blur,
         moire=moire,
+        fringe=fringe,
         tilt_deg=tilt,
         film_fraction=film_fraction,
     )
@@ -865,6 +899,7 @@ class _Measures:
     glare_place: str
     blur_px: float
     moire: float
+    fringe: float
     tilt_deg: float
     film_fraction: float
 
@@ -883,6 +918,13 @@ def _photo_gates(
         gates.append(GateResult("film_found", "pass", "quality.ok", source, None))
 
     moire = _graded("moire", "photo.moire", m.moire, t.moire_fail_ratio, t.moire_fail_ratio)
+    # colour fringes on an otherwise gray picture: a screen, even without a clean beat
+    if (
+        moire.verdict == "pass"
+        and m.fringe > t.fringe_fail
+        and m.fringe >= t.fringe_share_of_colour * radiograph.colourfulness
+    ):
+        moire = GateResult("moire", "fail", "photo.moire", round(m.fringe, 4), t.fringe_fail)
     document = radiograph_gate(radiograph, analysis, QualityThresholds(colour_fail=t.colour_fail))
     if document.verdict == "fail" and moire.verdict != "fail":
         # a monitor's colour fringes are the moire's doing, not a colour photograph's

@@ -21,6 +21,8 @@ from edgeosteo.errors import ConfigError
 
 APP_NAME = "edgeosteo"
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+# long side of the stored display image and of heatmaps drawn on it
+DISPLAY_LONG_SIDE_PX = 1024
 
 
 @dataclass(frozen=True)
@@ -270,7 +272,7 @@ class PhotoThresholds:
     # A film candidate: a convex quadrilateral covering at least this much of the frame,
     # whose four sides are each supported by a straight edge along at least this fraction
     # of their length (a hand or a clip may hide the rest), brighter outside (lightbox or
-    # window) on at least three sides.
+    # window) than inside on all four sides by at least film_edge_step (0-1 sRGB).
     film_min_area_fraction: float = 0.04
     film_side_support: float = 0.5
     film_edge_step: float = 0.04

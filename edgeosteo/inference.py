@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from edgeosteo.config import RuntimeSettings
+from edgeosteo.config import DISPLAY_LONG_SIDE_PX, RuntimeSettings
 from edgeosteo.errors import ModelError
 from edgeosteo.findings import Findings, ModelFinding, UnavailableFinding
 from edgeosteo.intake.types import Radiograph
 from edgeosteo.models import ModelManifest, ModelRegistry, TensorSpec, verify
-from edgeosteo.preprocess import preprocess
+from edgeosteo.preprocess import PreparedImage, heatmap_on_image, preprocess
 from edgeosteo.runtime import InferenceSession, open_session
 
 OUTPUT_FIELDS = {
@@ -82,17 +82,34 @@ class ModelRunner:
         return np.asarray([features], dtype=np.float32)
 
     def _inputs(
-        self, manifest: ModelManifest, radiograph: Radiograph | None, clinical: Mapping[str, object]
-    ) -> dict[str, np.ndarray]:
+        self,
+        manifest: ModelManifest,
+        radiograph: Radiograph | None,
+        clinical: Mapping[str, object],
+        upstream: Sequence[ModelFinding],
+    ) -> tuple[dict[str, np.ndarray], PreparedImage | None]:
+        """Input tensors by name. Feature inputs take clinical answers, or another model's
+        output named "<model id>:<output>" (a fused model reads the image model's result)."""
         tensors: dict[str, np.ndarray] = {}
+        prepared: PreparedImage | None = None
+        earlier = {f.model_id: f for f in upstream}
         for spec in manifest.inputs:
             if spec.features:
-                tensors[spec.name] = self._clinical_tensor(spec, clinical)
+                values = dict(clinical)
+                for name in spec.features:
+                    model_id, _, output = name.partition(":")
+                    if output and output in OUTPUT_FIELDS:
+                        finding = earlier.get(model_id)
+                        if finding is None:
+                            raise ModelError("model.missing_inputs", name)
+                        values[name] = getattr(finding, OUTPUT_FIELDS[output])
+                tensors[spec.name] = self._clinical_tensor(spec, values)
             else:
                 if radiograph is None:
                     raise ModelError("model.no_image")
-                tensors[spec.name] = preprocess(radiograph, manifest.preprocessing)
-        return tensors
+                prepared = preprocess(radiograph, manifest.preprocessing)
+                tensors[spec.name] = prepared.tensor
+        return tensors, prepared
 
     def run(
         self,
@@ -100,24 +117,30 @@ class ModelRunner:
         radiograph: Radiograph | None,
         clinical: Mapping[str, object],
         timings: dict[str, list[float]] | None = None,
+        upstream: Sequence[ModelFinding] = (),
     ) -> ModelFinding:
         session = self.session(manifest)
         started = time.perf_counter()
-        inputs = self._inputs(manifest, radiograph, clinical)
-        prepared = time.perf_counter()
+        inputs, prepared = self._inputs(manifest, radiograph, clinical, upstream)
+        ready = time.perf_counter()
         outputs = session.run(inputs)
         if timings is not None:
-            timings.setdefault(f"preprocess:{manifest.id}", []).append(prepared - started)
-            timings.setdefault(f"model:{manifest.id}", []).append(time.perf_counter() - prepared)
+            timings.setdefault(f"preprocess:{manifest.id}", []).append(ready - started)
+            timings.setdefault(f"model:{manifest.id}", []).append(time.perf_counter() - ready)
         values: dict[str, float | None] = {}
         for output_name, field_name in OUTPUT_FIELDS.items():
             array = outputs.get(output_name)
             if array is not None:
-                value = float(np.asarray(array).reshape(-1)[0])
+                # one row per region (e.g. per knee): the case's value is their mean
+                value = float(np.mean(np.asarray(array, dtype=np.float64).reshape(-1)))
                 if not np.isfinite(value):
                     raise ModelError("model.inference_failed", f"{output_name} is not finite")
                 values[field_name] = value
         heatmap = outputs.get("heatmap")
+        if heatmap is not None and prepared is not None and radiograph is not None:
+            heatmap = heatmap_on_image(
+                np.asarray(heatmap), prepared.regions, radiograph.shape, DISPLAY_LONG_SIDE_PX
+            )
         return ModelFinding(
             model_id=manifest.id,
             model_version=manifest.version,
@@ -125,7 +148,7 @@ class ModelRunner:
             used_for_referral=manifest.used_for_referral,
             backend=session.backend,
             precision=self._precision[manifest.id],
-            heatmap=np.asarray(heatmap)[0] if heatmap is not None else None,
+            heatmap=heatmap,
             **values,
         )
 
@@ -143,7 +166,7 @@ class ModelRunner:
 
         def attempt(manifest: ModelManifest, image: Radiograph | None) -> None:
             try:
-                results.append(self.run(manifest, image, clinical, timings))
+                results.append(self.run(manifest, image, clinical, timings, tuple(results)))
             except ModelError as exc:
                 unavailable.append(
                     UnavailableFinding(exc.code, manifest.kind, manifest.id, exc.detail)

@@ -123,6 +123,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The image could not be read, so no image model was run.",
         "图像无法读取，因此未运行图像模型。",
     ),
+    "model.roi_not_found": (
+        "The knee joint could not be found in this image, so the knee model was not run. "
+        "Check that it is a standing AP knee view.",
+        "未能在图像中找到膝关节，因此未运行膝关节模型。请确认为膝关节正位片。",
+    ),
     "model.not_run_quality": (
         "The image failed the quality check, so no image model was run.",
         "图像未通过质量检查，因此未运行图像模型。",

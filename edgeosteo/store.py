@@ -20,10 +20,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from edgeosteo.config import DISPLAY_LONG_SIDE_PX
 from edgeosteo.intake.types import PatientIdentity, Radiograph
 
 DATABASE_NAME = "edgeosteo.sqlite3"
-DISPLAY_LONG_SIDE = 1024
 
 # Each entry upgrades the schema by one version; never edit a released step, add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -273,7 +273,7 @@ def clock_synchronised() -> bool:
 
 def _display_png(pixels: np.ndarray) -> bytes:
     h, w = pixels.shape
-    scale = min(1.0, DISPLAY_LONG_SIDE / max(h, w))
+    scale = min(1.0, DISPLAY_LONG_SIDE_PX / max(h, w))
     small = (
         cv2.resize(
             pixels,
@@ -290,16 +290,19 @@ def _display_png(pixels: np.ndarray) -> bytes:
 
 
 def _heatmap_png(heatmap: np.ndarray, shape: tuple[int, int]) -> bytes:
-    """A transparent-where-cold colour overlay at the display image's size."""
+    """A colour overlay at the display image's size, transparent where cold or where the
+    model did not look (NaN)."""
     h, w = shape
-    scale = min(1.0, DISPLAY_LONG_SIDE / max(h, w))
+    scale = min(1.0, DISPLAY_LONG_SIDE_PX / max(h, w))
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    values = np.asarray(heatmap, dtype=np.float32)
-    lo, hi = float(values.min()), float(values.max())
-    unit = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
-    unit = cv2.resize(unit, size, interpolation=cv2.INTER_LINEAR)
+    values = cv2.resize(np.asarray(heatmap, dtype=np.float32), size, interpolation=cv2.INTER_LINEAR)
+    looked = np.isfinite(values)
+    finite = values[looked]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    unit = np.where(looked, (values - lo) / (hi - lo) if hi > lo else 0.0, 0.0)
+    unit = np.clip(unit, 0.0, 1.0).astype(np.float32)
     colour = cv2.applyColorMap((unit * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    alpha = (np.clip(unit, 0, 1) * 160).astype(np.uint8)
+    alpha = np.where(looked, unit * 160, 0).astype(np.uint8)
     ok, encoded = cv2.imencode(".png", np.dstack([colour, alpha]))
     if not ok:
         raise ValueError("heatmap could not be encoded")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 import model_factory
@@ -64,7 +65,9 @@ def test_models_run_when_they_apply(tmp_path, pydicom_data_dir):
     result = screener.screen(pydicom_data_dir / "RG3_UNCR.dcm", patient, body_part="knee")
     kinds = {f.kind: f for f in result.findings.results}
     assert set(kinds) == {"clinical", "image"}
-    assert kinds["image"].heatmap is not None and kinds["image"].heatmap.shape == (64, 64)
+    # the heatmap is drawn back onto the image at display size (1760 px -> 1024 px)
+    assert kinds["image"].heatmap is not None and kinds["image"].heatmap.shape == (1024, 1024)
+    assert np.isfinite(kinds["image"].heatmap).all()
     assert kinds["image"].used_for_referral is False
     assert result.findings.for_referral().kind == "clinical"
     assert 0.0 <= kinds["clinical"].p_low_bone_mass <= 1.0

@@ -202,7 +202,8 @@ def evaluate_variant(name, cv_scores, lo_scores, clin_cv, clin_lo, a, cv_splits,
         res[k]["passes_product_rule"] = bool(ok)
         LOG(f"[{name}] {k}: image CV {res[k]['image_alone']['cv']['auc']} LOSO {res[k]['image_alone']['loso']['auc']}"
             f" | fused-clin CV {res[k]['added_value_over_clinical']['cv']} LOSO {res[k]['added_value_over_clinical']['loso']}")
-    # age-adjusted correlation of the image score with the T-score (higher score = lower T expected)
+    # age-adjusted correlation of the image score with the T-score (higher score = lower T expected);
+    # classification variants use their T<=-1 logit, regression variants the negated T-score
     s = (cv_scores["reg"] if isinstance(cv_scores, dict) and "reg" in cv_scores else
          (cv_scores["p_t_le_-1"] if isinstance(cv_scores, dict) else cv_scores)).mean(0)
     s_lo = (lo_scores["reg"] if isinstance(lo_scores, dict) and "reg" in lo_scores else
@@ -240,6 +241,12 @@ def main(argv=None):
     kw = patient_mean(meta[:, 0], owner, N)
     report["knee_width_px_by_source"] = {s: [round(float(np.percentile(kw[src == s], q)), 1) for q in (10, 50, 90)]
                                          for s in sorted(set(src))}
+    rel = np.abs(meta[:, 1] - meta[:, 2]) / meta[:, 1]
+    report["roi_qc"] = {"images_with_knee": int(len(set(owner.tolist()))),
+                        "tibial_femoral_width_rel_diff_median": round(float(np.median(rel)), 4),
+                        "frac_knees_tib_fem_diff_over_25pct": round(float((rel > 0.25).mean()), 4),
+                        "note": "visual QC of joint line/width overlays was done on contact sheets during "
+                                "development (not stored: no images from the data set are committed)"}
     report["knee_width_corr_with_t_adj_age"] = ek.partial_corr_ci(-kw / np.median(kw), t, a["age"][:, None])
     # baselines on the same patients
     so_cv = oof_source_only(src, t, cv_splits)
@@ -292,7 +299,9 @@ def main(argv=None):
             LOG(f"cnn loso {fi} done ({time.time() - t0:.0f}s)")
         cls_cv = {"p_t_le_-1": cnn_cv[..., 1], "p_t_le_-2.5": cnn_cv[..., 2], "reg": -cnn_cv[..., 0]}
         cls_lo = {"p_t_le_-1": cnn_lo[..., 1], "p_t_le_-2.5": cnn_lo[..., 2], "reg": -cnn_lo[..., 0]}
-        report["variants"]["cnn_cls"] = evaluate_variant("cnn_cls", cls_cv, cls_lo, clin_cv, clin_lo, a, cv_splits, loso)
+        report["variants"]["cnn_cls"] = evaluate_variant(
+            "cnn_cls", {k: cls_cv[k] for k in TARGETS}, {k: cls_lo[k] for k in TARGETS}, clin_cv, clin_lo, a,
+            cv_splits, loso)
         report["variants"]["cnn_reg"] = evaluate_variant("cnn_reg", cls_cv["reg"], cls_lo["reg"], clin_cv, clin_lo, a,
                                                         cv_splits, loso)
         report["cnn"] = {"macs_256": knee_cnn.macs(knee_cnn.KneeNet()), "epochs": knee_cnn.EPOCHS,

@@ -157,14 +157,15 @@ def clinical(reports: Path, out: Path) -> None:
              "(see tools/reports/clinical.json `added_feature_screen_cv5repeats`).\n")
     L.append("## Performance (same 147 patients for every row)\n")
     L.append(f"{m['cv_scheme']}; LOSO = {m['loso_scheme']}; CIs by {m['bootstrap']} bootstrap.\n")
-    L.append("| target | model CV AUC | model LOSO AUC | age alone | OSTA (-OSTA score) | age-only logistic CV | age-only logistic LOSO |")
-    L.append("| --- | --- | --- | --- | --- | --- | --- |")
+    L.append("| target | model CV AUC | model LOSO AUC | age alone | OSTA (-OSTA score) | age-only logistic CV | age-only logistic LOSO | source-only CV |")
+    L.append("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for k, txt in TARGET_TXT.items():
         e = m[k]
         L.append(f"| {txt} | {ci(e['cv'])} | {ci(e['loso'])} | {ci(e['baselines']['age'])} | "
                  f"{ci(e['baselines']['osta'])} | {ci(e['baselines']['age_logistic_cv'])} | "
-                 f"{ci(e['baselines']['age_logistic_loso'])} |")
+                 f"{ci(e['baselines']['age_logistic_loso'])} | {ci(e['baselines'].get('source_only_cv'))} |")
     L.append("")
+    L.append("Source-only in LOSO is 0.5 by construction (an unseen source carries no information).\n")
     L.append("Paired bootstrap AUC differences:\n")
     for k, txt in TARGET_TXT.items():
         e = m[k]

@@ -50,7 +50,7 @@ def preprocessing(res: dict) -> dict:
     p = res["roi_params"]
     return {
         "algorithm": p["version"],
-        "reference_implementation": "tools/knee_roi.py (numpy + OpenCV only; detect_knees + crop_knee)",
+        "reference_implementation": "edgeosteo/knee_roi.py (re-exported by tools/knee_roi.py; numpy + OpenCV only; detect_knees + crop_knee)",
         "steps": [
             "decode to grayscale float32 in [0,1], bone bright: raster via cv2.imread(IMREAD_UNCHANGED), colour -> "
             "cv2.COLOR_BGR2GRAY, divide by dtype max; DICOM: modality LUT, min-max scale, invert MONOCHROME1",
@@ -145,7 +145,13 @@ def write(reports: Path, out: Path) -> None:
             {"name": "heatmap", "meaning": "[N,16,16] class-activation map: calibrated per-location logit for T <= -1 "
                                            "(its spatial mean is the logit of p_t_le_-1); upsample bilinearly to the "
                                            "256x256 crop for display; higher = more suggestive of low density"}],
-        "calibration": {"method": "Platt scaling on pooled out-of-fold CNN logits (CV)", "baked_into_graph": True,
+        "calibration": {"method": "Platt scaling on pooled out-of-fold CNN logits (CV), applied only when its slope "
+                                  "is > 0", "baked_into_graph": True,
+                        "applied": {k: img["platt"][k]["applied"] for k in TT},
+                        "note": None if all(img["platt"][k]["applied"] for k in TT) else
+                        "Platt slope on out-of-fold logits was <= 0 for at least one output (no transferable or an "
+                        "inverted signal); calibration was not applied there, so those probabilities are the "
+                        "network's own uncalibrated sigmoid outputs and must not be read as risks",
                         **img["platt"]},
         "model": {"architecture": "5 x (conv3x3-BN-ReLU), strides 2,2,2,2,1, widths 16,24,32,64,64; 1x1 conv head "
                                   "(3 maps); outputs = spatial mean of the maps (multiple-instance average)",
@@ -207,8 +213,12 @@ def write(reports: Path, out: Path) -> None:
              "(a useful score would be clearly negative):\n")
     L.extend(_corr_lines(res))
     L.append("")
-    L.append(f"Knee width itself (a size proxy) vs T-score, age-adjusted: r = {res['knee_width_corr_with_t_adj_age']['r']:+.3f} "
-             f"(95% CI {res['knee_width_corr_with_t_adj_age']['ci95'][0]:+.3f} to {res['knee_width_corr_with_t_adj_age']['ci95'][1]:+.3f}).\n")
+    L.append("The estimated knee width in original pixels (dominated by each source's resolution) already carries "
+             "the source confound: age-adjusted r(-width, T) = "
+             f"{res['knee_width_corr_with_t_adj_age']['r']:+.3f} (95% CI {res['knee_width_corr_with_t_adj_age']['ci95'][0]:+.3f} "
+             f"to {res['knee_width_corr_with_t_adj_age']['ci95'][1]:+.3f}), i.e. knees that are wider in pixels "
+             "(the high-resolution sources) have lower T-scores. This is why crops are resampled to a common scale "
+             "and why LOSO is the decisive test.\n")
     tr = res["cnn"]["t_score_regression"]
     L.append(f"CNN T-score regression: CV RMSE {tr['cv']['rmse']}, r {tr['cv']['pearson_r']}; LOSO RMSE {tr['loso']['rmse']}, "
              f"r {tr['loso']['pearson_r']} (clinical ridge: CV RMSE {clin['metrics']['t_score']['cv']['rmse']}, "
@@ -216,10 +226,12 @@ def write(reports: Path, out: Path) -> None:
     L.append("Subgroups: not reported for the image model, because it carries no validated signal overall; for the "
              "clinical model's subgroups by sex and age band see models/knee-clinical/CARD.md.\n")
     L.append("## Calibration\n")
-    L.append("Platt scaling fitted on pooled out-of-fold CNN logits, baked into the graph: " + "; ".join(
-        f"{k}: a={img['platt'][k]['a']:.3f}, c={img['platt'][k]['c']:.3f}" for k in TT) +
-        ". A slope a near 0 means the logits carry little information and the probabilities collapse towards "
-        "the prevalence.\n")
+    L.append("Platt scaling was fitted on pooled out-of-fold CNN logits: " + "; ".join(
+        f"{k}: slope a={img['platt'][k]['fitted_a']:.3f}, intercept c={img['platt'][k]['fitted_c']:.3f} "
+        f"({'applied, baked into the graph' if img['platt'][k]['applied'] else 'NOT applied'})" for k in TT) +
+        ". A slope <= 0 means the out-of-fold logits ranked patients no better than (or inversely to) chance; "
+        "applying it would flip the model, so it was not applied and **those probabilities are uncalibrated "
+        "network outputs, not risks**.\n")
     L.append("## Quantization and latency (this machine, 2 threads, batch 1, 256x256)\n")
     L.append(f"Static INT8 QDQ (onnxruntime.quantization, quant_pre_process first, MinMax calibration on the "
              f"{img['n_crops']} development crops, {par['int8_choice'].replace('_', '-')} weights chosen as the better of "
@@ -229,15 +241,23 @@ def write(reports: Path, out: Path) -> None:
                  f"{k} {q['auc'][k]['auc_fp32_in_sample']} vs {q['auc'][k]['auc_other_in_sample']} "
                  f"(|diff| {q['auc'][k]['auc_abs_diff']})" for k in TT) + ".")
     if par["nncf"]:
-        L.append(f"OpenVINO NNCF INT8: max |p diff| {par['nncf']['max_abs_prob_diff']}; AUC |diff| " + ", ".join(
-            f"{k} {par['nncf']['auc'][k]['auc_abs_diff']}" for k in TT) + ".")
+        L.append(f"OpenVINO NNCF INT8 (head conv kept FP32): max |p diff| {par['nncf']['max_abs_prob_diff']}, max |T diff| "
+                 f"{par['nncf']['max_abs_t_diff']}; AUC |diff| " + ", ".join(
+                     f"{k} {par['nncf']['auc'][k]['auc_abs_diff']}" for k in TT) + "."
+                 + (f" {par['nncf_error']}." if par["nncf_error"] else " Shipped as openvino_int8_xml/bin."))
     else:
         L.append(f"OpenVINO NNCF INT8 not produced ({par['nncf_error']}).")
+    L.append("The AUCs in this paragraph are on the training patients of the final model and serve only as a "
+             "parity check between FP32 and INT8, not as a performance estimate.")
     L.append(f"OpenVINO FP32 IR vs ONNX FP32 max abs difference {par['openvino_fp32_vs_onnx_fp32_max_abs']:.2e}; "
              f"torch vs ONNX {par['torch_vs_onnx_fp32_max_abs']:.2e}.\n")
     L.append("| runtime | median ms | p90 ms |\n| --- | --- | --- |")
     for kk, vv in lat.items():
         L.append(f"| {kk} | {vv['median_ms']} | {vv['p90_ms']} |")
+    f32, i8 = lat["onnxruntime_fp32"]["median_ms"], lat["onnxruntime_int8"]["median_ms"]
+    L.append(f"\nonnxruntime INT8 / FP32 median latency ratio {i8 / f32:.2f}"
+             + (" (no latency gain from INT8 at this model size; the INT8 file is smaller)" if i8 >= 0.9 * f32 else "")
+             + ". Times exclude image decoding and ROI detection.")
     L.append(f"\nModel files total (all three models): {img['total_bytes'] / 1e6:.2f} MB.\n")
     L.append("## Known failure modes and limits\n")
     L.append(wc.common_limits(pop))
@@ -299,8 +319,11 @@ def write(reports: Path, out: Path) -> None:
     for k, s in fz["stack"].items():
         F.append(f"- {k}: intercept {s['intercept']:.4f}, clinical weight {s['coef_clinical']:.4f}, image weight "
                  f"{s['coef_image']:.4f}" + (f", residual SD {s['residual_sd']:.4f}" if "residual_sd" in s else ""))
-    F.append(f"\nFitted on {fz['stack_fitted_on']} (clinical calibrated logit/T-score and Platt-calibrated CNN "
-             "logit/T-score). An image weight near 0 means the stacker learned to ignore the image.\n")
+    F.append(f"\nFitted on {fz['stack_fitted_on']} (clinical calibrated logit / T-score and the CNN's out-of-fold "
+             "logit / T-score, with the CNN's Platt step only where it was applied). The image enters through "
+             "logit(p) of the knee-image outputs. An image weight near 0 means the stacker learned to ignore the "
+             "image; a negative weight means the out-of-fold image score ran opposite to the label, i.e. the "
+             "image model's in-sample direction does not transfer.\n")
     F.append("## Validation: added value over the clinical model (same patients, same folds)\n")
     F.append("| target | clinical CV | fused CV | diff CV | clinical LOSO | fused LOSO | diff LOSO |")
     F.append("| --- | --- | --- | --- | --- | --- | --- |")

@@ -168,6 +168,8 @@ def _summary(values: Sequence[float]) -> dict[str, float]:
     if arr.size == 0:
         return {}
     return {
+        "min": round(float(arr.min()), 4),
+        "p10": round(float(np.percentile(arr, 10)), 4),
         "median": round(float(np.median(arr)), 4),
         "mean": round(float(arr.mean()), 4),
         "p90": round(float(np.percentile(arr, 90)), 4),
@@ -200,6 +202,16 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, object]:
             "refused_any": round(sum(o.refused for o in group) / len(group), 4),
             "misses": wrong,
         }
+    measured: dict[str, dict[str, dict[str, float]]] = {}
+    for condition in CONDITIONS:
+        group = [o for o in outcomes if o.photo.condition == condition]
+        values: dict[str, list[float]] = {}
+        for o in group:
+            for g in o.result.gates:
+                if isinstance(g.measured, (int, float)) and not isinstance(g.measured, bool):
+                    values.setdefault(g.gate, []).append(float(g.measured))
+        if group:
+            measured[condition] = {gate: _summary(v) for gate, v in values.items()}
     drift = [
         image_drift(o.photo.film, o.result.radiograph.pixels)
         for o in good
@@ -226,6 +238,7 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, object]:
         "good_warned": round(
             sum(o.result.quality.verdict == "warn" for o in good) / max(1, len(good)), 4
         ),
+        "gate_measurements_by_condition": measured,
         "image_drift_good": {
             key: _summary([d[key] for d in drift]) for key in (drift[0] if drift else {})
         },

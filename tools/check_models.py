@@ -17,9 +17,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # The image reference inputs (formulas are also spelled out in each manifest entry).
 _I, _J = np.mgrid[:256, :256].astype(np.float32)
-SYNTH = np.stack([_I / 255.0, 0.5 + 0.5 * np.sin(2 * np.pi * _I / 32.0),
-                  ((_I // 16 + _J // 16) % 2).astype(np.float32),
-                  np.full((256, 256), 0.5, np.float32)]).astype(np.float32)
+SYNTH = np.stack(
+    [
+        _I / 255.0,
+        0.5 + 0.5 * np.sin(2 * np.pi * _I / 32.0),
+        ((_I // 16 + _J // 16) % 2).astype(np.float32),
+        np.full((256, 256), 0.5, np.float32),
+    ]
+).astype(np.float32)
 
 
 def ort_outputs(path, feeds):
@@ -58,22 +63,33 @@ def check(md: Path) -> list[str]:
         exp = [r["expected"] for r in refs]
         tol = {"onnx_fp32": 1e-4, "openvino_xml": 1e-4, "onnx_int8": None}
     else:
-        feeds = {"clinical": np.array([r["input"]["clinical"] for r in refs], np.float32),
-                 "image": np.array([r["input"]["image"] for r in refs], np.float32)}
+        feeds = {
+            "clinical": np.array([r["input"]["clinical"] for r in refs], np.float32),
+            "image": np.array([r["input"]["image"] for r in refs], np.float32),
+        }
         exp = [r["expected"] for r in refs]
         tol = {"onnx_fp32": 1e-5}
     for role, t in tol.items():
         if role not in roles:
             continue
-        outs = ov_outputs(roles[role], feeds) if role.startswith("openvino") else ort_outputs(roles[role], feeds)
+        outs = (
+            ov_outputs(roles[role], feeds)
+            if role.startswith("openvino")
+            else ort_outputs(roles[role], feeds)
+        )
         ex = exp
-        if role == "onnx_int8":  # INT8 against its own recorded outputs (kernels may differ slightly by CPU)
+        if (
+            role == "onnx_int8"
+        ):  # INT8 against its own recorded outputs (kernels may differ slightly by CPU)
             ex, t = [r["int8_expected"] for r in refs], 2e-3
         for i, e in enumerate(ex):
             for k, v in e.items():
                 d = abs(float(outs[k][i]) - v)
                 if d > t:
-                    errs.append(f"{man['id']} {role} ref {i} {k}: got {float(outs[k][i]):.6f} expected {v} (tol {t})")
+                    errs.append(
+                        f"{man['id']} {role} ref {i} {k}: got {float(outs[k][i]):.6f} "
+                        f"expected {v} (tol {t})"
+                    )
     if "onnx_fp32" in roles:  # OpenVINO reading the ONNX directly
         outs = ov_outputs(roles["onnx_fp32"], feeds)
         for i, e in enumerate(exp):
@@ -89,7 +105,10 @@ def main(argv=None):
     total = 0
     for md in sorted(p for p in root.iterdir() if (p / "manifest.json").exists()):
         e = check(md)
-        total += sum((md / f["path"]).stat().st_size for f in json.loads((md / "manifest.json").read_text())["files"])
+        total += sum(
+            (md / f["path"]).stat().st_size
+            for f in json.loads((md / "manifest.json").read_text())["files"]
+        )
         print(f"{md.name}: {'OK' if not e else 'FAIL'}")
         errs += e
     print(f"total model bytes: {total}")

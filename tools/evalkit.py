@@ -66,12 +66,13 @@ def boot_indices(y: np.ndarray, B: int = BOOT_B, seed: int = BOOT_SEED) -> np.nd
     pos, neg = np.where(y)[0], np.where(~y)[0]
     idx = np.empty((B, len(y)), int)
     idx[:, : len(pos)] = rng.choice(pos, size=(B, len(pos)), replace=True)
-    idx[:, len(pos):] = rng.choice(neg, size=(B, len(neg)), replace=True)
+    idx[:, len(pos) :] = rng.choice(neg, size=(B, len(neg)), replace=True)
     return idx
 
 
 def auc_boot(y: np.ndarray, scores: np.ndarray, idx: np.ndarray | None = None) -> np.ndarray:
-    """scores: [N] or [R, N] (repeats). Returns bootstrap distribution [B] of mean-over-repeats AUC."""
+    """scores: [N] or [R, N] (repeats). Returns the bootstrap distribution [B] of the
+    mean-over-repeats AUC."""
     y = np.asarray(y).astype(bool)
     S = np.atleast_2d(scores)
     if idx is None:
@@ -87,13 +88,21 @@ def auc_summary(y: np.ndarray, scores: np.ndarray, idx: np.ndarray | None = None
     y = np.asarray(y).astype(bool)
     S = np.atleast_2d(scores)
     if y.all() or (~y).all():
-        return {"auc": None, "ci95": None, "n": int(len(y)), "n_pos": int(y.sum()),
-                "note": "one class only; AUC undefined"}
+        return {
+            "auc": None,
+            "ci95": None,
+            "n": len(y),
+            "n_pos": int(y.sum()),
+            "note": "one class only; AUC undefined",
+        }
     point = float(np.mean([auc(y, s) for s in S]))
     bs = auc_boot(y, S, idx)
-    out = {"auc": round(point, 4), "ci95": [round(float(np.percentile(bs, 2.5)), 4),
-                                            round(float(np.percentile(bs, 97.5)), 4)],
-           "n": int(len(y)), "n_pos": int(y.sum())}
+    out = {
+        "auc": round(point, 4),
+        "ci95": [round(float(np.percentile(bs, 2.5)), 4), round(float(np.percentile(bs, 97.5)), 4)],
+        "n": len(y),
+        "n_pos": int(y.sum()),
+    }
     if min(int(y.sum()), int((~y).sum())) < 5:
         out["note"] = "fewer than 5 in one class; AUC unstable, do not interpret"
     if len(S) > 1:
@@ -109,9 +118,11 @@ def paired_diff(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict:
     idx = boot_indices(y)
     d = auc_boot(y, A, idx) - auc_boot(y, Bm, idx)
     point = float(np.mean([auc(y, s) for s in A]) - np.mean([auc(y, s) for s in Bm]))
-    return {"auc_diff": round(point, 4),
-            "ci95": [round(float(np.percentile(d, 2.5)), 4), round(float(np.percentile(d, 97.5)), 4)],
-            "p_boot_le_0": round(float((d <= 0).mean()), 4)}
+    return {
+        "auc_diff": round(point, 4),
+        "ci95": [round(float(np.percentile(d, 2.5)), 4), round(float(np.percentile(d, 97.5)), 4)],
+        "p_boot_le_0": round(float((d <= 0).mean()), 4),
+    }
 
 
 def calib_summary(y: np.ndarray, p: np.ndarray) -> dict:
@@ -129,10 +140,12 @@ def calib_summary(y: np.ndarray, p: np.ndarray) -> dict:
         slopes.append(float(m.coef_[0, 0]))
         intercepts.append(float(m.intercept_[0]))
         mean_p.append(float(pr.mean()))
-    return {"brier": round(float(np.mean(briers)), 4),
-            "calibration_slope": round(float(np.mean(slopes)), 3),
-            "mean_predicted": round(float(np.mean(mean_p)), 4),
-            "observed_rate": round(float(y.mean()), 4)}
+    return {
+        "brier": round(float(np.mean(briers)), 4),
+        "calibration_slope": round(float(np.mean(slopes)), 3),
+        "mean_predicted": round(float(np.mean(mean_p)), 4),
+        "observed_rate": round(float(y.mean()), 4),
+    }
 
 
 def partial_corr(x: np.ndarray, y: np.ndarray, covars: np.ndarray) -> float:
@@ -143,16 +156,22 @@ def partial_corr(x: np.ndarray, y: np.ndarray, covars: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def partial_corr_ci(x: np.ndarray, y: np.ndarray, covars: np.ndarray, B: int = BOOT_B,
-                    seed: int = BOOT_SEED) -> dict:
+def partial_corr_ci(
+    x: np.ndarray, y: np.ndarray, covars: np.ndarray, B: int = BOOT_B, seed: int = BOOT_SEED
+) -> dict:
     rng = np.random.default_rng(seed)
     n = len(x)
     bs = []
     for _ in range(B):
         i = rng.integers(0, n, n)
         bs.append(partial_corr(x[i], y[i], covars[i]))
-    return {"r": round(partial_corr(x, y, covars), 4),
-            "ci95": [round(float(np.nanpercentile(bs, 2.5)), 4), round(float(np.nanpercentile(bs, 97.5)), 4)]}
+    return {
+        "r": round(partial_corr(x, y, covars), 4),
+        "ci95": [
+            round(float(np.nanpercentile(bs, 2.5)), 4),
+            round(float(np.nanpercentile(bs, 97.5)), 4),
+        ],
+    }
 
 
 def age_band(age: np.ndarray) -> np.ndarray:

@@ -38,10 +38,10 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression, Ridge
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import evalkit as ek  # noqa: E402
-import knee_data  # noqa: E402
-import knee_roi  # noqa: E402
-import train_clinical as tc  # noqa: E402
+import evalkit as ek
+import knee_data
+import knee_roi
+import train_clinical as tc
 
 TARGETS = tc.TARGETS
 LOG = print
@@ -65,7 +65,7 @@ ROIS = {"tibia": (152, 236, 76, 180), "femur": (24, 100, 76, 180)}  # y0, y1, x0
 
 def texture_features(crop: np.ndarray) -> np.ndarray:
     f = []
-    for (y0, y1, x0, x1) in ROIS.values():
+    for y0, y1, x0, x1 in ROIS.values():
         r = crop[y0:y1, x0:x1].astype(np.float32)
         f += list(np.percentile(r, [10, 50, 90]))
         f.append(r.std())
@@ -105,7 +105,9 @@ def oof_linear(F, t, splits_per_repeat):
             out["reg"][r, te] = -Ridge(alpha=10.0).fit(Z, t[tr]).predict(Zt)
             for k, thr in TARGETS.items():
                 y = (t[tr] <= thr).astype(int)
-                out[k][r, te] = LogisticRegression(C=0.1, max_iter=3000).fit(Z, y).decision_function(Zt)
+                out[k][r, te] = (
+                    LogisticRegression(C=0.1, max_iter=3000).fit(Z, y).decision_function(Zt)
+                )
     return out
 
 
@@ -178,7 +180,9 @@ def logit(p):
     return np.log(p / (1 - p))
 
 
-def evaluate_variant(name, cv_scores, lo_scores, clin_cv, clin_lo, a, cv_splits, loso, img_t_cv=None):
+def evaluate_variant(
+    name, cv_scores, lo_scores, clin_cv, clin_lo, a, cv_splits, loso, img_t_cv=None
+):
     t = a["t_score"]
     res = {}
     for k, thr in TARGETS.items():
@@ -194,23 +198,39 @@ def evaluate_variant(name, cv_scores, lo_scores, clin_cv, clin_lo, a, cv_splits,
             "image_alone": {"cv": ek.auc_summary(y, s_cv), "loso": ek.auc_summary(y, s_lo)},
             "clinical_same_folds": {"cv": ek.auc_summary(y, ccv), "loso": ek.auc_summary(y, clo)},
             "fused": {"cv": ek.auc_summary(y, f_cv), "loso": ek.auc_summary(y, f_lo)},
-            "added_value_over_clinical": {"cv": ek.paired_diff(y, f_cv, ccv), "loso": ek.paired_diff(y, f_lo, clo)},
+            "added_value_over_clinical": {
+                "cv": ek.paired_diff(y, f_cv, ccv),
+                "loso": ek.paired_diff(y, f_lo, clo),
+            },
             "cv_repeats": R,
         }
-        ok = (res[k]["added_value_over_clinical"]["cv"]["ci95"][0] > 0
-              and res[k]["added_value_over_clinical"]["loso"]["ci95"][0] > 0)
+        ok = (
+            res[k]["added_value_over_clinical"]["cv"]["ci95"][0] > 0
+            and res[k]["added_value_over_clinical"]["loso"]["ci95"][0] > 0
+        )
         res[k]["passes_product_rule"] = bool(ok)
-        LOG(f"[{name}] {k}: image CV {res[k]['image_alone']['cv']['auc']} LOSO {res[k]['image_alone']['loso']['auc']}"
-            f" | fused-clin CV {res[k]['added_value_over_clinical']['cv']} LOSO {res[k]['added_value_over_clinical']['loso']}")
-    # age-adjusted correlation of the image score with the T-score (higher score = lower T expected);
+        LOG(
+            f"[{name}] {k}: image CV {res[k]['image_alone']['cv']['auc']} "
+            f"LOSO {res[k]['image_alone']['loso']['auc']} | fused-clin "
+            f"CV {res[k]['added_value_over_clinical']['cv']} "
+            f"LOSO {res[k]['added_value_over_clinical']['loso']}"
+        )
+    # age-adjusted correlation of the image score with the T-score (higher score = lower T);
     # classification variants use their T<=-1 logit, regression variants the negated T-score
-    s = (cv_scores["reg"] if isinstance(cv_scores, dict) and "reg" in cv_scores else
-         (cv_scores["p_t_le_-1"] if isinstance(cv_scores, dict) else cv_scores)).mean(0)
-    s_lo = (lo_scores["reg"] if isinstance(lo_scores, dict) and "reg" in lo_scores else
-            (lo_scores["p_t_le_-1"] if isinstance(lo_scores, dict) else lo_scores))[0]
+    s = (
+        cv_scores["reg"]
+        if isinstance(cv_scores, dict) and "reg" in cv_scores
+        else (cv_scores["p_t_le_-1"] if isinstance(cv_scores, dict) else cv_scores)
+    ).mean(0)
+    s_lo = (
+        lo_scores["reg"]
+        if isinstance(lo_scores, dict) and "reg" in lo_scores
+        else (lo_scores["p_t_le_-1"] if isinstance(lo_scores, dict) else lo_scores)
+    )[0]
     res["age_adjusted_corr_with_t_score"] = {
-        "note": "partial Pearson r between the OOF image score (higher = lower predicted T) and the "
-                "T-score, adjusting for age; a useful image score should be clearly negative",
+        "note": "partial Pearson r between the OOF image score (higher = lower predicted T) and "
+        "the "
+        "T-score, adjusting for age; a useful image score should be clearly negative",
         "cv": ek.partial_corr_ci(s, t, a["age"][:, None]),
         "loso": ek.partial_corr_ci(s_lo, t, a["age"][:, None]),
         "cv_adjusted_age_sex_weight_bmi": ek.partial_corr_ci(s, t, tc.design(a)),
@@ -221,7 +241,9 @@ def evaluate_variant(name, cv_scores, lo_scores, clin_cv, clin_lo, a, cv_splits,
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("data_dir")
-    ap.add_argument("--report", default=str(Path(__file__).resolve().parent / "reports" / "image_research.json"))
+    ap.add_argument(
+        "--report", default=str(Path(__file__).resolve().parent / "reports" / "image_research.json")
+    )
     ap.add_argument("--cnn-repeats", type=int, default=2)
     ap.add_argument("--skip-cnn", action="store_true")
     args = ap.parse_args(argv)
@@ -234,49 +256,100 @@ def main(argv=None):
     cv_splits = ek.cv_splits(t)
     loso = ek.loso_splits(src)
     clin_cv, clin_lo = tc.clinical_oof(a, cv_splits, loso)
-    report: dict = {"n_patients": N, "n_knee_crops": int(len(crops)),
-                    "knees_per_image": {str(k): int(v) for k, v in zip(*np.unique(np.bincount(owner, minlength=N), return_counts=True), strict=True)},
-                    "roi_params": knee_roi.PARAMS, "variants": {}}
+    report: dict = {
+        "n_patients": N,
+        "n_knee_crops": len(crops),
+        "knees_per_image": {
+            str(k): int(v)
+            for k, v in zip(
+                *np.unique(np.bincount(owner, minlength=N), return_counts=True), strict=True
+            )
+        },
+        "roi_params": knee_roi.PARAMS,
+        "variants": {},
+    }
     # scale estimate sanity: knee width in px per source (original pixels)
     kw = patient_mean(meta[:, 0], owner, N)
-    report["knee_width_px_by_source"] = {s: [round(float(np.percentile(kw[src == s], q)), 1) for q in (10, 50, 90)]
-                                         for s in sorted(set(src))}
+    report["knee_width_px_by_source"] = {
+        s: [round(float(np.percentile(kw[src == s], q)), 1) for q in (10, 50, 90)]
+        for s in sorted(set(src))
+    }
     rel = np.abs(meta[:, 1] - meta[:, 2]) / meta[:, 1]
-    report["roi_qc"] = {"images_with_knee": int(len(set(owner.tolist()))),
-                        "tibial_femoral_width_rel_diff_median": round(float(np.median(rel)), 4),
-                        "frac_knees_tib_fem_diff_over_25pct": round(float((rel > 0.25).mean()), 4),
-                        "note": "visual QC of joint line/width overlays was done on contact sheets during "
-                                "development (not stored: no images from the data set are committed)"}
-    report["knee_width_corr_with_t_adj_age"] = ek.partial_corr_ci(-kw / np.median(kw), t, a["age"][:, None])
+    report["roi_qc"] = {
+        "images_with_knee": len(set(owner.tolist())),
+        "tibial_femoral_width_rel_diff_median": round(float(np.median(rel)), 4),
+        "frac_knees_tib_fem_diff_over_25pct": round(float((rel > 0.25).mean()), 4),
+        "note": "visual QC of joint line/width overlays was done on contact sheets during "
+        "development (not stored: no images from the data set are committed)",
+    }
+    report["knee_width_corr_with_t_adj_age"] = ek.partial_corr_ci(
+        -kw / np.median(kw), t, a["age"][:, None]
+    )
     # baselines on the same patients
     so_cv = oof_source_only(src, t, cv_splits)
     so_lo = oof_source_only(src, t, [loso])
-    report["baselines"] = {k: {"source_only": {"cv": ek.auc_summary(t <= thr, so_cv[k]),
-                                               "loso": ek.auc_summary(t <= thr, so_lo[k])},
-                               "clinical": {"cv": ek.auc_summary(t <= thr, clin_cv[k]),
-                                            "loso": ek.auc_summary(t <= thr, clin_lo[k])},
-                               "age": ek.auc_summary(t <= thr, a["age"]),
-                               "osta": ek.auc_summary(t <= thr, -tc.osta(a))}
-                           for k, thr in TARGETS.items()}
+    report["baselines"] = {
+        k: {
+            "source_only": {
+                "cv": ek.auc_summary(t <= thr, so_cv[k]),
+                "loso": ek.auc_summary(t <= thr, so_lo[k]),
+            },
+            "clinical": {
+                "cv": ek.auc_summary(t <= thr, clin_cv[k]),
+                "loso": ek.auc_summary(t <= thr, clin_lo[k]),
+            },
+            "age": ek.auc_summary(t <= thr, a["age"]),
+            "osta": ek.auc_summary(t <= thr, -tc.osta(a)),
+        }
+        for k, thr in TARGETS.items()
+    }
     # texture features
     Fk = np.stack([texture_features(c) for c in crops])
     F = patient_mean(Fk, owner, N)
     tex_cv = oof_linear(F, t, cv_splits)
     tex_lo = oof_linear(F, t, [loso])
-    report["source_identifiable_from_texture_cv_accuracy"] = source_identifiability(F, src, cv_splits[:5])
+    report["source_identifiable_from_texture_cv_accuracy"] = source_identifiability(
+        F, src, cv_splits[:5]
+    )
     report["source_majority_rate"] = round(float(max((src == s).mean() for s in set(src))), 4)
-    report["variants"]["texture_logit"] = evaluate_variant("texture_logit", {k: tex_cv[k] for k in TARGETS},
-                                                          {k: tex_lo[k] for k in TARGETS}, clin_cv, clin_lo, a,
-                                                          cv_splits, loso)
-    report["variants"]["texture_ridge"] = evaluate_variant("texture_ridge", tex_cv["reg"], tex_lo["reg"],
-                                                          clin_cv, clin_lo, a, cv_splits, loso)
+    report["variants"]["texture_logit"] = evaluate_variant(
+        "texture_logit",
+        {k: tex_cv[k] for k in TARGETS},
+        {k: tex_lo[k] for k in TARGETS},
+        clin_cv,
+        clin_lo,
+        a,
+        cv_splits,
+        loso,
+    )
+    report["variants"]["texture_ridge"] = evaluate_variant(
+        "texture_ridge", tex_cv["reg"], tex_lo["reg"], clin_cv, clin_lo, a, cv_splits, loso
+    )
     report["variants"]["texture_age_residual"] = evaluate_variant(
-        "texture_age_residual", oof_resid(F, a, cv_splits), oof_resid(F, a, [loso]), clin_cv, clin_lo, a, cv_splits, loso)
+        "texture_age_residual",
+        oof_resid(F, a, cv_splits),
+        oof_resid(F, a, [loso]),
+        clin_cv,
+        clin_lo,
+        a,
+        cv_splits,
+        loso,
+    )
     Fs = source_normalise(F, src)
     tsn_cv, tsn_lo = oof_linear(Fs, t, cv_splits), oof_linear(Fs, t, [loso])
     report["variants"]["texture_sourcenorm_ridge"] = evaluate_variant(
-        "texture_sourcenorm_ridge", tsn_cv["reg"], tsn_lo["reg"], clin_cv, clin_lo, a, cv_splits, loso)
-    report["source_identifiable_after_sourcenorm_cv_accuracy"] = source_identifiability(Fs, src, cv_splits[:5])
+        "texture_sourcenorm_ridge",
+        tsn_cv["reg"],
+        tsn_lo["reg"],
+        clin_cv,
+        clin_lo,
+        a,
+        cv_splits,
+        loso,
+    )
+    report["source_identifiable_after_sourcenorm_cv_accuracy"] = source_identifiability(
+        Fs, src, cv_splits[:5]
+    )
     report["runtime_s_texture"] = round(time.time() - t0, 1)
     if not args.skip_cnn:
         import knee_cnn
@@ -288,7 +361,9 @@ def main(argv=None):
                 ktr = np.isin(owner, tr)
                 net, norm = knee_cnn.train(crops[ktr], t[owner[ktr]], seed=100 * r + fi)
                 kte = np.isin(owner, te)
-                cnn_cv[r][te] = patient_mean(knee_cnn.predict(net, crops[kte], norm), owner[kte], N)[te]
+                cnn_cv[r][te] = patient_mean(
+                    knee_cnn.predict(net, crops[kte], norm), owner[kte], N
+                )[te]
                 LOG(f"cnn repeat {r} fold {fi} done ({time.time() - t0:.0f}s)")
         cnn_lo = np.zeros((1, N, 3))
         for fi, (tr, te) in enumerate(loso):
@@ -297,17 +372,39 @@ def main(argv=None):
             kte = np.isin(owner, te)
             cnn_lo[0][te] = patient_mean(knee_cnn.predict(net, crops[kte], norm), owner[kte], N)[te]
             LOG(f"cnn loso {fi} done ({time.time() - t0:.0f}s)")
-        cls_cv = {"p_t_le_-1": cnn_cv[..., 1], "p_t_le_-2.5": cnn_cv[..., 2], "reg": -cnn_cv[..., 0]}
-        cls_lo = {"p_t_le_-1": cnn_lo[..., 1], "p_t_le_-2.5": cnn_lo[..., 2], "reg": -cnn_lo[..., 0]}
+        cls_cv = {
+            "p_t_le_-1": cnn_cv[..., 1],
+            "p_t_le_-2.5": cnn_cv[..., 2],
+            "reg": -cnn_cv[..., 0],
+        }
+        cls_lo = {
+            "p_t_le_-1": cnn_lo[..., 1],
+            "p_t_le_-2.5": cnn_lo[..., 2],
+            "reg": -cnn_lo[..., 0],
+        }
         report["variants"]["cnn_cls"] = evaluate_variant(
-            "cnn_cls", {k: cls_cv[k] for k in TARGETS}, {k: cls_lo[k] for k in TARGETS}, clin_cv, clin_lo, a,
-            cv_splits, loso)
-        report["variants"]["cnn_reg"] = evaluate_variant("cnn_reg", cls_cv["reg"], cls_lo["reg"], clin_cv, clin_lo, a,
-                                                        cv_splits, loso)
-        report["cnn"] = {"macs_256": knee_cnn.macs(knee_cnn.KneeNet()), "epochs": knee_cnn.EPOCHS,
-                         "patch": knee_cnn.PATCH, "cv_repeats": R,
-                         "t_score_regression": {"cv": tc.regression_summary(t, cnn_cv[..., 0]),
-                                                "loso": tc.regression_summary(t, cnn_lo[0, :, 0])}}
+            "cnn_cls",
+            {k: cls_cv[k] for k in TARGETS},
+            {k: cls_lo[k] for k in TARGETS},
+            clin_cv,
+            clin_lo,
+            a,
+            cv_splits,
+            loso,
+        )
+        report["variants"]["cnn_reg"] = evaluate_variant(
+            "cnn_reg", cls_cv["reg"], cls_lo["reg"], clin_cv, clin_lo, a, cv_splits, loso
+        )
+        report["cnn"] = {
+            "macs_256": knee_cnn.macs(knee_cnn.KneeNet()),
+            "epochs": knee_cnn.EPOCHS,
+            "patch": knee_cnn.PATCH,
+            "cv_repeats": R,
+            "t_score_regression": {
+                "cv": tc.regression_summary(t, cnn_cv[..., 0]),
+                "loso": tc.regression_summary(t, cnn_lo[0, :, 0]),
+            },
+        }
         np.savez(Path(args.report).with_suffix(".oof.npz"), cnn_cv=cnn_cv, cnn_lo=cnn_lo)
     report["runtime_s"] = round(time.time() - t0, 1)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,11 @@ class KneeNet(nn.Module):
         strides = [2, 2, 2, 2, 1]
         layers = []
         for i in range(5):
-            layers += [nn.Conv2d(c[i], c[i + 1], 3, strides[i], 1, bias=False), nn.BatchNorm2d(c[i + 1]),
-                       nn.ReLU(inplace=True)]
+            layers += [
+                nn.Conv2d(c[i], c[i + 1], 3, strides[i], 1, bias=False),
+                nn.BatchNorm2d(c[i + 1]),
+                nn.ReLU(inplace=True),
+            ]
         self.features = nn.Sequential(*layers)
         self.head = nn.Conv2d(w[-1], 3, 1)  # channels: t_std, logit(T<=-1), logit(T<=-2.5)
 
@@ -52,8 +55,12 @@ class ExportNet(nn.Module):
     def __init__(self, net: KneeNet, t_mean, t_sd, platt1, platt25):
         super().__init__()
         self.net = net
-        self.register_buffer("aff_a", torch.tensor([t_sd, platt1[0], platt25[0]], dtype=torch.float32))
-        self.register_buffer("aff_b", torch.tensor([t_mean, platt1[1], platt25[1]], dtype=torch.float32))
+        self.register_buffer(
+            "aff_a", torch.tensor([t_sd, platt1[0], platt25[0]], dtype=torch.float32)
+        )
+        self.register_buffer(
+            "aff_b", torch.tensor([t_mean, platt1[1], platt25[1]], dtype=torch.float32)
+        )
 
     def forward(self, image):
         m = self.net.head(self.net.features(image))
@@ -73,7 +80,9 @@ def augment(img: np.ndarray, rng: np.random.Generator, patch: int = PATCH) -> np
     M = cv2.getRotationMatrix2D((cx, cy), ang, sc)
     M[0, 2] += patch / 2 - cx
     M[1, 2] += patch / 2 - cy
-    p = cv2.warpAffine(img, M, (patch, patch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    p = cv2.warpAffine(
+        img, M, (patch, patch), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT
+    )
     if rng.random() < 0.5:
         p = p[:, ::-1]
     r = rng.random()
@@ -90,7 +99,9 @@ def augment(img: np.ndarray, rng: np.random.Generator, patch: int = PATCH) -> np
     return np.clip((p - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
 
 
-def train(crops: np.ndarray, t: np.ndarray, seed: int, epochs: int = EPOCHS, log=None) -> tuple[KneeNet, dict]:
+def train(
+    crops: np.ndarray, t: np.ndarray, seed: int, epochs: int = EPOCHS, log=None
+) -> tuple[KneeNet, dict]:
     """crops: [K,256,256] float32, t: [K] T-scores (per knee; patient label repeated)."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -108,13 +119,19 @@ def train(crops: np.ndarray, t: np.ndarray, seed: int, epochs: int = EPOCHS, log
         idx = np.concatenate([rng.permutation(len(crops)) for _ in range(PATCHES_PER_KNEE)])
         tot = 0.0
         for b0 in range(0, len(idx), BATCH):
-            bi = idx[b0:b0 + BATCH]
+            bi = idx[b0 : b0 + BATCH]
             x = torch.from_numpy(np.stack([augment(crops[i], rng) for i in bi])[:, None])
             ts = torch.from_numpy(((t[bi] - t_mean) / t_sd).astype(np.float32))
             o, _ = net(x)
-            loss = (F.mse_loss(o[:, 0], ts)
-                    + F.binary_cross_entropy_with_logits(o[:, 1], torch.from_numpy(y1[bi]), pos_weight=pw1)
-                    + F.binary_cross_entropy_with_logits(o[:, 2], torch.from_numpy(y25[bi]), pos_weight=pw25))
+            loss = (
+                F.mse_loss(o[:, 0], ts)
+                + F.binary_cross_entropy_with_logits(
+                    o[:, 1], torch.from_numpy(y1[bi]), pos_weight=pw1
+                )
+                + F.binary_cross_entropy_with_logits(
+                    o[:, 2], torch.from_numpy(y25[bi]), pos_weight=pw25
+                )
+            )
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -132,7 +149,7 @@ def predict(net: KneeNet, crops: np.ndarray, norm: dict, batch: int = 32) -> np.
     net.eval()
     out = []
     for b0 in range(0, len(crops), batch):
-        x = torch.from_numpy(crops[b0:b0 + batch][:, None].astype(np.float32))
+        x = torch.from_numpy(crops[b0 : b0 + batch][:, None].astype(np.float32))
         o, _ = net(x)
         out.append(o.numpy())
     o = np.concatenate(out)
@@ -146,5 +163,13 @@ def macs(net: nn.Module, size=256) -> int:
     for m in net.modules():
         if isinstance(m, nn.Conv2d):
             h = (h + 2 * m.padding[0] - m.kernel_size[0]) // m.stride[0] + 1
-            total += h * h * m.out_channels * m.in_channels * m.kernel_size[0] * m.kernel_size[1] // m.groups
+            total += (
+                h
+                * h
+                * m.out_channels
+                * m.in_channels
+                * m.kernel_size[0]
+                * m.kernel_size[1]
+                // m.groups
+            )
     return total

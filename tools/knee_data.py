@@ -127,7 +127,9 @@ def load_dataset(data_dir: str | Path) -> list[KneeRecord]:
                 menopause_age=_num(r.get("menopause_age")),
                 z_score=_num(r.get("z_score")),
                 who_class=(r.get("who_class") or "").strip(),
-                risk={k: (None if _num(r.get(k)) is None else int(_num(r.get(k)))) for k in RISK_FLAGS},
+                risk={
+                    k: (None if _num(r.get(k)) is None else int(_num(r.get(k)))) for k in RISK_FLAGS
+                },
             )
         )
     return recs
@@ -189,7 +191,10 @@ def arrays(recs: list[KneeRecord]) -> dict[str, np.ndarray]:
         "bmi": np.array([np.nan if r.bmi is None else r.bmi for r in recs], float),
         "t_score": np.array([r.t_score for r in recs], float),
         "source": np.array([r.source for r in recs]),
-        **{k: np.array([np.nan if r.risk.get(k) is None else r.risk[k] for r in recs], float) for k in RISK_FLAGS},
+        **{
+            k: np.array([np.nan if r.risk.get(k) is None else r.risk[k] for r in recs], float)
+            for k in RISK_FLAGS
+        },
     }
 
 
@@ -198,5 +203,7 @@ if __name__ == "__main__":
 
     recs = load_dataset(sys.argv[1])
     a = arrays(recs)
-    print(f"{len(recs)} records; sources {sorted(set(a['source']))}; "
-          f"T<=-1: {(a['t_score'] <= -1).sum()}, T<=-2.5: {(a['t_score'] <= -2.5).sum()}")
+    print(
+        f"{len(recs)} records; sources {sorted(set(a['source']))}; "
+        f"T<=-1: {(a['t_score'] <= -1).sum()}, T<=-2.5: {(a['t_score'] <= -2.5).sum()}"
+    )

@@ -43,17 +43,41 @@ def main(argv=None):
     train_clinical.main([args.data_dir, "--out", args.out, "--report", str(rep / "clinical.json")])
     times["clinical_s"] = round(time.time() - t0, 1)
     t1 = time.time()
-    image_research.main([args.data_dir, "--report", str(rep / "image_research.json"),
-                         "--cnn-repeats", str(args.cnn_repeats)])
+    image_research.main(
+        [
+            args.data_dir,
+            "--report",
+            str(rep / "image_research.json"),
+            "--cnn-repeats",
+            str(args.cnn_repeats),
+        ]
+    )
     times["image_research_s"] = round(time.time() - t1, 1)
     t1 = time.time()
-    train_image.main([args.data_dir, "--out", args.out, "--report", str(rep / "image.json"),
-                      "--research", str(rep / "image_research.json")])
+    train_image.main(
+        [
+            args.data_dir,
+            "--out",
+            args.out,
+            "--report",
+            str(rep / "image.json"),
+            "--research",
+            str(rep / "image_research.json"),
+        ]
+    )
     times["train_image_s"] = round(time.time() - t1, 1)
     write_cards.main(["--out", args.out, "--reports", str(rep)])
     times["total_s"] = round(time.time() - t0, 1)
-    (rep / "train_all.json").write_text(json.dumps({"timings": times, "data_dir": Path(args.data_dir).name,
-                                                    "cnn_repeats": args.cnn_repeats}, indent=1))
+    (rep / "train_all.json").write_text(
+        json.dumps(
+            {
+                "timings": times,
+                "data_dir": Path(args.data_dir).name,
+                "cnn_repeats": args.cnn_repeats,
+            },
+            indent=1,
+        )
+    )
     print(json.dumps(times))
 
 

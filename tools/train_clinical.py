@@ -1,7 +1,8 @@
 """Clinical bone-density model: logistic regressions for T<=-1 and T<=-2.5 plus a ridge
 T-score regression, on age, sex, weight and BMI.
 
-Usage: python tools/train_clinical.py DATA_DIR [--out models/] [--report tools/reports/clinical.json]
+Usage: python tools/train_clinical.py DATA_DIR [--out models/]
+       [--report tools/reports/clinical.json]
 
 Evaluation: patient-level repeated stratified 5-fold CV (20 repeats, seeds 0..19) and
 leave-one-source-out (LOSO); Platt calibration fitted out-of-fold inside every training
@@ -24,16 +25,24 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import StratifiedKFold
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import evalkit as ek  # noqa: E402
-import knee_data  # noqa: E402
+import evalkit as ek
+import knee_data
 
 FEATURES = ("age", "female", "weight_kg", "bmi")
 FEATURE_DOC = ["age (years)", "female (1 = female, 0 = male)", "weight_kg (kg)", "bmi (kg/m^2)"]
 TARGETS = {"p_t_le_-1": -1.0, "p_t_le_-2.5": -2.5}
 LR_C = 1.0
 RIDGE_ALPHA = 1.0
-EXTRA_CANDIDATES = ("height_m", "smoker", "alcohol", "diabetic", "hypothyroidism",
-                    "estrogen_use", "prior_fracture", "family_history_osteoporosis")
+EXTRA_CANDIDATES = (
+    "height_m",
+    "smoker",
+    "alcohol",
+    "diabetic",
+    "hypothyroidism",
+    "estrogen_use",
+    "prior_fracture",
+    "family_history_osteoporosis",
+)
 
 
 # ---------------------------------------------------------------- model pieces
@@ -140,21 +149,31 @@ def op_point(y, p, thr=0.5):
         pred = pr >= thr
         tp, fn = (pred & y).sum(), (~pred & y).sum()
         tn, fp = (~pred & ~y).sum(), (pred & ~y).sum()
-        res.append([tp / max(tp + fn, 1), tn / max(tn + fp, 1),
-                    tp / max(tp + fp, 1), tn / max(tn + fn, 1)])
+        res.append(
+            [tp / max(tp + fn, 1), tn / max(tn + fp, 1), tp / max(tp + fp, 1), tn / max(tn + fn, 1)]
+        )
     m = np.mean(res, 0)
-    return {"threshold": thr, "sensitivity": round(float(m[0]), 4), "specificity": round(float(m[1]), 4),
-            "ppv": round(float(m[2]), 4), "npv": round(float(m[3]), 4)}
+    return {
+        "threshold": thr,
+        "sensitivity": round(float(m[0]), 4),
+        "specificity": round(float(m[1]), 4),
+        "ppv": round(float(m[2]), 4),
+        "npv": round(float(m[3]), 4),
+    }
 
 
 def regression_summary(t, pred):
     P = np.atleast_2d(pred)
     res = P - t
-    rmse = float(np.sqrt(np.mean(res ** 2)))
+    rmse = float(np.sqrt(np.mean(res**2)))
     mae = float(np.mean(np.abs(res)))
     r = float(np.mean([np.corrcoef(p, t)[0, 1] for p in P]))
-    return {"rmse": round(rmse, 4), "mae": round(mae, 4), "pearson_r": round(r, 4),
-            "residual_sd": round(float(np.std(res)), 4)}
+    return {
+        "rmse": round(rmse, 4),
+        "mae": round(mae, 4),
+        "pearson_r": round(r, 4),
+        "residual_sd": round(float(np.std(res)), 4),
+    }
 
 
 # ---------------------------------------------------------------- evaluation
@@ -169,19 +188,26 @@ def evaluate(a) -> tuple[dict, dict]:
     neg_osta = -osta(a)
     bands = ek.age_band(age)
     sex = np.where(a["female"] == 1, "female", "male")
-    metrics: dict = {"n": int(len(t)), "features": list(FEATURES),
-                     "cv_scheme": f"{ek.CV_REPEATS}x repeated stratified {ek.CV_FOLDS}-fold (seeds 0..{ek.CV_REPEATS - 1}), patient level",
-                     "loso_scheme": "leave-one-source-out, held-out predictions pooled",
-                     "bootstrap": f"stratified, B={ek.BOOT_B}, seed {ek.BOOT_SEED}"}
+    metrics: dict = {
+        "n": len(t),
+        "features": list(FEATURES),
+        "cv_scheme": f"{ek.CV_REPEATS}x repeated stratified {ek.CV_FOLDS}-fold "
+        f"(seeds 0..{ek.CV_REPEATS - 1}), patient level",
+        "loso_scheme": "leave-one-source-out, held-out predictions pooled",
+        "bootstrap": f"stratified, B={ek.BOOT_B}, seed {ek.BOOT_SEED}",
+    }
     for k, thr in TARGETS.items():
         y = t <= thr
         entry = {
-            "prevalence": round(float(y.mean()), 4), "n_pos": int(y.sum()),
+            "prevalence": round(float(y.mean()), 4),
+            "n_pos": int(y.sum()),
             "cv": ek.auc_summary(y, cv[k]),
             "cv_uncalibrated_auc": ek.auc_summary(y, cv[k + "_raw"])["auc"],
             "loso": ek.auc_summary(y, lo[k]),
-            "loso_per_source": {s: ek.auc_summary(y[a["source"] == s], lo[k][:, a["source"] == s])
-                                for s in sorted(set(a["source"]))},
+            "loso_per_source": {
+                s: ek.auc_summary(y[a["source"] == s], lo[k][:, a["source"] == s])
+                for s in sorted(set(a["source"]))
+            },
             "baselines": {
                 "age": ek.auc_summary(y, age),
                 "osta": ek.auc_summary(y, neg_osta),
@@ -195,17 +221,23 @@ def evaluate(a) -> tuple[dict, dict]:
             "operating_point_cv": op_point(y, cv[k], 0.5),
             "subgroups_cv": {},
         }
-        for name, mask in [("female", sex == "female"), ("male", sex == "male"),
-                           ("age<50", bands == "<50"), ("age50-64", bands == "50-64"),
-                           ("age>=65", bands == ">=65")]:
+        for name, mask in [
+            ("female", sex == "female"),
+            ("male", sex == "male"),
+            ("age<50", bands == "<50"),
+            ("age50-64", bands == "50-64"),
+            ("age>=65", bands == ">=65"),
+        ]:
             entry["subgroups_cv"][name] = {
                 "model": ek.auc_summary(y[mask], cv[k][:, mask]),
                 "age": ek.auc_summary(y[mask], age[mask]),
                 "osta": ek.auc_summary(y[mask], neg_osta[mask]),
             }
         metrics[k] = entry
-    metrics["t_score"] = {"cv": regression_summary(t, cv["t_score"]),
-                          "loso": regression_summary(t, lo["t_score"][0])}
+    metrics["t_score"] = {
+        "cv": regression_summary(t, cv["t_score"]),
+        "loso": regression_summary(t, lo["t_score"][0]),
+    }
     # Do other available features add anything? (paired CV AUC difference vs base model)
     extras = {}
     for f in EXTRA_CANDIDATES:
@@ -232,7 +264,10 @@ def evaluate(a) -> tuple[dict, dict]:
                 sc[r, te] = LogisticRegression(C=1.0).fit(S[tr], y[tr]).decision_function(S[te])
         metrics[k]["baselines"]["source_only_cv"] = ek.auc_summary(y, sc)
         metrics[k]["baselines"]["source_only_loso"] = {
-            "auc": 0.5, "note": "a held-out source is unseen, so a source-only model has no information (constant score)"}
+            "auc": 0.5,
+            "note": "a held-out source is unseen, so a source-only model has no information "
+            "(constant score)",
+        }
     oof = {"cv": cv, "loso": lo}
     return metrics, oof
 
@@ -307,13 +342,18 @@ def build_onnx(final: dict, path: Path) -> None:
         helper.make_node("Add", ["t0", "resid_sd"], ["t_score_sd"]),
     ]
     g = helper.make_graph(
-        nodes, "knee_clinical",
+        nodes,
+        "knee_clinical",
         [helper.make_tensor_value_info("clinical", TensorProto.FLOAT, ["N", len(FEATURES)])],
-        [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N"])
-         for n in ("p_t_le_-1", "p_t_le_-2.5", "t_score", "t_score_sd")],
+        [
+            helper.make_tensor_value_info(n, TensorProto.FLOAT, ["N"])
+            for n in ("p_t_le_-1", "p_t_le_-2.5", "t_score", "t_score_sd")
+        ],
         inits,
     )
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgeosteo-tools")
+    m = helper.make_model(
+        g, opset_imports=[helper.make_opsetid("", 17)], producer_name="edgeosteo-tools"
+    )
     m.ir_version = 8
     onnx.checker.check_model(m, full_check=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -368,38 +408,63 @@ def export(final: dict, metrics: dict, out_dir: Path) -> dict:
     # dynamic batch: also a batch of 1
     o3 = run_ort(onnx_path, Xref[:1])
     o4 = run_ov(onnx_path, Xref, precision="bf16")
-    parity = {k: {"ort_vs_numpy_max_abs": float(np.max(np.abs(o1[k] - ref[k]))),
-                  "ov_vs_ort_max_abs": float(np.max(np.abs(o2[k] - o1[k]))),  # noqa: E501
-                  "ov_bf16_default_vs_ort_max_abs": float(np.max(np.abs(o4[k] - o1[k])))} for k in o1}
+    parity = {
+        k: {
+            "ort_vs_numpy_max_abs": float(np.max(np.abs(o1[k] - ref[k]))),
+            "ov_vs_ort_max_abs": float(np.max(np.abs(o2[k] - o1[k]))),
+            "ov_bf16_default_vs_ort_max_abs": float(np.max(np.abs(o4[k] - o1[k]))),
+        }
+        for k in o1
+    }
     for k in o1:
         assert parity[k]["ov_vs_ort_max_abs"] < 1e-5, (k, parity[k])
         assert parity[k]["ort_vs_numpy_max_abs"] < 1e-4, (k, parity[k])
         assert abs(float(o3[k][0]) - float(o1[k][0])) < 1e-6
-    refs = [{"input": {"clinical": [float(v) for v in Xref[i]], **REF_INPUTS[i]},
-             "expected": {k: round(float(o1[k][i]), 6) for k in o1}} for i in range(len(Xref))]
+    refs = [
+        {
+            "input": {"clinical": [float(v) for v in Xref[i]], **REF_INPUTS[i]},
+            "expected": {k: round(float(o1[k][i]), 6) for k in o1},
+        }
+        for i in range(len(Xref))
+    ]
     return {"onnx_path": onnx_path, "parity": parity, "reference_outputs": refs}
 
 
 def population(a) -> dict:
     t, age = a["t_score"], a["age"]
     band = ek.who_band(t)
-    out = {"n": int(len(t)), "female": int(a["female"].sum()), "male": int((1 - a["female"]).sum()),
-           "age_min": float(age.min()), "age_max": float(age.max()),
-           "age_mean": round(float(age.mean()), 1),
-           "age_normals_min": float(age[band == 0].min()), "age_normals_max": float(age[band == 0].max()),
-           "weight_kg_mean": round(float(a["weight_kg"].mean()), 1),
-           "bmi_mean": round(float(np.nanmean(a["bmi"])), 1),
-           "t_score_mean": round(float(t.mean()), 2), "t_score_min": float(t.min()),
-           "t_score_max": float(t.max()),
-           "who_counts": {"normal": int((band == 0).sum()), "osteopenia": int((band == 1).sum()),
-                          "osteoporosis": int((band == 2).sum())},
-           "age_band_counts": {b: int((ek.age_band(age) == b).sum()) for b in ("<50", "50-64", ">=65")},
-           "sources": {}}
+    out = {
+        "n": len(t),
+        "female": int(a["female"].sum()),
+        "male": int((1 - a["female"]).sum()),
+        "age_min": float(age.min()),
+        "age_max": float(age.max()),
+        "age_mean": round(float(age.mean()), 1),
+        "age_normals_min": float(age[band == 0].min()),
+        "age_normals_max": float(age[band == 0].max()),
+        "weight_kg_mean": round(float(a["weight_kg"].mean()), 1),
+        "bmi_mean": round(float(np.nanmean(a["bmi"])), 1),
+        "t_score_mean": round(float(t.mean()), 2),
+        "t_score_min": float(t.min()),
+        "t_score_max": float(t.max()),
+        "who_counts": {
+            "normal": int((band == 0).sum()),
+            "osteopenia": int((band == 1).sum()),
+            "osteoporosis": int((band == 2).sum()),
+        },
+        "age_band_counts": {
+            b: int((ek.age_band(age) == b).sum()) for b in ("<50", "50-64", ">=65")
+        },
+        "sources": {},
+    }
     for s in sorted(set(a["source"])):
         m = a["source"] == s
-        out["sources"][s] = {"n": int(m.sum()), "t_score_mean": round(float(t[m].mean()), 2),
-                             "age_mean": round(float(age[m].mean()), 1),
-                             "who_counts": [int((band[m] == i).sum()) for i in range(3)]}
+        out["sources"][s] = {
+            "n": int(m.sum()),
+            "t_score_mean": round(float(t[m].mean()), 2),
+            "age_mean": round(float(age[m].mean()), 1),
+            "who_counts": [int((band[m] == i).sum()) for i in range(3)],
+        }
     return out
 
 
@@ -407,7 +472,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("data_dir")
     ap.add_argument("--out", default="models")
-    ap.add_argument("--report", default=str(Path(__file__).resolve().parent / "reports" / "clinical.json"))
+    ap.add_argument(
+        "--report", default=str(Path(__file__).resolve().parent / "reports" / "clinical.json")
+    )
     args = ap.parse_args(argv)
     t0 = time.time()
     recs = knee_data.load_dataset(args.data_dir)
@@ -421,17 +488,27 @@ def main(argv=None):
         "population": population(a),
         "metrics": metrics,
         "final_model": {
-            "features": list(FEATURES), "feature_doc": FEATURE_DOC,
-            "standardisation": {"mean": final["p_t_le_-1"]["mean"].round(6).tolist(),
-                                "std": final["p_t_le_-1"]["std"].round(6).tolist()},
-            **{k: {"coef_standardised": final[k]["coef"].round(6).tolist(),
-                   "intercept": round(final[k]["intercept"], 6),
-                   "platt_a": round(final[k]["platt"][0], 6), "platt_c": round(final[k]["platt"][1], 6)}
-               for k in TARGETS},
-            "t_score": {"coef_standardised": final["t_score"]["coef"].round(6).tolist(),
-                        "intercept": round(final["t_score"]["intercept"], 6),
-                        "residual_sd_oof": round(final["t_score"]["residual_sd"], 6),
-                        "ridge_alpha": RIDGE_ALPHA},
+            "features": list(FEATURES),
+            "feature_doc": FEATURE_DOC,
+            "standardisation": {
+                "mean": final["p_t_le_-1"]["mean"].round(6).tolist(),
+                "std": final["p_t_le_-1"]["std"].round(6).tolist(),
+            },
+            **{
+                k: {
+                    "coef_standardised": final[k]["coef"].round(6).tolist(),
+                    "intercept": round(final[k]["intercept"], 6),
+                    "platt_a": round(final[k]["platt"][0], 6),
+                    "platt_c": round(final[k]["platt"][1], 6),
+                }
+                for k in TARGETS
+            },
+            "t_score": {
+                "coef_standardised": final["t_score"]["coef"].round(6).tolist(),
+                "intercept": round(final["t_score"]["intercept"], 6),
+                "residual_sd_oof": round(final["t_score"]["residual_sd"], 6),
+                "ridge_alpha": RIDGE_ALPHA,
+            },
             "lr_C": LR_C,
         },
         "onnx_parity": ex["parity"],
@@ -441,9 +518,20 @@ def main(argv=None):
     rp = Path(args.report)
     rp.parent.mkdir(parents=True, exist_ok=True)
     rp.write_text(json.dumps(report, indent=1))
-    print(json.dumps({k: {"cv": metrics[k]["cv"], "loso": metrics[k]["loso"],
-                          "age": metrics[k]["baselines"]["age"]["auc"],
-                          "osta": metrics[k]["baselines"]["osta"]["auc"]} for k in TARGETS}, indent=1))
+    print(
+        json.dumps(
+            {
+                k: {
+                    "cv": metrics[k]["cv"],
+                    "loso": metrics[k]["loso"],
+                    "age": metrics[k]["baselines"]["age"]["auc"],
+                    "osta": metrics[k]["baselines"]["osta"]["auc"],
+                }
+                for k in TARGETS
+            },
+            indent=1,
+        )
+    )
     print("t_score", metrics["t_score"], "runtime", report["runtime_s"])
     return report
 

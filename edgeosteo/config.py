@@ -84,6 +84,7 @@ class Settings:
     appliance: ApplianceSettings = field(default_factory=lambda: ApplianceSettings())
     web: WebSettings = field(default_factory=lambda: WebSettings())
     sync: SyncSettings = field(default_factory=lambda: SyncSettings())
+    photo: PhotoThresholds = field(default_factory=lambda: PhotoThresholds())
     receiver: ReceiverSettings = field(default_factory=lambda: ReceiverSettings())
     hub: HubSettings = field(default_factory=lambda: HubSettings())
     # the site's referral policy, as a [policy] table (edgeosteo.decision.SitePolicy fields)

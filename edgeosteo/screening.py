@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
@@ -22,7 +22,8 @@ from edgeosteo.errors import IntakeError
 from edgeosteo.findings import Findings, ModelFinding, UnavailableFinding
 from edgeosteo.inference import ModelRunner
 from edgeosteo.intake import ImageSource, read_image
-from edgeosteo.intake.types import PatientIdentity, Radiograph
+from edgeosteo.intake.photo import read_photo
+from edgeosteo.intake.types import Capture, PatientIdentity, Radiograph
 from edgeosteo.models import ModelRegistry
 from edgeosteo.quality import GateResult, QualityReport, assess
 
@@ -85,7 +86,12 @@ class Screener:
         source: ImageSource | None,
         patient: ClinicalAnswers | Mapping[str, object] | None = None,
         body_part: str | None = None,
+        capture: Capture = "digital",
+        film_corners: Sequence[Sequence[float]] | None = None,
     ) -> Screening:
+        """Screen one case. ``capture="photo"`` means a phone photograph of a printed film:
+        the film is found (or taken from ``film_corners``, four clicks in photo pixels),
+        rectified and checked by the photo gates before the usual gates run."""
         if isinstance(patient, ClinicalAnswers):
             answers, problems = patient, ()
         else:
@@ -96,14 +102,23 @@ class Screener:
         identity = PatientIdentity()
         intake_error = None
         quality: QualityReport | None = None
+        photo_gates: tuple[GateResult, ...] = ()
+        photo_details: Mapping[str, object] | None = None
         if source is not None:
             try:
-                intake = read_image(source, self.settings.intake)
-                radiograph, identity = intake.radiograph, intake.identity
+                if capture == "photo":
+                    photo = read_photo(
+                        source, self.settings.photo, film_corners, self.settings.intake
+                    )
+                    radiograph, photo_gates = photo.radiograph, tuple(photo.gates)
+                    photo_details = photo.describe()
+                else:
+                    intake = read_image(source, self.settings.intake)
+                    radiograph, identity = intake.radiograph, intake.identity
             except IntakeError as exc:
                 intake_error = exc.to_dict()
         if radiograph is not None:
-            quality = assess(radiograph, self.settings.quality)
+            quality = QualityReport(photo_gates + assess(radiograph, self.settings.quality).gates)
         part = body_part or (radiograph.body_part if radiograph else None)
         findings = self.runner.findings(
             radiograph,
@@ -117,7 +132,11 @@ class Screener:
         return Screening(
             screening_id=str(uuid.uuid4()),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            image=radiograph.describe() if radiograph else None,
+            image=(
+                {**radiograph.describe(), **({"photo": photo_details} if photo_details else {})}
+                if radiograph
+                else None
+            ),
             intake_error=intake_error,
             quality=quality,
             findings=findings,

@@ -124,6 +124,7 @@ def post_screening():
                 original_name=upload.filename if upload is not None else None,
                 local_patient_id=request.form.get("local_patient_id") or None,
                 created_by=user.username,
+                capture="photo" if request.form.get("capture") == "photo" else "digital",
             )
         )
     except IntakeError as exc:

@@ -61,6 +61,7 @@ def create_screening():
                     original_name=upload.filename if data else None,
                     local_patient_id=values.get("local_patient_id", "").strip() or None,
                     created_by=g.user.username,
+                    capture="photo" if values.get("capture") == "photo" else "digital",
                 )
             )
             return redirect(url_for("pages.case", case_id=record.id))

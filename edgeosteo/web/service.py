@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edgeosteo.errors import IntakeError
+from edgeosteo.intake.types import Capture
 from edgeosteo.screening import Screener, Screening
 from edgeosteo.store import CaseRecord, CaseStore
 
@@ -24,6 +25,7 @@ class ScreeningRequest:
     original_name: str | None = None
     local_patient_id: str | None = None
     created_by: str | None = None
+    capture: Capture = "digital"
 
 
 class ScreeningService:
@@ -34,7 +36,9 @@ class ScreeningService:
 
     def screen(self, request: ScreeningRequest) -> Screening:
         with self._slots:
-            return self.screener.screen(request.source, request.answers, request.body_part)
+            return self.screener.screen(
+                request.source, request.answers, request.body_part, capture=request.capture
+            )
 
     def screen_and_store_received(self, request: ScreeningRequest, case_uuid: str) -> CaseRecord:
         """Screen an image from the X-ray unit and store it whatever the outcome: nobody is

@@ -8,6 +8,7 @@ import pytest
 from edgeosteo.config import REPO_MODELS_DIR
 from edgeosteo.models import ModelRegistry, verify, verify_files
 from edgeosteo.runtime import BACKENDS, open_session
+from edgeosteo.selftest import reference_inputs
 
 SHIPPED = ModelRegistry(REPO_MODELS_DIR)
 # Stated tolerance between ONNX Runtime and OpenVINO on the same FP32 file (f32 hint).
@@ -28,22 +29,14 @@ def test_every_shipped_file_matches_its_hash(manifest):
 
 
 def _reference_inputs(manifest):
-    names = {spec.name for spec in manifest.inputs}
     for case in manifest.reference_outputs:
-        inputs = {
-            name: np.asarray([value], dtype=np.float32)
-            for name, value in case["input"].items()
-            if name in names
-        }
-        if set(inputs) == names:
-            yield inputs, case["expected"]
+        yield reference_inputs(manifest, case), case["expected"]
 
 
 @pytest.mark.parametrize("manifest", list(SHIPPED), ids=lambda m: m.id)
 def test_backends_agree_and_reproduce_reference_outputs(manifest, tmp_path):
     cases = list(_reference_inputs(manifest))
-    if not cases:
-        pytest.skip(f"{manifest.id} stores no tensor-level reference inputs")
+    assert cases, f"{manifest.id} stores no reference inputs"
     weights = manifest.weights_for("onnxruntime", "fp32").path
     sessions = {b: open_session(weights, b, 1, tmp_path) for b in BACKENDS}
     for inputs, expected in cases:

@@ -5,7 +5,8 @@ Usage: python tools/train_all.py DATA_DIR --out models/ [--cnn-repeats 2]
 Steps: clinical model (evaluation + export) -> image research (texture + CNN, CV and LOSO,
 fusion) -> final experimental CNN (FP32/INT8 ONNX, OpenVINO IR) + fused graph ->
 manifests and cards. Reports: tools/reports/{clinical,image_research,image,train_all}.json.
-About 30 minutes on 2 CPU cores (dominated by the 13 CNN trainings of the research step).
+9-21 minutes measured on 2 shared CPU cores (dominated by the 13 CNN trainings of the
+research step); a rerun reproduced every model file byte for byte.
 """
 
 from __future__ import annotations

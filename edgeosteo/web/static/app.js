@@ -30,7 +30,10 @@
       document.getElementById("progress").hidden = false;
       form.querySelector("button[type=submit]").disabled = true;
     });
-    var sex = document.getElementById("f-sex");
+  }
+  // both the new-screening form and the answers form hide women-only questions for men
+  var sex = document.getElementById("f-sex");
+  if (sex) {
     var womenOnly = function () {
       document.querySelectorAll(".women-only").forEach(function (row) {
         row.hidden = sex.value === "male";

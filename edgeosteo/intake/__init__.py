@@ -62,4 +62,10 @@ def read_image(source: ImageSource, limits: IntakeLimits | None = None) -> Intak
         raise IntakeError("intake.too_large", "out of memory") from exc
     except Exception as exc:
         raise IntakeError("intake.corrupt_pixels", f"{type(exc).__name__}: {exc}") from exc
+    except BaseException as exc:
+        # Rust decoders (pylibjpeg-rle, through pyo3) turn a panic on a malformed frame into
+        # PanicException, which derives from BaseException so `except Exception` misses it
+        if type(exc).__name__ != "PanicException":
+            raise
+        raise IntakeError("intake.corrupt_pixels", f"decoder panic: {exc}") from exc
     raise IntakeError("intake.not_an_image")

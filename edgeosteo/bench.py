@@ -29,8 +29,10 @@ from edgeosteo.clinical import ClinicalAnswers, assess_clinical
 from edgeosteo.config import Settings
 from edgeosteo.decision import decide
 from edgeosteo.intake import read_image
+from edgeosteo.intake.photo import read_photo
+from edgeosteo.intake.types import Capture
 from edgeosteo.models import ModelManifest
-from edgeosteo.quality import assess
+from edgeosteo.quality import QualityReport, assess
 from edgeosteo.runtime import open_session, physical_cores
 from edgeosteo.screening import Screener
 from edgeosteo.store import CaseStore
@@ -94,18 +96,14 @@ def make_inputs(folder: Path) -> dict[str, Path]:
     photo = np.full((3000, 4000, 3), 235, np.uint8)
     gradient = np.linspace(0.85, 1.0, 4000, dtype=np.float32)[None, :, None]
     photo = (photo * gradient).astype(np.uint8)
-    film = cv2.resize(255 - jpeg, (1900, 2300))
-    corners = np.float32([[0, 0], [1899, 0], [1899, 2299], [0, 2299]])
-    target = np.float32([[1120, 380], [2950, 300], [3050, 2700], [1000, 2650]])
-    warped = cv2.warpPerspective(
-        film, cv2.getPerspectiveTransform(corners, target), (4000, 3000), borderValue=0
-    )
-    mask = (
-        cv2.warpPerspective(
-            np.full_like(film, 255), cv2.getPerspectiveTransform(corners, target), (4000, 3000)
-        )
-        > 0
-    )
+    # a film on a lightbox shows bone bright; keep the exposed part of the leg film, since
+    # clear (unexposed) film is as bright as the lightbox and hides the film's edge
+    film = cv2.resize(jpeg[:, 560:1400], (1000, 2300))
+    corners = np.float32([[0, 0], [999, 0], [999, 2299], [0, 2299]])
+    target = np.float32([[1480, 380], [2560, 330], [2640, 2700], [1400, 2650]])
+    transform = cv2.getPerspectiveTransform(corners, target)
+    warped = cv2.warpPerspective(film, transform, (4000, 3000), borderValue=0)
+    mask = cv2.warpPerspective(np.full_like(film, 255), transform, (4000, 3000)) > 0
     photo[mask] = np.dstack([warped] * 3)[mask]
     cv2.imwrite(str(paths["photo_12mp"]), photo, [cv2.IMWRITE_JPEG_QUALITY, 85])
     large = cv2.resize(
@@ -116,7 +114,13 @@ def make_inputs(folder: Path) -> dict[str, Path]:
 
 
 def stage_timings(
-    screener: Screener, store: CaseStore, path: Path, body_part: str | None, runs: int, warmup: int
+    screener: Screener,
+    store: CaseStore,
+    path: Path,
+    body_part: str | None,
+    runs: int,
+    warmup: int,
+    capture: Capture = "digital",
 ) -> dict[str, dict[str, float]]:
     samples: dict[str, list[float]] = {}
     parsed = ClinicalAnswers.from_dict(BENCH_PATIENT).answers
@@ -128,11 +132,19 @@ def stage_timings(
             if record:
                 samples.setdefault(name, []).append(seconds)
 
-        seconds, intake = _timed(lambda: read_image(path, screener.settings.intake))
-        add("decode", seconds)
-        radiograph = intake.radiograph
-        seconds, quality = _timed(lambda r=radiograph: assess(r, screener.settings.quality))
+        if capture == "photo":
+            seconds, photo = _timed(
+                lambda: read_photo(path, screener.settings.photo, None, screener.settings.intake)
+            )
+            add("decode_find_film_rectify_photo_gates", seconds)
+            radiograph, photo_gates = photo.radiograph, tuple(photo.gates)
+        else:
+            seconds, intake = _timed(lambda: read_image(path, screener.settings.intake))
+            add("decode", seconds)
+            radiograph, photo_gates = intake.radiograph, ()
+        seconds, gates = _timed(lambda r=radiograph: assess(r, screener.settings.quality))
         add("quality_gates", seconds)
+        quality = QualityReport(photo_gates + gates.gates)
         part = body_part or radiograph.body_part
         findings = screener.runner.findings(
             radiograph, quality.usable, part, clinical_values, timings=samples if record else None
@@ -143,7 +155,9 @@ def stage_timings(
             )
         )
         add("clinical_and_decision", seconds)
-        seconds, screening = _timed(lambda: screener.screen(path, BENCH_PATIENT, body_part))
+        seconds, screening = _timed(
+            lambda: screener.screen(path, BENCH_PATIENT, body_part, capture=capture)
+        )
         add("whole_screening", seconds)
         heatmap = next(
             (f.heatmap for f in screening.findings.results if f.heatmap is not None), None
@@ -362,13 +376,14 @@ def run_bench(
         "photo_12mp",
     ):
         body_part = "KNEE" if name in ("jpeg_2000x2400", "photo_12mp") else None
+        capture = "photo" if name == "photo_12mp" else "digital"
         report["inputs"][name] = stage_timings(
-            screener, store, inputs[name], body_part, runs, warmup
+            screener, store, inputs[name], body_part, runs, warmup, capture
         )
     models = {}
     for manifest in screener.registry:
-        if manifest.kind == "clinical":
-            continue
+        if manifest.kind != "image":
+            continue  # clinical and fused graphs are a few hundred multiply-adds
         fp32 = manifest.file("onnx_fp32")
         models[manifest.id] = {
             "macs_per_image": model_macs(fp32.path) if fp32 else None,

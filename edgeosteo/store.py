@@ -24,6 +24,7 @@ from edgeosteo.config import DISPLAY_LONG_SIDE_PX
 from edgeosteo.intake.types import PatientIdentity, Radiograph
 
 DATABASE_NAME = "edgeosteo.sqlite3"
+SQLITE_MAX_INTEGER = 2**63 - 1
 
 # Each entry upgrades the schema by one version; never edit a released step, add one.
 MIGRATIONS: tuple[str, ...] = (
@@ -450,6 +451,8 @@ class CaseStore:
         return self.get_case(case_id)
 
     def get_case(self, case_id: int) -> CaseRecord | None:
+        if not 0 <= case_id <= SQLITE_MAX_INTEGER:
+            return None  # no row has it, and sqlite3 raises OverflowError binding it
         with self.connect() as connection:
             row = connection.execute("SELECT * FROM cases WHERE id=?", (case_id,)).fetchone()
         return _case(row) if row else None

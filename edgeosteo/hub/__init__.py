@@ -19,6 +19,7 @@ from edgeosteo.hub.store import Credential, HubStore
 
 HUB_DATABASE_NAME = "hub.sqlite3"
 FHIR_JSON = "application/fhir+json"
+MAX_AGE_YEARS = 150
 
 
 def database_url(settings: HubSettings, data_dir: Path) -> str:
@@ -71,10 +72,20 @@ def create_hub_app(settings: HubSettings, data_dir: Path, store: HubStore | None
         try:
             bundle = json.loads(request.get_data())
             received = read_bundle(bundle)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (
+            ValueError,
+            KeyError,
+            TypeError,
+            AttributeError,
+            OverflowError,  # int() of an infinite number
+            RecursionError,  # JSON nested deeper than the decoder's recursion limit
+        ) as exc:
             message = str(exc) if isinstance(exc, BundleError) else "malformed bundle"
             return _outcome(400, "invalid", message)
         for record in received:
+            if record.age_years is not None and not 0 <= record.age_years <= MAX_AGE_YEARS:
+                # beyond any person, and beyond what the database column can hold
+                return _outcome(400, "invalid", f"record {record.record_uuid}: age out of range")
             if (record.site_id, record.device_id) != (device.site_id, device.device_id):
                 return _outcome(
                     403,

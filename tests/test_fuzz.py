@@ -49,6 +49,9 @@ sys.path.insert(0, str(TOOLS))
 
 from fuzz_intake import CORPUS_DIR, check_intake, float_dicom, seed_files  # noqa: E402
 
+# the generated headers hold invalid values on purpose; pydicom warns about each one
+pytestmark = pytest.mark.filterwarnings("ignore:Invalid value:UserWarning")
+
 
 def fuzz_settings(max_examples: int) -> settings:
     return settings(

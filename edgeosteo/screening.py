@@ -210,7 +210,8 @@ def screen(
     patient: ClinicalAnswers | Mapping[str, object] | None = None,
     body_part: str | None = None,
     settings: Settings | None = None,
+    capture: Capture = "digital",
 ) -> Screening:
     """Screen one case with a fresh Screener (for one-off use; long-running callers keep a
     Screener so the model sessions are created once)."""
-    return Screener(settings).screen(source, patient, body_part)
+    return Screener(settings).screen(source, patient, body_part, capture=capture)

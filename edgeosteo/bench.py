@@ -28,12 +28,13 @@ from edgeosteo import __version__
 from edgeosteo.clinical import ClinicalAnswers, assess_clinical
 from edgeosteo.config import Settings
 from edgeosteo.decision import decide
+from edgeosteo.hardware import cpu_features, cpu_model, physical_cores
 from edgeosteo.intake import read_image
 from edgeosteo.intake.photo import read_photo
 from edgeosteo.intake.types import Capture
 from edgeosteo.models import ModelManifest
 from edgeosteo.quality import QualityReport, assess
-from edgeosteo.runtime import open_session, physical_cores
+from edgeosteo.runtime import open_session
 from edgeosteo.screening import Screener
 from edgeosteo.store import CaseStore
 
@@ -342,10 +343,8 @@ def _post(base: str, image: Path, password: str) -> int:
 
 
 def machine() -> dict[str, object]:
-    from edgeosteo.cli import _cpu_model, cpu_features
-
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "machine": platform.machine(),
         "physical_cores": physical_cores(),
         "logical_cpus": os.cpu_count(),

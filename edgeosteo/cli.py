@@ -14,9 +14,9 @@ import click
 from edgeosteo import __version__
 from edgeosteo.config import Settings, load_settings
 from edgeosteo.errors import EdgeOsteoError
+from edgeosteo.hardware import cpu_features, cpu_model, physical_cores
 from edgeosteo.messages import text
 from edgeosteo.models import ModelRegistry, verify_files
-from edgeosteo.runtime import physical_cores
 
 ACCEPTED_SUFFIXES_HINT = "DICOM, PNG, JPEG or TIFF"
 
@@ -243,31 +243,6 @@ def models_verify(ctx: click.Context) -> None:
         sys.exit(1)
 
 
-def cpu_features() -> list[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                flags = set(line.split(":", 1)[1].split())
-                wanted = (
-                    "sse4_2",
-                    "avx",
-                    "avx2",
-                    "fma",
-                    "avx512f",
-                    "avx512_vnni",
-                    "avx_vnni",
-                    "amx_int8",
-                    "asimd",
-                    "asimddp",
-                    "sve",
-                    "i8mm",
-                )
-                return [f for f in wanted if f in flags]
-    except OSError:
-        pass
-    return []
-
-
 def system_info(settings: Settings) -> dict[str, object]:
     import cv2
     import numpy
@@ -290,7 +265,7 @@ def system_info(settings: Settings) -> dict[str, object]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "physical_cores": physical_cores(),
         "cpu_features": cpu_features(),
         "versions": {
@@ -306,16 +281,6 @@ def system_info(settings: Settings) -> dict[str, object]:
         "models_dir": str(settings.models_dir),
         "models": model_status,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 @main.command()

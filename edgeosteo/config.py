@@ -174,10 +174,9 @@ def backend_for_cpu(machine: str | None = None, cpuinfo: str | None = None) -> s
     if machine not in ("x86_64", "amd64"):
         return "onnxruntime"
     if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            cpuinfo = ""
+        from edgeosteo.hardware import cpuinfo_text
+
+        cpuinfo = cpuinfo_text()
     return "openvino" if "GenuineIntel" in cpuinfo else "onnxruntime"
 
 

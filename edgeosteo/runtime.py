@@ -6,7 +6,6 @@ cores by default) and ONNX Runtime does not spin-wait, so a busy box stays respo
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,27 +14,9 @@ from typing import Protocol
 import numpy as np
 
 from edgeosteo.errors import ModelError
+from edgeosteo.hardware import physical_cores
 
 BACKENDS = ("onnxruntime", "openvino")
-
-
-def physical_cores() -> int:
-    """Physical cores from /proc/cpuinfo (Linux); logical count elsewhere."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return os.cpu_count() or 1
-    cores: set[tuple[str, str]] = set()
-    physical = core = ""
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        key = key.strip()
-        if key == "physical id":
-            physical = value.strip()
-        elif key == "core id":
-            core = value.strip()
-            cores.add((physical, core))
-    return len(cores) or os.cpu_count() or 1
 
 
 def resolve_threads(requested: int) -> int:

@@ -68,6 +68,16 @@ class Screening:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
 
 
+def _parsed_answers(
+    patient: ClinicalAnswers | Mapping[str, object] | None,
+) -> tuple[ClinicalAnswers, tuple]:
+    """The answers, and the coded problems found while reading them from a form or dict."""
+    if isinstance(patient, ClinicalAnswers):
+        return patient, ()
+    parsed = ClinicalAnswers.from_dict(patient or {})
+    return parsed.answers, parsed.problems
+
+
 class Screener:
     """Holds the verified models and their sessions for the life of the process."""
 
@@ -92,11 +102,7 @@ class Screener:
         """Screen one case. ``capture="photo"`` means a phone photograph of a printed film:
         the film is found (or taken from ``film_corners``, four clicks in photo pixels),
         rectified and checked by the photo gates before the usual gates run."""
-        if isinstance(patient, ClinicalAnswers):
-            answers, problems = patient, ()
-        else:
-            parsed = ClinicalAnswers.from_dict(patient or {})
-            answers, problems = parsed.answers, parsed.problems
+        answers, problems = _parsed_answers(patient)
         clinical_values = answers.to_dict()
         radiograph: Radiograph | None = None
         identity = PatientIdentity()
@@ -160,11 +166,7 @@ class Screener:
         clinical models, the clinical instruments and the referral run again, so no image
         model runs twice. Fused models need the image and so keep their stored outcome.
         """
-        if isinstance(patient, ClinicalAnswers):
-            answers, problems = patient, ()
-        else:
-            parsed = ClinicalAnswers.from_dict(patient or {})
-            answers, problems = parsed.answers, parsed.problems
+        answers, problems = _parsed_answers(patient)
         stored_quality = stored.get("quality")
         quality = (
             QualityReport(tuple(GateResult(**gate) for gate in stored_quality["gates"]))

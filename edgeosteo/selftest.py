@@ -56,7 +56,7 @@ class SelftestReport:
         }
 
 
-def _synthetic(description: str, shape: tuple[int, ...]) -> np.ndarray:
+def synthetic_input(description: str, shape: tuple[int, ...]) -> np.ndarray:
     """An image reference input stored as its formula (tools/train_image.py SYNTH_DOC)."""
     rows, cols = shape[-2], shape[-1]
     i, j = np.mgrid[:rows, :cols].astype(np.float32)
@@ -85,7 +85,7 @@ def reference_inputs(manifest: ModelManifest, case: Mapping[str, Any]) -> dict[s
             array = np.load(manifest.directory / value, allow_pickle=False)
         elif isinstance(value, str):
             shape = given.get("shape") or [1, *(d or 1 for d in (spec.shape or ())[1:])]
-            array = _synthetic(value, tuple(int(d) for d in shape))
+            array = synthetic_input(value, tuple(int(d) for d in shape))
         else:
             array = np.asarray(value, dtype=spec.dtype)
         if spec.shape is not None and array.ndim == len(spec.shape) - 1:

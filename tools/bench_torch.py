@@ -36,18 +36,14 @@ OUTPUTS = ("p_t_le_-1", "p_t_le_-2.5", "t_score", "heatmap")
 
 sys.path.insert(0, str(REPO / "tools"))
 
+from edgeosteo.hardware import cpu_model  # noqa: E402
+
 
 def reference_image(description: str) -> np.ndarray:
-    """The manifest's reference inputs, built from their descriptions."""
-    i, j = np.mgrid[0:256, 0:256].astype(np.float32)
-    images = {
-        "vertical ramp": i / 255.0,
-        "horizontal bands": 0.5 + 0.5 * np.sin(2 * np.pi * i / 32.0),
-        "checkerboard": ((i // 16 + j // 16) % 2).astype(np.float32),
-        "constant": np.full((256, 256), 0.5, np.float32),
-    }
-    name = next(key for key in images if description.startswith(key))
-    return images[name].astype(np.float32)[None, None]
+    """A manifest reference input, built from its description as the selftest builds it."""
+    from edgeosteo.selftest import synthetic_input
+
+    return synthetic_input(description, (1, 1, 256, 256))
 
 
 def knee_crop(pydicom_data: Path) -> np.ndarray:
@@ -163,16 +159,6 @@ def measure(run, single: np.ndarray, batch: np.ndarray, runs: int) -> dict[str, 
     }
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="knee-image CNN: torch eager vs shipped backends")
     parser.add_argument("--runs", type=int, default=300, help="batch-1 timed calls per backend")
@@ -234,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         "copies",
         "threads": args.threads,
         "machine": {
-            "cpu": cpu_name(),
+            "cpu": cpu_model(),
             "python": platform.python_version(),
             "torch": torch.__version__,
             "onnxruntime": onnxruntime.__version__,

@@ -28,6 +28,11 @@ PHOTO_CATALOGUE: dict[str, tuple[str, str]] = {
         "未能找到胶片边缘，已使用整张照片。请确保胶片的四个角在亮着的观片灯上清晰可见，"
         "或在屏幕上依次点击胶片的四个角。",
     ),
+    "photo.bad_corners": (
+        "The four corners marked do not outline the film. Tap the film's four corners again, "
+        "one at each corner, inside the photo.",
+        "标记的四个点没有框出胶片。请重新在照片内依次点击胶片的四个角，每个角点一次。",
+    ),
     "photo.not_radiograph": (
         "This photo does not show an X-ray film. Photograph the printed film on a lit lightbox.",
         "这张照片中没有X线胶片。请将打印的胶片放在亮着的观片灯上拍摄。",

@@ -99,27 +99,78 @@ def decode_photo(data: bytes, limits: IntakeLimits | None = None) -> np.ndarray:
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
 
 
-def read_photo(
-    source: ImageSource,
-    thresholds: PhotoThresholds | None = None,
-    corners: np.ndarray | list[list[float]] | None = None,
-    limits: IntakeLimits | None = None,
-) -> PhotoResult:
-    """Read a photo file (path, bytes or binary file) and rectify the film in it."""
+@dataclass(frozen=True)
+class FilmCorners:
+    """Four film corners in the photo's pixels (EXIF orientation applied) and who placed
+    them: ``"user"`` clicks are snapped onto the film's edges; ``"detected"`` corners come
+    back from an earlier review of the same photo and are used as they are."""
+
+    points: tuple[tuple[float, float], ...]
+    source: Literal["user", "detected"] = "user"
+
+    @classmethod
+    def parse(cls, points: object, source: str = "user") -> FilmCorners:
+        """Four (x, y) pairs from a form or JSON; anything else is ``photo.bad_corners``."""
+        try:
+            array = np.asarray(points, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise IntakeError("photo.bad_corners", str(exc)) from exc
+        if array.shape != (4, 2) or not np.isfinite(array).all():
+            raise IntakeError("photo.bad_corners", f"expected four (x, y) pairs, got {array.shape}")
+        if source not in ("user", "detected"):
+            raise IntakeError("photo.bad_corners", f"unknown corner source {source!r}")
+        return cls(tuple((float(x), float(y)) for x, y in array), source)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class PhotoFile:
+    """A decoded photo as the phone shows it, with where it came from."""
+
+    rgb: np.ndarray  # H x W x 3 uint8, EXIF orientation applied
+    source_format: Literal["jpeg", "png", "tiff"]
+    content_sha256: str
+    transforms: tuple[str, ...]
+
+
+def load_photo(source: ImageSource, limits: IntakeLimits | None = None) -> PhotoFile:
+    """Read and decode a photo file (path, bytes or binary file)."""
     limits = limits or IntakeLimits()
     data = read_bytes(source, limits)
     rgb = decode_photo(data, limits)
     kind = detect_kind(data[:132])
     orientation = _header(data, limits)[2]
-    transforms = (f"exif_orientation_{orientation}",) if orientation != 1 else ()
-    return rectify_photo(
-        rgb,
-        thresholds,
-        corners,
+    return PhotoFile(
+        rgb=rgb,
         source_format="jpeg" if kind == "jpeg" else kind,  # type: ignore[arg-type]
         content_sha256=hashlib.sha256(data).hexdigest(),
-        transforms=transforms,
+        transforms=(f"exif_orientation_{orientation}",) if orientation != 1 else (),
     )
+
+
+def rectify_file(
+    photo: PhotoFile,
+    thresholds: PhotoThresholds | None = None,
+    corners: FilmCorners | np.ndarray | list[list[float]] | None = None,
+) -> PhotoResult:
+    """Rectify the film in a loaded photo and judge it."""
+    return rectify_photo(
+        photo.rgb,
+        thresholds,
+        corners,
+        source_format=photo.source_format,
+        content_sha256=photo.content_sha256,
+        transforms=photo.transforms,
+    )
+
+
+def read_photo(
+    source: ImageSource,
+    thresholds: PhotoThresholds | None = None,
+    corners: FilmCorners | np.ndarray | list[list[float]] | None = None,
+    limits: IntakeLimits | None = None,
+) -> PhotoResult:
+    """Read a photo file (path, bytes or binary file) and rectify the film in it."""
+    return rectify_file(load_photo(source, limits), thresholds, corners)
 
 
 # --- geometry ----------------------------------------------------------------------------
@@ -425,6 +476,18 @@ def _refine_user_corners(gray: np.ndarray, corners: np.ndarray, t: PhotoThreshol
     return order_corners(snapped)
 
 
+def _check_placed(quad: np.ndarray, frame: tuple[int, int]) -> None:
+    """Given corners must lie in the photo and outline a real four-sided shape."""
+    h, w = frame
+    margin = 0.02 * max(h, w)
+    inside = (quad[:, 0] >= -margin).all() and (quad[:, 0] <= w - 1 + margin).all()
+    inside = inside and (quad[:, 1] >= -margin).all() and (quad[:, 1] <= h - 1 + margin).all()
+    if not inside:
+        raise IntakeError("photo.bad_corners", "a corner lies outside the photo")
+    if not _is_convex_quad(quad) or abs(cv2.contourArea(quad.astype(np.float32))) < 0.01 * h * w:
+        raise IntakeError("photo.bad_corners", "the corners do not outline the film")
+
+
 def plane_geometry(
     corners: np.ndarray, frame: tuple[int, int], focal_length_factor: float
 ) -> tuple[float, float]:
@@ -720,7 +783,7 @@ def _glare_place(mask: np.ndarray) -> str:
 def rectify_photo(
     image: np.ndarray,
     thresholds: PhotoThresholds | None = None,
-    corners: np.ndarray | list[list[float]] | None = None,
+    corners: FilmCorners | np.ndarray | list[list[float]] | None = None,
     *,
     source_format: Literal["jpeg", "png", "tiff"] = "jpeg",
     content_sha256: str = "",
@@ -728,9 +791,10 @@ def rectify_photo(
 ) -> PhotoResult:
     """Rectify the film in a photo (H x W x 3 RGB or H x W gray, uint8) and judge it.
 
-    ``corners`` are four clicked film corners in the photo's pixels (any order); without
-    them the film is found automatically, and when it cannot be found the whole frame is
-    used with a warning.
+    ``corners`` are four film corners in the photo's pixels (any order): clicked ones
+    (a plain array, or FilmCorners with source "user") are snapped onto the film's edges;
+    without them the film is found automatically, and when it cannot be found the whole
+    frame is used with a warning.
     """
     t = thresholds or PhotoThresholds()
     if image.ndim == 2:
@@ -744,9 +808,13 @@ def rectify_photo(
 
     source: CornerSource
     if corners is not None:
-        clicked = order_corners(corners) * work_scale
-        quad = _refine_user_corners(work_gray, clicked, t)
-        source = "user"
+        given = corners if isinstance(corners, FilmCorners) else FilmCorners.parse(corners)
+        placed = order_corners(given.points) * work_scale
+        _check_placed(placed, work_gray.shape)
+        if given.source == "detected":
+            quad, source = placed, "detected"
+        else:
+            quad, source = _refine_user_corners(work_gray, placed, t), "user"
     else:
         found = find_film(work_gray, t)
         if found is not None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from edgeosteo import __version__
 from edgeosteo.clinical import ClinicalAnswers, ClinicalAssessment, assess_clinical
 from edgeosteo.config import Settings, load_settings
@@ -22,7 +24,7 @@ from edgeosteo.errors import IntakeError
 from edgeosteo.findings import Findings, ModelFinding, UnavailableFinding
 from edgeosteo.inference import ModelRunner
 from edgeosteo.intake import ImageSource, read_image
-from edgeosteo.intake.photo import read_photo
+from edgeosteo.intake.photo import FilmCorners, PhotoResult, load_photo, read_photo, rectify_file
 from edgeosteo.intake.types import Capture, PatientIdentity, Radiograph
 from edgeosteo.models import ModelRegistry
 from edgeosteo.quality import GateResult, QualityReport, assess
@@ -68,6 +70,25 @@ class Screening:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=indent)
 
 
+@dataclass(frozen=True)
+class PhotoReview:
+    """A film photo as the technician sees it before screening: the photo as the phone
+    shows it, the film as the models would read it, and what the gates say about it."""
+
+    photo_rgb: np.ndarray = field(repr=False)  # H x W x 3 uint8, EXIF orientation applied
+    film: PhotoResult = field(repr=False)
+    quality: QualityReport
+
+    @property
+    def corners(self) -> FilmCorners | None:
+        """Corners to screen with, so the film is not searched for again; None when the
+        whole frame was used (nothing was found, and nothing was clicked)."""
+        if self.film.corner_source == "whole_frame":
+            return None
+        points = tuple((float(x), float(y)) for x, y in self.film.corners)
+        return FilmCorners(points, "user" if self.film.corner_source == "user" else "detected")
+
+
 def _parsed_answers(
     patient: ClinicalAnswers | Mapping[str, object] | None,
 ) -> tuple[ClinicalAnswers, tuple]:
@@ -97,11 +118,12 @@ class Screener:
         patient: ClinicalAnswers | Mapping[str, object] | None = None,
         body_part: str | None = None,
         capture: Capture = "digital",
-        film_corners: Sequence[Sequence[float]] | None = None,
+        film_corners: FilmCorners | Sequence[Sequence[float]] | None = None,
     ) -> Screening:
         """Screen one case. ``capture="photo"`` means a phone photograph of a printed film:
-        the film is found (or taken from ``film_corners``, four clicks in photo pixels),
-        rectified and checked by the photo gates before the usual gates run."""
+        the film is found (or taken from ``film_corners``: four clicks in photo pixels, or
+        the corners a review found), rectified and checked by the photo gates before the
+        usual gates run."""
         answers, problems = _parsed_answers(patient)
         clinical_values = answers.to_dict()
         radiograph: Radiograph | None = None
@@ -124,7 +146,7 @@ class Screener:
             except IntakeError as exc:
                 intake_error = exc.to_dict()
         if radiograph is not None:
-            quality = QualityReport(photo_gates + assess(radiograph, self.settings.quality).gates)
+            quality = self._quality(radiograph, photo_gates)
         part = body_part or (radiograph.body_part if radiograph else None)
         findings = self.runner.findings(
             radiograph,
@@ -153,6 +175,21 @@ class Screener:
             identity=identity,
             radiograph=radiograph,
         )
+
+    def review_photo(
+        self, source: ImageSource, film_corners: FilmCorners | None = None
+    ) -> PhotoReview:
+        """Intake and quality gates of a film photo, without the models: what the page shows
+        beside the photo before the technician screens it. Unlike screen(), an unreadable
+        file raises IntakeError: the technician is at the form and chooses another."""
+        photo = load_photo(source, self.settings.intake)
+        film = rectify_file(photo, self.settings.photo, film_corners)
+        return PhotoReview(photo.rgb, film, self._quality(film.radiograph, film.gates))
+
+    def _quality(
+        self, radiograph: Radiograph, photo_gates: Sequence[GateResult] = ()
+    ) -> QualityReport:
+        return QualityReport(tuple(photo_gates) + assess(radiograph, self.settings.quality).gates)
 
     def reassess(
         self,
@@ -213,7 +250,10 @@ def screen(
     body_part: str | None = None,
     settings: Settings | None = None,
     capture: Capture = "digital",
+    film_corners: FilmCorners | Sequence[Sequence[float]] | None = None,
 ) -> Screening:
     """Screen one case with a fresh Screener (for one-off use; long-running callers keep a
     Screener so the model sessions are created once)."""
-    return Screener(settings).screen(source, patient, body_part, capture=capture)
+    return Screener(settings).screen(
+        source, patient, body_part, capture=capture, film_corners=film_corners
+    )

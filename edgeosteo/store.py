@@ -272,7 +272,8 @@ def clock_synchronised() -> bool:
     return Path("/run/systemd/timesync/synchronized").exists()
 
 
-def _display_png(pixels: np.ndarray) -> bytes:
+def display_png(pixels: np.ndarray) -> bytes:
+    """Gray [0, 1] pixels as the PNG the page shows (long side at most DISPLAY_LONG_SIDE_PX)."""
     h, w = pixels.shape
     scale = min(1.0, DISPLAY_LONG_SIDE_PX / max(h, w))
     small = (
@@ -388,7 +389,7 @@ class CaseStore:
                 image_file = self._write_file(f"{case_uuid}.orig", source_bytes, written)
             if radiograph is not None:
                 display_file = self._write_file(
-                    f"{case_uuid}.png", _display_png(radiograph.pixels), written
+                    f"{case_uuid}.png", display_png(radiograph.pixels), written
                 )
                 if heatmap is not None:
                     heatmap_file = self._write_file(

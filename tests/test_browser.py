@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import shutil
+import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import waitress
 
@@ -175,3 +179,80 @@ def test_required_fields_are_flagged_before_submitting(page):
     page.click("button[type=submit]")
     assert page.is_visible("#required-message")
     assert page.url.endswith("/screenings/new")
+
+
+def test_photo_review_then_four_corner_clicks_then_screen(
+    page, live_server, tmp_path, pydicom_data_dir
+):
+    """A film photo is shown rectified beside the original before screening; the technician
+    marks the four corners by hand, sees the film again, and screens with those corners."""
+    sys.path.insert(0, str(REPO / "tools"))
+    import photo_sim
+
+    film = photo_sim.load_source(pydicom_data_dir / "RG3_UNCR.dcm")
+    photo = photo_sim.simulate(film, seed=3, condition="good")
+    path = tmp_path / "film-photo.jpg"
+    path.write_bytes(photo.jpeg)
+    ARTIFACTS.mkdir(exist_ok=True)
+    _choose_language(page, "en")
+    page.goto("/screenings/new")
+    assert page.is_hidden("#photo-review")
+    page.check("input[name=capture][value=photo]")
+    page.set_input_files("#image", str(path))
+    page.wait_for_selector("#photo-review[data-state=shown]", timeout=60_000)
+    for image in ("#review-photo", "#review-film"):
+        assert page.is_visible(image)
+        assert page.eval_on_selector(image, "img => img.naturalWidth") > 100
+    assert page.get_attribute("#photo-review", "data-corner-source") == "detected"
+    assert page.input_value("#film_corners_source") == "detected"
+    assert page.locator("#review-outline polygon").count() == 1
+    assert page.is_visible("#review-ok")
+    page.screenshot(path=str(ARTIFACTS / "photo-review-en.png"), full_page=True)
+
+    page.click("#mark-corners")
+    assert page.is_visible("#corner-help")
+    box = page.locator("#review-photo").bounding_box()
+    height, width = (int(v) for v in _shape(photo.jpeg))
+    rng = np.random.default_rng(5)
+    clicked = photo.corners[[1, 3, 0, 2]] + rng.uniform(-4, 4, size=(4, 2))
+    for x, y in clicked:
+        page.mouse.click(box["x"] + x / width * box["width"], box["y"] + y / height * box["height"])
+    page.wait_for_selector("#photo-review[data-corner-source=user]", timeout=60_000)
+    assert page.input_value("#film_corners_source") == "user"
+    corners = np.asarray(json.loads(page.input_value("#film_corners")))
+    diagonal = float(np.linalg.norm(photo.corners[2] - photo.corners[0]))
+    # a click on the displayed image is at most a few photo pixels off; snapping tightens it
+    assert np.linalg.norm(corners - photo.corners, axis=1).max() < 0.01 * diagonal
+    assert page.is_visible("#auto-corners")
+    _choose_language(page, "zh_CN")
+    page.check("input[name=capture][value=photo]")
+    page.set_input_files("#image", str(path))
+    page.wait_for_selector("#photo-review[data-state=shown]", timeout=60_000)
+    assert "筛查前请核对胶片" in page.inner_text("#photo-review")
+    page.screenshot(path=str(ARTIFACTS / "photo-review-zh_CN.png"), full_page=True)
+    page.click("#mark-corners")
+    box = page.locator("#review-photo").bounding_box()
+    for x, y in clicked:
+        page.mouse.click(box["x"] + x / width * box["width"], box["y"] + y / height * box["height"])
+    page.wait_for_selector("#photo-review[data-corner-source=user]", timeout=60_000)
+    sent = json.loads(page.input_value("#film_corners"))
+
+    page.select_option("select[name=body_part]", "KNEE")
+    page.fill("#f-age_years", "71")
+    page.select_option("#f-sex", "female")
+    page.fill("#f-weight_kg", "49")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#banner", timeout=60_000)
+    case_id = page.url.rstrip("/").rsplit("/", 1)[-1]
+    token = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    stored = page.request.get(
+        f"{live_server}/api/v1/cases/{case_id}", headers={"Authorization": f"Basic {token}"}
+    ).json()["screening"]["image"]["photo"]
+    assert stored["corner_source"] == "user"
+    assert np.allclose(stored["corners"], sent, atol=0.11)
+
+
+def _shape(jpeg: bytes) -> tuple[int, int]:
+    from edgeosteo.intake.photo import decode_photo
+
+    return decode_photo(jpeg).shape[:2]

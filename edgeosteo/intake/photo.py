@@ -113,7 +113,7 @@ class FilmCorners:
         """Four (x, y) pairs from a form or JSON; anything else is ``photo.bad_corners``."""
         try:
             array = np.asarray(points, dtype=np.float64)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise IntakeError("photo.bad_corners", str(exc)) from exc
         if array.shape != (4, 2) or not np.isfinite(array).all():
             raise IntakeError("photo.bad_corners", f"expected four (x, y) pairs, got {array.shape}")

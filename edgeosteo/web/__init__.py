@@ -59,10 +59,11 @@ def create_app(settings: Settings | None = None, screener: Screener | None = Non
     Babel(app, locale_selector=locale)
     csrf = CSRFProtect(app)
 
-    from edgeosteo.web import admin, api, auth, cases, pages
+    from edgeosteo.web import admin, api, auth, cases, pages, review
 
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(pages.blueprint)
+    app.register_blueprint(review.blueprint)
     app.register_blueprint(cases.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(api.blueprint)
@@ -102,6 +103,13 @@ def _language_for_request(app: Flask) -> str:
         return chosen
     language = app.extensions["edgeosteo"]["settings"].language
     return language if language in LANGUAGES else "zh_CN"
+
+
+def request_language() -> str:
+    """The language the current request's page is shown in."""
+    from flask import current_app
+
+    return _language_for_request(current_app)
 
 
 def extension(name: str):

@@ -16,6 +16,7 @@ from edgeosteo.errors import IntakeError
 from edgeosteo.messages import text
 from edgeosteo.models import verify_files
 from edgeosteo.web.auth import check_credentials
+from edgeosteo.web.review import film_corners_from_form
 from edgeosteo.web.service import ScreeningRequest
 
 blueprint = Blueprint("api", __name__)
@@ -115,7 +116,9 @@ def post_screening():
     data = upload.read() if upload is not None else None
     if data is not None and not data:
         return _error(422, "intake.empty_file")
+    capture = "photo" if request.form.get("capture") == "photo" else "digital"
     try:
+        film_corners = film_corners_from_form(request.form) if capture == "photo" else None
         record = _ext("service").screen_and_store(
             ScreeningRequest(
                 source=data,
@@ -124,7 +127,8 @@ def post_screening():
                 original_name=upload.filename if upload is not None else None,
                 local_patient_id=request.form.get("local_patient_id") or None,
                 created_by=user.username,
-                capture="photo" if request.form.get("capture") == "photo" else "digital",
+                capture=capture,
+                film_corners=film_corners,
             )
         )
     except IntakeError as exc:

@@ -9,6 +9,7 @@ from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.errors import IntakeError
 from edgeosteo.web.auth import login_required
 from edgeosteo.web.form import BODY_PARTS, CLINICAL_FIELDS, answers_from_form
+from edgeosteo.web.review import film_corners_from_form
 from edgeosteo.web.service import ScreeningRequest
 
 blueprint = Blueprint("pages", __name__)
@@ -51,8 +52,10 @@ def create_screening():
     upload_error = None
     if data is not None and not data:
         upload_error = "intake.empty_file"
+    capture = "photo" if values.get("capture") == "photo" else "digital"
     if not problems and upload_error is None:
         try:
+            film_corners = film_corners_from_form(values) if capture == "photo" else None
             record = _service().screen_and_store(
                 ScreeningRequest(
                     source=data,
@@ -61,7 +64,8 @@ def create_screening():
                     original_name=upload.filename if data else None,
                     local_patient_id=values.get("local_patient_id", "").strip() or None,
                     created_by=g.user.username,
-                    capture="photo" if values.get("capture") == "photo" else "digital",
+                    capture=capture,
+                    film_corners=film_corners,
                 )
             )
             return redirect(url_for("pages.case", case_id=record.id))

@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from edgeosteo.errors import IntakeError
+from edgeosteo.intake.photo import FilmCorners
 from edgeosteo.intake.types import Capture
-from edgeosteo.screening import Screener, Screening
+from edgeosteo.screening import PhotoReview, Screener, Screening
 from edgeosteo.store import CaseRecord, CaseStore
 
 
@@ -26,6 +27,7 @@ class ScreeningRequest:
     local_patient_id: str | None = None
     created_by: str | None = None
     capture: Capture = "digital"
+    film_corners: FilmCorners | None = None
 
 
 class ScreeningService:
@@ -37,8 +39,18 @@ class ScreeningService:
     def screen(self, request: ScreeningRequest) -> Screening:
         with self._slots:
             return self.screener.screen(
-                request.source, request.answers, request.body_part, capture=request.capture
+                request.source,
+                request.answers,
+                request.body_part,
+                capture=request.capture,
+                film_corners=request.film_corners if request.capture == "photo" else None,
             )
+
+    def review_photo(self, source: bytes, film_corners: FilmCorners | None) -> PhotoReview:
+        """The film photo's review before screening; takes a screening slot like a screening
+        does, because finding and rectifying the film is most of a photo's work."""
+        with self._slots:
+            return self.screener.review_photo(source, film_corners)
 
     def screen_and_store_received(self, request: ScreeningRequest, case_uuid: str) -> CaseRecord:
         """Screen an image from the X-ray unit and store it whatever the outcome: nobody is

@@ -31,6 +31,134 @@
       form.querySelector("button[type=submit]").disabled = true;
     });
   }
+  // a film photo is shown rectified beside the original before screening; the technician
+  // can mark the film's four corners by hand when the outline is wrong
+  var review = document.getElementById("photo-review");
+  if (form && review) {
+    var image = document.getElementById("image");
+    var cornersField = document.getElementById("film_corners");
+    var sourceField = document.getElementById("film_corners_source");
+    var frame = document.getElementById("corner-frame");
+    var photo = document.getElementById("review-photo");
+    var outline = document.getElementById("review-outline");
+    var count = document.getElementById("corner-count");
+    var photoSize = null;
+    var clicks = null; // null: not marking; otherwise the corners tapped so far (photo pixels)
+    var sequence = 0;
+    var byId = function (id) { return document.getElementById(id); };
+    var isPhoto = function () {
+      var chosen = form.querySelector("input[name=capture]:checked");
+      return chosen && chosen.value === "photo" && image.files.length > 0;
+    };
+    var svg = function (name, attributes) {
+      var node = document.createElementNS("http://www.w3.org/2000/svg", name);
+      Object.keys(attributes).forEach(function (key) { node.setAttribute(key, attributes[key]); });
+      return node;
+    };
+    var draw = function (points, closed) {
+      while (outline.firstChild) { outline.removeChild(outline.firstChild); }
+      if (!photoSize || !points) { return; }
+      var stroke = Math.max(photoSize[0], photoSize[1]) / 200;
+      outline.setAttribute("viewBox", "0 0 " + photoSize[0] + " " + photoSize[1]);
+      if (closed && points.length === 4) {
+        outline.appendChild(svg("polygon", {
+          points: points.map(function (p) { return p.join(","); }).join(" "),
+          fill: "none", stroke: "#1e88e5", "stroke-width": stroke
+        }));
+      }
+      points.forEach(function (p) {
+        outline.appendChild(svg("circle", {
+          cx: p[0], cy: p[1], r: stroke * 2.5, fill: "#1e88e5", "class": "corner-dot"
+        }));
+      });
+    };
+    var setMarking = function (on) {
+      clicks = on ? [] : null;
+      frame.classList.toggle("marking", on);
+      byId("corner-help").hidden = !on;
+      count.textContent = on ? "0 / 4" : "";
+    };
+    var show = function (answer) {
+      photoSize = [answer.photo.width, answer.photo.height];
+      photo.src = answer.photo.image;
+      byId("review-film").src = answer.film.image;
+      draw(answer.corners, true);
+      cornersField.value = answer.corners ? JSON.stringify(answer.corners) : "";
+      sourceField.value = answer.corners ? (answer.corner_source === "user" ? "user" : "detected") : "";
+      review.dataset.cornerSource = answer.corner_source;
+      var list = byId("review-messages");
+      list.textContent = "";
+      answer.messages.forEach(function (message) {
+        var item = document.createElement("li");
+        item.className = message.verdict;
+        item.dataset.code = message.code;
+        item.textContent = message.text;
+        list.appendChild(item);
+      });
+      byId("review-ok").hidden = !answer.usable || answer.messages.length > 0;
+      byId("review-pair").hidden = false;
+      byId("review-actions").hidden = false;
+      byId("auto-corners").hidden = answer.corner_source !== "user";
+    };
+    var ask = function (corners) {
+      var mine = ++sequence;
+      cornersField.value = "";
+      sourceField.value = "";
+      if (!isPhoto()) { review.hidden = true; return; }
+      review.hidden = false;
+      byId("review-error").hidden = true;
+      byId("review-working").hidden = false;
+      var body = new FormData();
+      body.append("csrf_token", form.querySelector("input[name=csrf_token]").value);
+      body.append("image", image.files[0]);
+      if (corners) {
+        body.append("film_corners", JSON.stringify(corners));
+        body.append("film_corners_source", "user");
+      }
+      fetch(review.dataset.reviewUrl, { method: "POST", body: body, credentials: "same-origin" })
+        .then(function (response) {
+          return response.json().then(function (answer) { return [response.ok, answer]; });
+        })
+        .then(function (result) {
+          if (mine !== sequence) { return; } // a newer photo or newer corners were chosen
+          byId("review-working").hidden = true;
+          if (result[0]) { show(result[1]); review.dataset.state = "shown"; return; }
+          byId("review-error").textContent = result[1].text;
+          byId("review-error").hidden = false;
+          byId("review-pair").hidden = !photoSize;
+          review.dataset.state = "error";
+        })
+        .catch(function () {
+          if (mine !== sequence) { return; }
+          byId("review-working").hidden = true;
+          review.dataset.state = "unavailable"; // the screening still finds the film itself
+        });
+    };
+    var fresh = function () { setMarking(false); photoSize = null; draw(null); ask(null); };
+    image.addEventListener("change", fresh);
+    form.querySelectorAll("input[name=capture]").forEach(function (radio) {
+      radio.addEventListener("change", fresh);
+    });
+    byId("drop").addEventListener("drop", function () { window.setTimeout(fresh, 0); });
+    byId("mark-corners").addEventListener("click", function () { setMarking(true); draw([], false); });
+    byId("auto-corners").addEventListener("click", function () { setMarking(false); ask(null); });
+    frame.addEventListener("click", function (event) {
+      if (clicks === null || !photoSize) { return; }
+      var box = photo.getBoundingClientRect();
+      clicks.push([
+        Math.round((event.clientX - box.left) / box.width * photoSize[0]),
+        Math.round((event.clientY - box.top) / box.height * photoSize[1])
+      ]);
+      count.textContent = clicks.length + " / 4";
+      draw(clicks, false);
+      if (clicks.length === 4) {
+        var corners = clicks;
+        setMarking(false);
+        ask(corners);
+      }
+    });
+    if (isPhoto()) { ask(null); }
+  }
   // both the new-screening form and the answers form hide women-only questions for men
   var sex = document.getElementById("f-sex");
   if (sex) {

@@ -124,6 +124,16 @@ def _summary_lines(result: dict, language: str) -> list[str]:
     help="Oral glucocorticoids for 3 months or more.",
 )
 @click.option("--body-part", help="Body part shown, when the file does not say (e.g. KNEE).")
+@click.option(
+    "--photo",
+    is_flag=True,
+    help="The files are phone photos of printed films: find, rectify and judge the film.",
+)
+@click.option(
+    "--film-corners",
+    help="With --photo: the film's four corners in the photo's pixels, as JSON, e.g. "
+    '"[[120,80],[900,95],[910,1200],[100,1190]]" (otherwise the film is found automatically).',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per file).")
 @click.option("--lang", type=click.Choice(["en", "zh_CN"]), default="en")
 @click.pass_context
@@ -137,11 +147,25 @@ def screen(
     prior_fracture,
     glucocorticoids,
     body_part,
+    photo: bool,
+    film_corners: str | None,
     as_json: bool,
     lang: str,
 ) -> None:
     """Screen radiographs (files or folders) and print the result."""
+    from edgeosteo.errors import IntakeError
+    from edgeosteo.intake.photo import FilmCorners
     from edgeosteo.screening import Screener
+
+    corners = None
+    if film_corners:
+        if not photo:
+            raise click.UsageError("--film-corners needs --photo")
+        try:
+            corners = FilmCorners.parse(json.loads(film_corners))
+        except (ValueError, IntakeError) as exc:
+            code = exc.code if isinstance(exc, IntakeError) else "photo.bad_corners"
+            raise click.BadParameter(text(code, lang), param_hint="--film-corners") from exc
 
     patient = {
         key: value
@@ -167,7 +191,13 @@ def screen(
         else _plain(sources) as bar
     ):
         for path in bar:
-            result = screener.screen(path, patient, body_part).to_dict()
+            result = screener.screen(
+                path,
+                patient,
+                body_part,
+                capture="photo" if photo else "digital",
+                film_corners=corners,
+            ).to_dict()
             error = result.get("intake_error")
             quality = result.get("quality")
             if error:

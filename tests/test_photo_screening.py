@@ -261,3 +261,32 @@ def test_the_api_takes_clicked_corners(client, app, good_photo):
     photo = response.get_json()["screening"]["image"]["photo"]
     assert photo["corner_source"] == "user"
     assert np.linalg.norm(np.asarray(photo["corners"]) - good_photo.corners, axis=1).max() < 3.0
+
+
+def test_the_command_line_screens_a_photo_with_clicked_corners(tmp_path, good_photo):
+    from test_cli import run
+
+    path = tmp_path / "film.jpg"
+    path.write_bytes(good_photo.jpeg)
+    clicked = json.dumps(np.round(good_photo.corners + 3).tolist())
+    result = run(
+        "--data-dir", str(tmp_path), "screen", str(path), "--photo", "--film-corners", clicked
+    )
+    assert result.returncode == 0, result.stderr
+    result = run(
+        "--data-dir",
+        str(tmp_path),
+        "screen",
+        str(path),
+        "--photo",
+        "--json",
+        "--film-corners",
+        clicked,
+    )
+    photo = json.loads(result.stdout.splitlines()[0])["image"]["photo"]
+    assert photo["corner_source"] == "user"
+    bad = run(
+        "--data-dir", str(tmp_path), "screen", str(path), "--photo", "--film-corners", "[[1, 2]]"
+    )
+    assert bad.returncode == 2
+    assert "do not outline the film" in bad.stderr

@@ -241,6 +241,9 @@ class SyncSettings:
     oldest_age_group_years: int = 90
     # plain http is refused except to these hosts (a hub on the same machine, tests)
     plain_http_hosts: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
+    # an image from the X-ray unit waits this long for its clinical answers before its
+    # result is sent without them; answers given sooner send it at once, with them
+    hold_unanswered_hours: float = 24.0
 
 
 @dataclass(frozen=True)

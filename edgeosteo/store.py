@@ -379,8 +379,10 @@ class CaseStore:
         local_patient_id: str | None = None,
         created_by: str | None = None,
         state: str = "screened",
+        send_after: float = 0.0,
     ) -> CaseRecord:
-        """Store one case and its outbox row in a single transaction."""
+        """Store one case and its outbox row in a single transaction; the sender leaves the
+        row alone until ``send_after`` (epoch seconds)."""
         case_uuid = str(result.get("screening_id") or uuid.uuid4())
         written: list[Path] = []
         try:
@@ -424,7 +426,8 @@ class CaseStore:
                 case_id = int(cursor.lastrowid)
                 connection.execute(
                     """INSERT INTO outbox (record_uuid, case_id, capture_time, boot_id,
-                       monotonic_ns, clock_synchronised) VALUES (?,?,?,?,?,?)""",
+                       monotonic_ns, clock_synchronised, next_attempt_at)
+                       VALUES (?,?,?,?,?,?,?)""",
                     (
                         case_uuid,
                         case_id,
@@ -432,6 +435,7 @@ class CaseStore:
                         boot_id(),
                         time.monotonic_ns(),
                         int(clock_synchronised()),
+                        send_after,
                     ),
                 )
         except BaseException:
@@ -443,11 +447,19 @@ class CaseStore:
         return record
 
     def update_result(self, case_id: int, result: dict, state: str) -> CaseRecord | None:
+        """A case decided again (answers given after the fact). Its summary is built when it
+        is sent, so a record still waiting in the outbox goes now and carries the new result;
+        one already sent stays as the hub has it."""
         referral = result.get("referral") or {}
         with self.transaction() as connection:
             connection.execute(
                 "UPDATE cases SET result_json=?, state=?, category=? WHERE id=?",
                 (json.dumps(result, ensure_ascii=False), state, referral.get("category"), case_id),
+            )
+            connection.execute(
+                "UPDATE outbox SET next_attempt_at=0 WHERE case_id=? AND state='pending' "
+                "AND attempts=0",
+                (case_id,),
             )
         return self.get_case(case_id)
 

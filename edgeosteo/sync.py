@@ -166,6 +166,12 @@ class Sender:
         self.clock = clock
         self.rng = rng or random.SystemRandom()
 
+    @property
+    def _longest_wait_s(self) -> float:
+        """No row legitimately waits longer than this; one that does was scheduled before
+        the clock was stepped back."""
+        return max(self.sync.backoff_cap_s, self.sync.hold_unanswered_hours * 3600.0)
+
     def run(self) -> SyncResult:
         with _single_sender(self.settings.data_dir) as alone:
             if not alone:
@@ -195,7 +201,7 @@ class Sender:
         total = SyncResult()
         size = self.sync.image_batch_size if self.sync.include_images else self.sync.batch_size
         for _ in range(self.sync.max_batches_per_run):
-            batch = self.store.due_outbox(self.clock(), max(1, size), self.sync.backoff_cap_s)
+            batch = self.store.due_outbox(self.clock(), max(1, size), self._longest_wait_s)
             if not batch:
                 return total
             result = self._deliver(endpoint, token, secret, batch)

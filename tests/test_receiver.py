@@ -712,3 +712,33 @@ def test_every_receiver_code_has_english_and_chinese():
         used.update(literal.findall(path.read_text(encoding="utf-8")))
     assert len(used) >= 10
     assert sorted(code for code in used if code not in CATALOGUE) == []
+
+
+def test_an_unanswered_case_waits_for_its_answers_before_it_is_sent(make_box, pydicom_data_dir):
+    """The hub should get the result with the clinical answers, not the image-only one,
+    when the technician adds the answers within the hold."""
+    import time
+
+    from edgeosteo.anonymise import anonymise_case
+
+    box = make_box()
+    settings = box.worker.service.screener.settings
+    longest_wait = max(settings.sync.backoff_cap_s, settings.sync.hold_unanswered_hours * 3600)
+    assert send(box.scp_address, [pydicom_data_dir / "RG1_UNCR.dcm"]) == [0x0000]
+    box.worker.drain()
+    store = box.inbox.store
+    (instance,) = store.list_received()
+    case = store.get_case(instance.case_id)
+    assert case.state == "needs_answers"
+    now = time.time()
+    assert store.due_outbox(now, 10, longest_wait) == []  # held for its answers
+    later = now + settings.sync.hold_unanswered_hours * 3600 + 1
+    assert len(store.due_outbox(later, 10, longest_wait)) == 1  # then sent without them
+
+    box.worker.service.add_answers(
+        case.id, {"age_years": 72, "sex": "female", "weight_kg": 48, "height_m": 1.5}
+    )
+    (due,) = store.due_outbox(time.time(), 10, longest_wait)
+    summary = anonymise_case(store.get_case(case.id), due, b"k" * 32, settings.sync)
+    assert "osta" in [i.name for i in summary.instruments]
+    assert summary.age is not None and summary.sex == "female"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -61,6 +62,8 @@ class ScreeningService:
         if existing is not None:
             return existing
         screening = dataclasses.replace(self.screen(request), screening_id=case_uuid)
+        state = case_state(screening.to_dict(), bool(request.answers))
+        hold_s = self.screener.settings.sync.hold_unanswered_hours * 3600.0
         return self.store.save_case(
             screening.to_dict(),
             identity=screening.identity,
@@ -69,7 +72,8 @@ class ScreeningService:
             original_name=request.original_name,
             local_patient_id=request.local_patient_id,
             created_by=request.created_by,
-            state=case_state(screening.to_dict(), bool(request.answers)),
+            state=state,
+            send_after=time.time() + hold_s if state == "needs_answers" else 0.0,
         )
 
     def add_answers(self, case_id: int, answers: Mapping[str, object]) -> CaseRecord | None:

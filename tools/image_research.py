@@ -17,6 +17,9 @@ Variants
   classification logits (cls) or its T-score regression (reg, score = -t).
 - texture_age_residual: ridge on texture predicting the T-score residual after age.
 - texture_sourcenorm_ridge: texture features z-scored within each source (label-free) first.
+- ssl_linear_probe, cnn_ssl_cls / cnn_ssl_reg, cnn_ordinal (issue #3): self-supervised
+  pretraining on unlabelled radiographs (linear probe and fine-tuning) and an ordinal
+  (cumulative-link) head; see tools/image_research_extra.py (--extra-repeats CV repeats).
 - fused_*: late fusion = logistic stacking on [clinical OOF logit, image OOF score], fitted by
   a second-level CV on the out-of-fold predictions with the same folds.
 Baselines on the same patients: clinical model, age, OSTA, source-only (one-hot LR; in LOSO a
@@ -246,6 +249,13 @@ def main(argv=None):
     )
     ap.add_argument("--cnn-repeats", type=int, default=2)
     ap.add_argument("--skip-cnn", action="store_true")
+    ap.add_argument(
+        "--extra-repeats",
+        type=int,
+        default=1,
+        help="CV repeats for the issue #3 extras (self-supervised pretraining, ordinal head); "
+        "0 skips them",
+    )
     args = ap.parse_args(argv)
     t0 = time.time()
     recs = knee_data.load_dataset(args.data_dir)
@@ -405,7 +415,28 @@ def main(argv=None):
                 "loso": tc.regression_summary(t, cnn_lo[0, :, 0]),
             },
         }
-        np.savez(Path(args.report).with_suffix(".oof.npz"), cnn_cv=cnn_cv, cnn_lo=cnn_lo)
+        extra = {}
+        if args.extra_repeats > 0:
+            import image_research_extra
+
+            t1 = time.time()
+            extra = image_research_extra.run(
+                report,
+                crops,
+                owner,
+                a,
+                cv_splits,
+                loso,
+                clin_cv,
+                clin_lo,
+                cnn_cv,
+                cnn_lo,
+                evaluate_variant,
+                patient_mean,
+                repeats=min(args.extra_repeats, R),
+            )
+            report["runtime_s_extra"] = round(time.time() - t1, 1)
+        np.savez(Path(args.report).with_suffix(".oof.npz"), cnn_cv=cnn_cv, cnn_lo=cnn_lo, **extra)
     report["runtime_s"] = round(time.time() - t0, 1)
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=1))

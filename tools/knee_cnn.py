@@ -100,13 +100,22 @@ def augment(img: np.ndarray, rng: np.random.Generator, patch: int = PATCH) -> np
 
 
 def train(
-    crops: np.ndarray, t: np.ndarray, seed: int, epochs: int = EPOCHS, log=None
+    crops: np.ndarray,
+    t: np.ndarray,
+    seed: int,
+    epochs: int = EPOCHS,
+    log=None,
+    init_features: dict | None = None,
 ) -> tuple[KneeNet, dict]:
-    """crops: [K,256,256] float32, t: [K] T-scores (per knee; patient label repeated)."""
+    """crops: [K,256,256] float32, t: [K] T-scores (per knee; patient label repeated).
+    init_features: optional KneeNet.features state dict (self-supervised pretraining,
+    tools/ssl_pretrain.py) loaded before fine-tuning; the head starts from scratch."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     t_mean, t_sd = float(t.mean()), float(t.std())
     net = KneeNet()
+    if init_features is not None:
+        net.features.load_state_dict(init_features)
     opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WD)
     n_steps = epochs * math.ceil(len(crops) * PATCHES_PER_KNEE / BATCH)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=n_steps)

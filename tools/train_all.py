@@ -1,6 +1,6 @@
 """Re-run the whole bone-density model pipeline end to end with fixed seeds.
 
-Usage: python tools/train_all.py DATA_DIR --out models/ [--cnn-repeats 2]
+Usage: python tools/train_all.py DATA_DIR --out models/ [--cnn-repeats 2] [--extra-repeats 1]
 
 Steps: clinical model (evaluation + export) -> image research (texture + CNN, CV and LOSO,
 fusion) -> final experimental CNN (FP32/INT8 ONNX, OpenVINO IR) + fused graph ->
@@ -27,6 +27,12 @@ def main(argv=None):
     ap.add_argument("--out", default="models")
     ap.add_argument("--reports", default=str(HERE / "reports"))
     ap.add_argument("--cnn-repeats", type=int, default=2)
+    ap.add_argument(
+        "--extra-repeats",
+        type=int,
+        default=1,
+        help="CV repeats for the self-supervised and ordinal variants (0 skips them)",
+    )
     args = ap.parse_args(argv)
     import torch
 
@@ -51,6 +57,8 @@ def main(argv=None):
             str(rep / "image_research.json"),
             "--cnn-repeats",
             str(args.cnn_repeats),
+            "--extra-repeats",
+            str(args.extra_repeats),
         ]
     )
     times["image_research_s"] = round(time.time() - t1, 1)
@@ -75,6 +83,7 @@ def main(argv=None):
                 "timings": times,
                 "data_dir": Path(args.data_dir).name,
                 "cnn_repeats": args.cnn_repeats,
+                "extra_repeats": args.extra_repeats,
             },
             indent=1,
         )

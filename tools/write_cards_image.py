@@ -57,6 +57,150 @@ def _baseline_lines(res: dict) -> list[str]:
     return L
 
 
+EXTRA_VARIANTS = ("ssl_linear_probe", "cnn_ssl_cls", "cnn_ssl_reg", "cnn_ordinal")
+
+
+def _comparison_sentences(x: dict) -> list[str]:
+    """Paired image-alone AUC differences between the new variants and their references."""
+    out = []
+    for c in x.get("comparisons", []):
+        parts = []
+        for k in TT:
+            d = c[k]
+            parts.append(f"{k}: CV {wc.dci(d['cv'])}, LOSO {wc.dci(d['loso'])}")
+        out.append(f"Image-alone AUC, {c['a']} minus {c['b']}: " + "; ".join(parts) + ".")
+    return out
+
+
+def _extra_lines(res: dict) -> list[str]:
+    """Issue #3: self-supervised pretraining and ordinal classification (report["extra"])."""
+    x = res.get("extra")
+    if not x:
+        return []
+    ssl, orl, tm = x["ssl"], x["ordinal"], x["timings_s"]
+    pub = ssl["public_radiographs"]
+    L = ["## Self-supervised pretraining and ordinal classification (issue #3)\n"]
+    L.append(
+        f"Both were evaluated exactly like the variants above (same crops, folds, clinical OOF predictions, "
+        f"fusion and bootstrap), on {x['cv_scheme']}. To keep the whole training run within its time budget "
+        f"they use {x['cv_repeats']} CV repeat(s) instead of {res['cnn']['cv_repeats']}; the scratch CNN rows "
+        "below are the existing cnn_cls / cnn_reg re-scored on the same repeat(s), for a like-for-like comparison.\n"
+    )
+    L.append(
+        "**Self-supervised pretraining (what was tried).** " + ssl["method"] + ". Unlabelled data:"
+    )
+    imgs = "; ".join(
+        f"{i['package']} {i['modality']} {(i['body_part'] or 'unknown').lower()} "
+        f"({len(i['files'])} file(s): {', '.join(i['files'])}; "
+        f"{i['mm_per_px']} mm/px{' assumed, not recorded' if i['spacing_assumed'] else ' from the header'})"
+        for i in pub["images"]
+    )
+    read = ", ".join(f"{k} {v}" for k, v in pub.get("dicom_files_read_by_package", {}).items())
+    L.append(
+        f"- public radiographs: every single-frame {'/'.join(pub.get('modalities_kept', []))} image of at least "
+        f"512 px in the installed test-data packages pydicom-data and deid-data (MIT licensed; DICOM files read: "
+        f"{read or 'n/a'}), read with the product's DICOM reader (modality LUT, window, MONOCHROME1 inverted), "
+        f"duplicates across transfer syntaxes merged: **{pub['distinct_radiographs']} distinct radiographs** - "
+        f"{imgs}. Each was resampled to the knee-crop scale ({ssl['target_mm_per_px']} mm/px) and cut into "
+        f"256 px windows (scale jitter 0.8-1.25, mostly-background windows rejected): {pub['windows_total']} windows "
+        f"({', '.join(f'{k}: {v}' for k, v in pub['windows_per_image'].items())}). Every other DICOM in those "
+        "packages is CT, MR, ultrasound, nuclear medicine, RT, a secondary capture or a photograph, not a plain "
+        "radiograph. No other radiographs may be used here (no downloads; the held-back patients are not ours to "
+        "train on)."
+    )
+    L.append("- the development set's knee crops, without their labels:")
+    for name, p in ssl["pretraining"].items():
+        L.append(
+            f"  - {name}: {p['knee_crops']} knee crops "
+            f"({', '.join(f'{s} {n}' for s, n in p['knee_crops_by_source'].items())}) + {p['public_windows']} public "
+            f"windows; {p['steps']} steps x {p['batch']} items (~{p['epochs_equiv']} passes over the pool), "
+            f"NT-Xent loss {p['loss_first']:.3f} -> {p['loss_last']:.3f} (chance {p['chance_loss']:.3f}), {p['seconds']:.0f} s"
+        )
+    L.append(f"- leakage: {ssl['leakage']}")
+    L.append(
+        f"- evaluation: ssl_linear_probe = {ssl['linear_probe']}; cnn_ssl_cls / cnn_ssl_reg = the pretrained encoder "
+        f"fine-tuned end to end with the shipped CNN's multi-task loss for {ssl['fine_tune_epochs']} epochs (scratch "
+        f"CNN: {ssl['scratch_epochs']}), same folds and seeds as the scratch CNN, scored like cnn_cls / cnn_reg. "
+        f"Fine-tuned T-score regression: CV RMSE {ssl['t_score_regression_finetuned']['cv']['rmse']}, r "
+        f"{ssl['t_score_regression_finetuned']['cv']['pearson_r']}; LOSO RMSE "
+        f"{ssl['t_score_regression_finetuned']['loso']['rmse']}, r {ssl['t_score_regression_finetuned']['loso']['pearson_r']}.\n"
+    )
+    L.append(
+        f"**T-score regression versus ordinal classification.** cnn_reg scores by the regressed T-score and cnn_cls "
+        f"by one classification head per threshold (both from the multi-task CNN). cnn_ordinal: {orl['method']}; "
+        f"bands {orl['bands']}; {orl['epochs']} epochs, same backbone, patches, augmentation, optimiser, folds and "
+        f"seeds as the scratch CNN; the score for each target is the logit of its cumulative probability. "
+        f"Cumulative probabilities were monotone (P(T<=-2.5) <= P(T<=-1)) for a fraction "
+        f"{orl['frac_predictions_monotone']} of predictions (guaranteed by the ordered thresholds).\n"
+    )
+    rows = [(v, res["variants"][v]) for v in EXTRA_VARIANTS if v in res["variants"]]
+    rows += [(f"{v} (scratch, same repeats)", r) for v, r in x["scratch_same_repeats"].items()]
+    L.append(
+        "| variant | target | image alone CV | image alone LOSO | fused - clinical CV | fused - clinical LOSO | rule |"
+    )
+    L.append("| --- | --- | --- | --- | --- | --- | --- |")
+    for v, r in rows:
+        for k in TT:
+            e = r[k]
+            L.append(
+                f"| {v} | {k} | {wc.ci(e['image_alone']['cv'])} | {wc.ci(e['image_alone']['loso'])} | "
+                f"{wc.dci(e['added_value_over_clinical']['cv'])} | {wc.dci(e['added_value_over_clinical']['loso'])} | "
+                f"{'pass' if e['passes_product_rule'] else 'fail'} |"
+            )
+    L.append(
+        "\nAge-adjusted partial correlation with the QUS T-score (a useful score would be clearly negative):\n"
+    )
+    for v, r in rows:
+        c = r["age_adjusted_corr_with_t_score"]
+        L.append(
+            f"- {v}: CV r = {c['cv']['r']:+.3f} (95% CI {c['cv']['ci95'][0]:+.3f} to {c['cv']['ci95'][1]:+.3f}); "
+            f"LOSO r = {c['loso']['r']:+.3f} ({c['loso']['ci95'][0]:+.3f} to {c['loso']['ci95'][1]:+.3f})"
+        )
+    L.append(
+        "\nTime on 2 CPU threads: "
+        + ", ".join(
+            f"{k.removesuffix('_s').replace('_', ' ')} {v:.0f} s"
+            for k, v in tm.items()
+            if k != "total_s"
+        )
+        + f"; total {tm['total_s']:.0f} s.\n"
+    )
+    # plain conclusion, derived from the numbers above
+    new = [(v, res["variants"][v]) for v in EXTRA_VARIANTS if v in res["variants"]]
+    passing = [v for v, r in new if any(r[k]["passes_product_rule"] for k in TT)]
+    cells = [(v, k, s) for v, r in new for k in TT for s in ("cv", "loso")]
+    chance = [
+        (v, k, s) for v, k, s in cells if res["variants"][v][k]["image_alone"][s]["ci95"][0] <= 0.5
+    ]
+    best = max(
+        ((res["variants"][v][k]["image_alone"]["loso"]["auc"], v, k) for v, _ in new for k in TT),
+    )
+    if passing:
+        verdict = (
+            f"{', '.join(passing)} passed the product rule for at least one target (95% CI lower bound of "
+            "AUC(fused) - AUC(clinical) above zero in both CV and LOSO); this needs confirmation on the held-back "
+            "patients before anything shipped changes."
+        )
+    else:
+        verdict = (
+            "Neither self-supervised pretraining (linear probe or fine-tuned) nor the ordinal head passes the "
+            "product rule for either target: fused with the clinical model, none raises the lower 95% bound of "
+            "the AUC gain above zero in both CV and LOSO, so the shipped model is unchanged."
+        )
+    L.append(
+        f"**Conclusion.** {verdict} The image-alone AUC's 95% CI reaches 0.5 or below in {len(chance)} of "
+        f"{len(cells)} new variant x target x scheme cells; the highest image-alone LOSO AUC is {best[0]:.3f} "
+        f"({best[1]}, {best[2]}). "
+        + " ".join(_comparison_sentences(x))
+        + f" With {pub['distinct_radiographs']} distinct public radiographs and {res['n_knee_crops']} knee crops, "
+        "the pretraining data are very small, and an ordinal output cannot create a signal the image does not "
+        "carry; in this data neither changes the finding that the knee image adds nothing measurable to the "
+        "clinical model."
+    )
+    L.append("")
+    return L
+
+
 def preprocessing(res: dict) -> dict:
     p = res["roi_params"]
     return {
@@ -296,7 +440,14 @@ def write(reports: Path, out: Path) -> None:
     )
     L.append(
         f"CNN: {metrics['cv_scheme']}. Texture variants: {clin['metrics']['cv_scheme']}. Fused = logistic stacking of the "
-        "clinical OOF logit and the image OOF score, evaluated by second-level CV on the same folds.\n"
+        "clinical OOF logit and the image OOF score, evaluated by second-level CV on the same folds."
+        + (
+            f" Self-supervised and ordinal variants ({', '.join(v for v in EXTRA_VARIANTS if v in res['variants'])}): "
+            f"{res['extra']['cv_scheme']}; details in the next section."
+            if res.get("extra")
+            else ""
+        )
+        + "\n"
     )
     L.extend(_variant_table(res))
     L.append("")
@@ -332,6 +483,7 @@ def write(reports: Path, out: Path) -> None:
         "Subgroups: not reported for the image model, because it carries no validated signal overall; for the "
         "clinical model's subgroups by sex and age band see models/knee-clinical/CARD.md.\n"
     )
+    L.extend(_extra_lines(res))
     L.append("## Calibration\n")
     L.append(
         "Platt scaling was fitted on pooled out-of-fold CNN logits: "
@@ -526,7 +678,8 @@ def write(reports: Path, out: Path) -> None:
             f"{wc.ci(e['fused']['loso'])} | {wc.dci(e['added_value_over_clinical']['loso'])} |"
         )
     F.append(
-        "\nAll image variants tried (texture and CNN) are in models/knee-image/CARD.md; none passes the rule.\n"
+        "\nAll image variants tried (texture, CNN, self-supervised pretraining, ordinal head) are in "
+        "models/knee-image/CARD.md; none passes the rule.\n"
         if not any(any_pass.values())
         else ""
     )

@@ -219,3 +219,44 @@ def test_model_drift_hook_compares_scores(good_photo):
     assert drift["n"] == 4
     assert drift["mean_abs_probability_change"] < 0.1
     assert drift["auc_original"] in (0.0, 1.0) and drift["auc_photo"] == drift["auc_original"]
+
+
+def test_a_large_photo_keeps_the_films_resolution(films, monkeypatch):
+    """A photo larger than work_long_side_px is searched on a reduced copy, but the film is
+    rectified from the photo's own pixels (up to output_long_side_px)."""
+    monkeypatch.setattr(photo_sim, "PHOTO_SIZE", (2800, 2100))
+    photo = photo_sim.simulate(films["RG1_UNCR"], 7, "good", "RG1_UNCR")
+    result = read_photo(photo.jpeg)
+    assert result.usable, result.quality.codes
+    t = PhotoThresholds()
+    corners = photo.corners
+    film_long = max(float(np.linalg.norm(corners[(i + 1) % 4] - corners[i])) for i in range(4))
+    reduced = film_long * t.work_long_side_px / 2800
+    expected = min(film_long, t.output_long_side_px)
+    assert expected > 1.2 * reduced
+    assert abs(max(result.radiograph.shape) - expected) <= 0.1 * expected
+    # corners are in the photo's own pixels
+    diagonal = float(np.linalg.norm(corners[2] - corners[0]))
+    assert np.linalg.norm(result.corners - corners, axis=1).mean() < 0.015 * diagonal
+
+
+def test_photo_model_drift_compares_paired_films_with_a_bootstrap():
+    import eval_photo_models
+
+    rng = np.random.default_rng(0)
+    labels = (rng.random(60) < 0.4).astype(int)
+    original = rng.normal(0.5, 0.05, 60) + 0.05 * labels
+    same = eval_photo_models.compare(original, np.stack([original, original]), labels, 50)
+    assert same["pooled"]["auc_change"] == 0.0
+    assert same["pooled"]["auc_change_ci95"] == [0.0, 0.0]
+    assert same["pooled"]["max_abs_probability_change"] == 0.0
+    photos = np.stack([original + rng.normal(0, 0.02, 60) for _ in range(3)])
+    photos[1, 5] = np.nan  # a refused photo leaves that film out of its set
+    first = eval_photo_models.compare(original, photos, labels, 50)
+    assert first == eval_photo_models.compare(original, photos, labels, 50)  # deterministic
+    assert [s["n_paired"] for s in first["per_set"]] == [60, 59, 60]
+    assert first["pooled"]["n_pairs"] == 179
+    low, high = first["pooled"]["auc_change_ci95"]
+    assert low <= first["pooled"]["auc_change"] <= high
+    change = np.mean([s["auc_change"] for s in first["per_set"]])
+    assert abs(first["pooled"]["auc_change"] - change) < 1e-3

@@ -1,18 +1,26 @@
 """The knee models on phone photos of the development films versus the originals.
 
-For every development image: screen the original (digital) and a simulated good phone
-photo of it (capture="photo"), both through Screener.screen, and compare each model's
-AUC for T <= -1 and T <= -2.5 and its probability drift. Writes
-tools/reports/photo_model_drift.json.
+For every development image: screen the original (digital) once and several independent
+simulated good phone photos of it (capture="photo", one per photo set, each from its own
+seed), all through Screener.screen, and compare each model's AUC for T <= -1 and
+T <= -2.5 and its probability drift, per photo set and pooled over the sets. The 95 %
+intervals of the AUC change come from a paired bootstrap over films: a resampled film
+brings its original and all its photos along, so the interval holds the sampling of
+films and the photo-to-photo spread together. Everything is deterministic from SEED and
+BOOTSTRAP_SEED. Writes tools/reports/photo_model_drift.json.
 
-    python tools/eval_photo_models.py ../shared/data/knee
+    python tools/eval_photo_models.py ../shared/data/knee [--sets 3] [--jobs 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
 import json
 import sys
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -22,11 +30,159 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import photo_sim
 
 from edgeosteo.config import load_settings
-from edgeosteo.evaluate import auc, read_dataset
+from edgeosteo.evaluate import LabelledCase, auc, read_dataset
 from edgeosteo.screening import Screener
 
 REPORT = Path(__file__).resolve().parent / "reports" / "photo_model_drift.json"
-SEED = 20261124
+SEED = 20261124  # photo set s of film i is simulated with SEED + SET_STRIDE * s + i
+SET_STRIDE = 1000
+BOOTSTRAP_SEED = 7
+BOOTSTRAP_ROUNDS = 2000
+TARGETS = (("p_low_bone_mass", "p_t_le_-1", -1.0), ("p_osteoporosis", "p_t_le_-2.5", -2.5))
+TARGET_AUC_CHANGE = 0.03
+
+_screener: Screener | None = None
+
+
+def _init(models_dir: str | None) -> None:
+    global _screener
+    settings = load_settings(environ={})
+    if models_dir:
+        settings = dataclasses.replace(settings, models_dir=Path(models_dir))
+    _screener = Screener(settings)
+
+
+def photo_seed(photo_set: int, index: int) -> int:
+    return SEED + SET_STRIDE * photo_set + index
+
+
+def _scores(screening) -> dict[str, dict[str, float | None]]:
+    return {
+        f.model_id: {field: getattr(f, field) for field, _, _ in TARGETS}
+        for f in screening.findings.results
+    }
+
+
+def _screen_case(job: tuple[int, LabelledCase, int]) -> dict[str, object]:
+    """The original and every photo set of one film."""
+    index, case, sets = job
+    assert _screener is not None
+    original = _screener.screen(case.image, case.answers, body_part="KNEE")
+    film = photo_sim.load_source(case.image)
+    photos, refused = [], []
+    for photo_set in range(sets):
+        photo = photo_sim.simulate(
+            film, seed=photo_seed(photo_set, index), condition="good", source=case.case_id
+        )
+        screening = _screener.screen(photo.jpeg, case.answers, body_part="KNEE", capture="photo")
+        if screening.quality is None or not screening.quality.usable:
+            codes = (
+                [c for c in screening.quality.codes if c != "quality.ok"]
+                if screening.quality
+                else [str((screening.intake_error or {}).get("code"))]
+            )
+            refused.append({"id": case.case_id, "set": photo_set, "codes": codes})
+        photos.append(_scores(screening))
+    return {"original": _scores(original), "photos": photos, "refused": refused}
+
+
+def _round(value: float, digits: int = 4) -> float | None:
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
+def _interval(values: Sequence[float]) -> list[float | None]:
+    finite = np.asarray([v for v in values if np.isfinite(v)])
+    if len(finite) == 0:
+        return [None, None]
+    return [_round(np.percentile(finite, 2.5)), _round(np.percentile(finite, 97.5))]
+
+
+def compare(
+    original: np.ndarray, photos: np.ndarray, labels: np.ndarray, rounds: int = BOOTSTRAP_ROUNDS
+) -> dict[str, object]:
+    """AUC change and probability drift of one model output.
+
+    ``original``: (films,) probabilities on the originals; ``photos``: (sets, films) on the
+    photos, NaN where the photo was refused or the model gave no output; ``labels``:
+    (films,) 0/1. Films without an original output are left out. Per set, the pairs are
+    the films whose photo in that set has an output; pooled, the AUC change is the mean
+    over the sets of the per-set change.
+    """
+    keep = np.isfinite(original)
+    original, photos, labels = original[keep], photos[:, keep], labels[keep]
+    sets, n = photos.shape
+
+    def changes(idx: np.ndarray) -> list[float]:
+        out = []
+        for s in range(sets):
+            sel = idx[np.isfinite(photos[s, idx])]
+            out.append(auc(photos[s, sel], labels[sel]) - auc(original[sel], labels[sel]))
+        return out
+
+    point = changes(np.arange(n))
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    resampled = np.array([changes(rng.integers(0, n, n)) for _ in range(rounds)])
+    per_set = []
+    for s in range(sets):
+        ok = np.isfinite(photos[s])
+        drift = photos[s, ok] - original[ok]
+        per_set.append(
+            {
+                "set": s,
+                "n_paired": int(ok.sum()),
+                "auc_original": _round(auc(original[ok], labels[ok])),
+                "auc_photo": _round(auc(photos[s, ok], labels[ok])),
+                "auc_change": _round(point[s]),
+                "auc_change_ci95": _interval(resampled[:, s]),
+                "mean_probability_change": _round(drift.mean()),
+                "mean_abs_probability_change": _round(np.abs(drift).mean()),
+                "max_abs_probability_change": _round(np.abs(drift).max()),
+            }
+        )
+    paired = np.isfinite(photos)
+    drift = (photos - original[None, :])[paired]
+    pooled_change = float(np.mean(point))
+    pooled_ci = _interval(resampled.mean(axis=1))
+    return {
+        "n_films": int(n),
+        "positives": int(labels.sum()),
+        "original_probability_sd": _round(original.std()),
+        "pooled": {
+            "n_pairs": int(paired.sum()),
+            "auc_original": _round(auc(original, labels)),
+            "auc_photo_mean": _round(
+                np.mean(
+                    [
+                        auc(photos[s, np.isfinite(photos[s])], labels[np.isfinite(photos[s])])
+                        for s in range(sets)
+                    ]
+                )
+            ),
+            "auc_change": _round(pooled_change),
+            "auc_change_ci95": pooled_ci,
+            "within_target": bool(abs(pooled_change) < TARGET_AUC_CHANGE),
+            "ci_within_target": bool(
+                None not in pooled_ci
+                and pooled_ci[0] > -TARGET_AUC_CHANGE
+                and pooled_ci[1] < TARGET_AUC_CHANGE
+            ),
+            "mean_probability_change": _round(drift.mean()),
+            "mean_abs_probability_change": _round(np.abs(drift).mean()),
+            "max_abs_probability_change": _round(np.abs(drift).max()),
+        },
+        "per_set": per_set,
+    }
+
+
+def _model_files(screener: Screener) -> dict[str, str]:
+    out = {}
+    for kind in ("clinical", "image", "fused"):
+        for manifest in screener.registry.of_kind(kind):
+            runtime = screener.settings.runtime
+            weights = manifest.weights_for(runtime.backend, runtime.precision)
+            digest = hashlib.sha256(Path(weights.path).read_bytes()).hexdigest()[:16]
+            out[manifest.id] = f"{manifest.version} {weights.role} sha256 {digest}"
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,66 +190,75 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--out", type=Path, default=REPORT)
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--sets", type=int, default=3, help="independent photos per film")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=BOOTSTRAP_ROUNDS)
+    parser.add_argument("--models-dir", default=None)
     args = parser.parse_args(argv)
-    screener = Screener(load_settings(environ={}))
     cases = read_dataset(args.data_dir)[: args.limit]
-    scores: dict[str, dict[str, list[float | None]]] = {}
-    refused = []
-    for index, case in enumerate(cases):
-        original = screener.screen(case.image, case.answers, body_part="KNEE")
-        film = photo_sim.load_source(case.image)
-        photo = photo_sim.simulate(film, seed=SEED + index, condition="good", source=case.case_id)
-        photographed = screener.screen(photo.jpeg, case.answers, body_part="KNEE", capture="photo")
-        if photographed.quality is None or not photographed.quality.usable:
-            refused.append(
-                {
-                    "id": case.case_id,
-                    "codes": list(photographed.quality.codes)
-                    if photographed.quality
-                    else [photographed.intake_error],
-                }
-            )
-        for side, screening in (("original", original), ("photo", photographed)):
-            for finding in screening.findings.results:
-                slot = scores.setdefault(finding.model_id, {})
-                for field in ("p_low_bone_mass", "p_osteoporosis"):
-                    slot.setdefault(f"{side}:{field}", [None] * len(cases))[index] = getattr(
-                        finding, field
-                    )
+    jobs = [(i, case, args.sets) for i, case in enumerate(cases)]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs, initializer=_init, initargs=(args.models_dir,)) as ex:
+            results = list(ex.map(_screen_case, jobs, chunksize=4))
+    else:
+        _init(args.models_dir)
+        results = [_screen_case(job) for job in jobs]
+    _init(args.models_dir)
+    assert _screener is not None
     truth = np.array([c.t_score for c in cases])
-    report: dict[str, object] = {
-        "n": len(cases),
-        "seed": SEED,
-        "photos_refused": refused,
-        "models": {},
-    }
-    for model_id, slot in scores.items():
+    model_ids = sorted(
+        {m for r in results for m in r["original"]}
+        | {m for r in results for p in r["photos"] for m in p}
+    )
+    models: dict[str, object] = {}
+    for model_id in model_ids:
         entry = {}
-        for field, cut in (("p_low_bone_mass", -1.0), ("p_osteoporosis", -2.5)):
-            before = slot.get(f"original:{field}", [])
-            after = slot.get(f"photo:{field}", [])
-            paired = [
-                (b, a, t)
-                for b, a, t in zip(before, after, truth, strict=False)
-                if b is not None and a is not None
-            ]
-            if len(paired) < 10:
+        for field, output, cut in TARGETS:
+
+            def value(scores: dict, model_id: str = model_id, field: str = field) -> float:
+                v = scores.get(model_id, {}).get(field)
+                return float("nan") if v is None else float(v)
+
+            original = np.array([value(r["original"]) for r in results])
+            photos = np.array([[value(r["photos"][s]) for r in results] for s in range(args.sets)])
+            labels = (truth <= cut).astype(int)
+            known = np.isfinite(original)
+            if known.sum() < 10 or labels[known].min() == labels[known].max():
                 continue
-            b, a, t = (np.array(v, float) for v in zip(*paired, strict=True))
-            labels = (t <= cut).astype(int)
-            entry[field] = {
-                "n_paired": len(paired),
-                "auc_original": round(auc(b, labels), 4),
-                "auc_photo": round(auc(a, labels), 4),
-                "auc_change": round(auc(a, labels) - auc(b, labels), 4),
-                "mean_abs_probability_change": round(float(np.abs(a - b).mean()), 4),
-                "max_abs_probability_change": round(float(np.abs(a - b).max()), 4),
-            }
-        report["models"][model_id] = entry
+            entry[output] = compare(original, photos, labels, args.rounds)
+        models[model_id] = entry
+    refused = [item for r in results for item in r["refused"]]
+    report: dict[str, object] = {
+        "what": "knee models on simulated good phone photos of the development films "
+        "(tools/photo_sim.py) versus the original images, all through Screener.screen",
+        "note": "AUCs are in-sample: the models were fitted on these development images, "
+        "so the level of the AUC means little; the figure is the change from original to "
+        "photo. auc_change is photo minus original on the same films; pooled is the mean "
+        "over the photo sets, its 95 % interval a paired bootstrap over films "
+        f"({args.rounds} rounds, seed {BOOTSTRAP_SEED}). A film whose photo was refused by "
+        "the quality gates is left out of that set's pairs. Target: |AUC change| < "
+        f"{TARGET_AUC_CHANGE}.",
+        "n_films": len(cases),
+        "photo_sets": args.sets,
+        "seed": SEED,
+        "seed_rule": f"photo set s of film i: {SEED} + {SET_STRIDE} * s + i",
+        "models_used": _model_files(_screener),
+        "photos_refused": refused,
+        "models": models,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report["models"], indent=2))
-    print(f"photos refused: {len(refused)} of {len(cases)}")
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    for model_id, entry in models.items():
+        for output, result in entry.items():
+            pooled = result["pooled"]
+            sets_txt = ", ".join(f"{r['auc_change']:+.4f}" for r in result["per_set"])
+            print(
+                f"{model_id:14s} {output:12s} AUC {pooled['auc_original']:.4f} change "
+                f"{pooled['auc_change']:+.4f} CI {pooled['auc_change_ci95']} sets [{sets_txt}] "
+                f"|dp| mean {pooled['mean_abs_probability_change']:.4f} "
+                f"max {pooled['max_abs_probability_change']:.4f}"
+            )
+    print(f"photos refused: {len(refused)} of {len(cases) * args.sets}")
     return 0
 
 

@@ -3,8 +3,9 @@
 Figures: corner error of the rectification (px and % of the film diagonal), the share of
 deliberately unusable photos refused with the right reason code, the share of good photos
 refused, and how far the rectified image's statistics drift from the radiograph that was
-printed. ``model_drift`` is the hook for comparing a model's probabilities (and AUC) on the
-original radiographs and on their photos once an image model is installed.
+printed. ``model_drift`` is a hook for comparing a scorer's probabilities (and AUC) on
+radiographs and on their photos; the installed knee models are compared through the whole
+screening path by tools/eval_photo_models.py.
 
     python tools/eval_photos.py [--knee-dir ../shared/data/knee] [--good 150 --bad 25]
 
@@ -263,7 +264,8 @@ def main() -> None:
         "conditions": {c: sum(o.photo.condition == c for o in outcomes) for c in CONDITIONS},
         "thresholds": PhotoThresholds().__dict__,
         **summarise(outcomes),
-        "model_drift": "pending: call model_drift() with the knee image model's scorer",
+        "model_drift": "the knee models on photos of the development films: "
+        "tools/reports/photo_model_drift.json (tools/eval_photo_models.py)",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")

@@ -831,22 +831,43 @@ def rectify_photo(
     sides = [float(np.linalg.norm(quad[(i + 1) % 4] - quad[i])) for i in range(4)]
     out_h = max(sides[1], sides[3], max(sides[0], sides[2]) / aspect)
     out_w = out_h * aspect
-    cap = t.output_long_side_px / max(out_w, out_h)
-    if cap < 1.0:
-        out_w, out_h = out_w * cap, out_h * cap
-    out_size = (max(16, round(out_w)), max(16, round(out_h)))
+    # the film's size in work pixels (the scale its blur is measured at)
+    work_cap = min(1.0, t.output_long_side_px / max(out_w, out_h))
+    work_size = (max(16, round(out_w * work_cap)), max(16, round(out_h * work_cap)))
+    # the film is taken at the photo's own resolution, up to output_long_side_px: a 12 MP
+    # photo is reduced to work_long_side_px for the search, which would leave its film at
+    # 1100-1700 px and the knee's bone texture softer than the film shows it
+    native = 1.0 if source == "whole_frame" else 1.0 / work_scale
+    cap = min(native, t.output_long_side_px / max(out_w, out_h))
+    out_size = (max(16, round(out_w * cap)), max(16, round(out_h * cap)))
     if source == "whole_frame":
-        out_size = (work_gray.shape[1], work_gray.shape[0])
+        out_size = work_size = (work_gray.shape[1], work_gray.shape[0])
     target = np.array(
         [[0, 0], [out_size[0] - 1, 0], [out_size[0] - 1, out_size[1] - 1], [0, out_size[1] - 1]],
         np.float32,
     )
     to_work = cv2.getPerspectiveTransform(target, quad.astype(np.float32))
+    source_image, source_quad = work, quad.astype(np.float32)
+    if cap > work_cap * 1.001:
+        # more of the film's detail is in the photo than in the work copy: resample the
+        # photo (area-averaged) to about the output's scale and rectify from that
+        factor = min(1.0, cap * work_scale)
+        frame_h, frame_w = rgb.shape[:2]
+        size = (max(1, round(frame_w * factor)), max(1, round(frame_h * factor)))
+        source_image = rgb if factor >= 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        per_axis = np.array(
+            [source_image.shape[1] / frame_w, source_image.shape[0] / frame_h], np.float32
+        )
+        source_quad = (quad / work_scale * per_axis).astype(np.float32)
+    to_source = cv2.getPerspectiveTransform(target, source_quad)
+    # bicubic: the film is resampled near 1:1, where bilinear averages neighbours at every
+    # sub-pixel shift and softens the bone texture the knee model reads (docs/photos.md,
+    # "The knee models on photos")
     film_rgb = cv2.warpPerspective(
-        work,
-        to_work,
+        source_image,
+        to_source,
         out_size,
-        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_REPLICATE,
     )
     film_fraction = abs(cv2.contourArea(quad)) / float(work_gray.shape[0] * work_gray.shape[1])
@@ -896,7 +917,7 @@ def rectify_photo(
     )
     analysis, _ = _resize_long(pixels, t.analysis_long_side_px)
     # measurements the gates judge
-    to_analysis = min(1.0, t.analysis_long_side_px / max(out_size))
+    to_analysis = min(1.0, t.analysis_long_side_px / max(work_size))
     blur = float("nan")
     if source != "whole_frame":
         blur = film_edge_blur_px(_srgb_to_linear(work_gray), quad) * to_analysis

@@ -10,6 +10,8 @@ films and the photo-to-photo spread together. Everything is deterministic from S
 BOOTSTRAP_SEED. Writes tools/reports/photo_model_drift.json.
 
     python tools/eval_photo_models.py ../shared/data/knee [--sets 3] [--jobs 2]
+    python tools/eval_photo_models.py ../shared/data/knee --sets 1 --photo-size 4032 3024 \
+        --source-long-side 2800 --out tools/reports/photo_model_drift_12mp.json
 """
 
 from __future__ import annotations
@@ -23,12 +25,14 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import photo_sim
 
+from edgeosteo import knee_roi
 from edgeosteo.config import load_settings
 from edgeosteo.evaluate import LabelledCase, auc, read_dataset
 from edgeosteo.screening import Screener
@@ -44,8 +48,10 @@ TARGET_AUC_CHANGE = 0.03
 _screener: Screener | None = None
 
 
-def _init(models_dir: str | None) -> None:
+def _init(models_dir: str | None, photo_size: tuple[int, int], source_long_side: int) -> None:
     global _screener
+    photo_sim.PHOTO_SIZE = photo_size
+    photo_sim.SOURCE_LONG_SIDE = source_long_side
     settings = load_settings(environ={})
     if models_dir:
         settings = dataclasses.replace(settings, models_dir=Path(models_dir))
@@ -63,13 +69,42 @@ def _scores(screening) -> dict[str, dict[str, float | None]]:
     }
 
 
+def _knee_rois(pixels: np.ndarray | None) -> list[tuple[float, float, float, float]]:
+    """(centre x, joint row, width, crop sharpness) of each knee the image model would crop,
+    positions and width as fractions of the image's width and height; sharpness is the SD
+    of the Laplacian of the normalised 256 px crop the model sees."""
+    if pixels is None:
+        return []
+    h, w = pixels.shape
+    out = []
+    for knee in sorted(knee_roi.detect_knees(pixels), key=lambda k: k.cx):
+        crop = knee_roi.crop_knee(pixels, knee)
+        sharpness = float(cv2.Laplacian(crop, cv2.CV_32F).std())
+        out.append((knee.cx / w, knee.cy / h, knee.width / w, sharpness))
+    return out
+
+
+def _roi_change(original: list, photo: list) -> dict[str, float] | None:
+    """How the photo's knee crops differ from the original's: centre offset in knee widths,
+    width ratio, sharpness ratio (means over the knees); None when the knee count differs."""
+    if not original or len(original) != len(photo):
+        return None
+    pairs = list(zip(original, photo, strict=True))
+    return {
+        "offset": float(np.mean([np.hypot(b[0] - a[0], b[1] - a[1]) / a[2] for a, b in pairs])),
+        "width_ratio": float(np.mean([b[2] / a[2] for a, b in pairs])),
+        "sharpness_ratio": float(np.mean([b[3] / a[3] for a, b in pairs])),
+    }
+
+
 def _screen_case(job: tuple[int, LabelledCase, int]) -> dict[str, object]:
     """The original and every photo set of one film."""
     index, case, sets = job
     assert _screener is not None
     original = _screener.screen(case.image, case.answers, body_part="KNEE")
     film = photo_sim.load_source(case.image)
-    photos, refused = [], []
+    photos, refused, rois = [], [], []
+    original_rois = _knee_rois(original.radiograph.pixels if original.radiograph else None)
     for photo_set in range(sets):
         photo = photo_sim.simulate(
             film, seed=photo_seed(photo_set, index), condition="good", source=case.case_id
@@ -83,7 +118,9 @@ def _screen_case(job: tuple[int, LabelledCase, int]) -> dict[str, object]:
             )
             refused.append({"id": case.case_id, "set": photo_set, "codes": codes})
         photos.append(_scores(screening))
-    return {"original": _scores(original), "photos": photos, "refused": refused}
+        if screening.radiograph is not None and screening.quality.usable:
+            rois.append(_roi_change(original_rois, _knee_rois(screening.radiograph.pixels)))
+    return {"original": _scores(original), "photos": photos, "refused": refused, "rois": rois}
 
 
 def _round(value: float, digits: int = 4) -> float | None:
@@ -174,6 +211,30 @@ def compare(
     }
 
 
+def _spread(values: Sequence[float]) -> dict[str, float | None]:
+    v = np.asarray(values, float)
+    return {
+        "median": _round(np.median(v)),
+        "p10": _round(np.percentile(v, 10)),
+        "p90": _round(np.percentile(v, 90)),
+        "max": _round(v.max()),
+    }
+
+
+def roi_summary(rois: Sequence[dict[str, float] | None]) -> dict[str, object]:
+    """The knee crops the image model saw on the accepted photos against the originals'."""
+    paired = [r for r in rois if r is not None]
+    offsets = [r["offset"] for r in paired]
+    return {
+        "photos": len(rois),
+        "knee_count_differs": len(rois) - len(paired),
+        "centre_offset_knee_widths": _spread(offsets),
+        "moved_over_a_quarter_knee_width": int(sum(o > 0.25 for o in offsets)),
+        "width_ratio": _spread([r["width_ratio"] for r in paired]),
+        "sharpness_ratio": _spread([r["sharpness_ratio"] for r in paired]),
+    }
+
+
 def _model_files(screener: Screener) -> dict[str, str]:
     out = {}
     for kind in ("clinical", "image", "fused"):
@@ -194,16 +255,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=BOOTSTRAP_ROUNDS)
     parser.add_argument("--models-dir", default=None)
+    parser.add_argument(
+        "--photo-size",
+        type=int,
+        nargs=2,
+        default=photo_sim.PHOTO_SIZE,
+        metavar=("LONG", "SHORT"),
+        help="the simulated photo's size (default: the simulator's)",
+    )
+    parser.add_argument(
+        "--source-long-side",
+        type=int,
+        default=photo_sim.SOURCE_LONG_SIDE,
+        help="the printed radiograph's long side before it is photographed",
+    )
     args = parser.parse_args(argv)
+    init_args = (args.models_dir, tuple(args.photo_size), args.source_long_side)
     cases = read_dataset(args.data_dir)[: args.limit]
     jobs = [(i, case, args.sets) for i, case in enumerate(cases)]
     if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs, initializer=_init, initargs=(args.models_dir,)) as ex:
+        with ProcessPoolExecutor(args.jobs, initializer=_init, initargs=init_args) as ex:
             results = list(ex.map(_screen_case, jobs, chunksize=4))
     else:
-        _init(args.models_dir)
+        _init(*init_args)
         results = [_screen_case(job) for job in jobs]
-    _init(args.models_dir)
+    _init(*init_args)
     assert _screener is not None
     truth = np.array([c.t_score for c in cases])
     model_ids = sorted(
@@ -242,8 +318,11 @@ def main(argv: list[str] | None = None) -> int:
         "photo_sets": args.sets,
         "seed": SEED,
         "seed_rule": f"photo set s of film i: {SEED} + {SET_STRIDE} * s + i",
+        "photo_size": list(args.photo_size),
+        "source_long_side": args.source_long_side,
         "models_used": _model_files(_screener),
         "photos_refused": refused,
+        "knee_roi_photo_vs_original": roi_summary([x for r in results for x in r["rois"]]),
         "models": models,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -259,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"max {pooled['max_abs_probability_change']:.4f}"
             )
     print(f"photos refused: {len(refused)} of {len(cases) * args.sets}")
+    print("knee ROI:", json.dumps(report["knee_roi_photo_vs_original"]))
     return 0
 
 

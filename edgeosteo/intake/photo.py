@@ -852,13 +852,18 @@ def rectify_photo(
         # more of the film's detail is in the photo than in the work copy: resample the
         # photo (area-averaged) to about the output's scale and rectify from that
         factor = min(1.0, cap * work_scale)
-        frame_h, frame_w = rgb.shape[:2]
-        size = (max(1, round(frame_w * factor)), max(1, round(frame_h * factor)))
-        source_image = rgb if factor >= 1.0 else cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        frame_quad = quad / work_scale
+        # only the film's bounding box (and a few pixels for the interpolation) is needed
+        x0, y0 = np.maximum(np.floor(frame_quad.min(axis=0)) - 4, 0).astype(int)
+        x1, y1 = np.ceil(frame_quad.max(axis=0)).astype(int) + 5
+        box = rgb[y0:y1, x0:x1]
+        box_h, box_w = box.shape[:2]
+        size = (max(1, round(box_w * factor)), max(1, round(box_h * factor)))
+        source_image = box if factor >= 1.0 else cv2.resize(box, size, interpolation=cv2.INTER_AREA)
         per_axis = np.array(
-            [source_image.shape[1] / frame_w, source_image.shape[0] / frame_h], np.float32
+            [source_image.shape[1] / box_w, source_image.shape[0] / box_h], np.float32
         )
-        source_quad = (quad / work_scale * per_axis).astype(np.float32)
+        source_quad = ((frame_quad - [x0, y0]) * per_axis).astype(np.float32)
     to_source = cv2.getPerspectiveTransform(target, source_quad)
     # bicubic: the film is resampled near 1:1, where bilinear averages neighbours at every
     # sub-pixel shift and softens the bone texture the knee model reads (docs/photos.md,

@@ -5,8 +5,11 @@ Usage: python tools/train_all.py DATA_DIR --out models/ [--cnn-repeats 2] [--ext
 Steps: clinical model (evaluation + export) -> image research (texture + CNN, CV and LOSO,
 fusion) -> final experimental CNN (FP32/INT8 ONNX, OpenVINO IR) + fused graph ->
 manifests and cards. Reports: tools/reports/{clinical,image_research,image,train_all}.json.
-9-21 minutes measured on 2 shared CPU cores (dominated by the 13 CNN trainings of the
-research step); a rerun reproduced every model file byte for byte.
+9-21 minutes measured on 2 shared CPU cores before the issue #3 extras (self-supervised
+pretraining, ordinal head: 4 short pretrainings and 16 more CNN trainings, --extra-repeats 1);
+with them 39 minutes measured while other processes kept the 2 cores busy (load average 6-8;
+tools/reports/train_all.json). The time is dominated by the CNN trainings of the research
+step; a rerun reproduced every shipped model file byte for byte.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from edgeosteo.errors import EdgeOsteoError
+from edgeosteo.messages import Evidence, both, field_names, text
 
 Sex = Literal["female", "male"]
 
@@ -327,14 +328,21 @@ class InstrumentResult:
         return f"clinical.{self.name}_{self.band}" if self.band is not None else None
 
     @property
-    def evidence(self) -> str:
-        label = DISPLAY_NAMES.get(self.name, self.name)
+    def evidence(self) -> Evidence:
+        en, zh = DISPLAY_NAMES.get(self.name, (self.name, self.name))
         if self.band is None:
             if self.not_applicable:
-                return f"{label} not applicable ({self.not_applicable})"
-            return f"{label} not computed: missing {', '.join(self.missing)}"
-        score = f"{self.score:g}" if self.score is not None else ""
-        return f"{label} {score} ({self.band.replace('_', ' ')})".replace("  ", " ")
+                why = text(self.not_applicable, "zh_CN").rstrip("。")
+                return Evidence(
+                    f"{en} not applicable ({self.not_applicable})", f"{zh}不适用：{why}"
+                )
+            missing = field_names(self.missing)
+            return Evidence(
+                f"{en} not computed: missing {missing.en}", f"{zh}未计算：缺少{missing.zh_CN}"
+            )
+        score = f" {self.score:g}" if self.score is not None else ""
+        band = both(f"clinical.band.{self.band}")
+        return Evidence(f"{en}{score} ({band.en})", f"{zh}{score}（{band.zh_CN}）")
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -349,13 +357,14 @@ class InstrumentResult:
         }
 
 
-DISPLAY_NAMES = {
-    "osta": "OSTA",
-    "ost_men": "OST (men)",
-    "orai": "ORAI",
-    "score": "SCORE",
-    "osiris": "OSIRIS",
-    "who": "WHO T-score band",
+# Short instrument names for evidence: (English, Simplified Chinese).
+DISPLAY_NAMES: dict[str, tuple[str, str]] = {
+    "osta": ("OSTA", "OSTA"),
+    "ost_men": ("OST (men)", "男性OST"),
+    "orai": ("ORAI", "ORAI"),
+    "score": ("SCORE", "SCORE"),
+    "osiris": ("OSIRIS", "OSIRIS"),
+    "who": ("WHO T-score band", "WHO T值分级"),
 }
 
 
@@ -623,22 +632,41 @@ class Indication:
 
     code: str
     met: bool | None
-    evidence: str = ""
+    evidence: Evidence = dataclasses.field(default_factory=Evidence)
     missing: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
             "code": self.code,
             "met": self.met,
-            "evidence": self.evidence,
+            "evidence": self.evidence.en,
+            "evidence_zh_CN": self.evidence.zh_CN,
             "missing": list(self.missing),
         }
 
 
 def _flag(code: str, value: bool | None, field: str, evidence: str) -> Indication:
+    """A yes/no answer as an indication; the Chinese evidence is the question's wording."""
     if value is None:
         return Indication(code, None, missing=(field,))
-    return Indication(code, value, evidence if value else "")
+    return Indication(
+        code, value, Evidence(evidence, field_names((field,)).zh_CN) if value else Evidence()
+    )
+
+
+_SEX_ZH: dict[str, str] = {"female": "女性", "male": "男性"}
+
+
+def _risk_factor_names(present: list[str]) -> Evidence:
+    """Risk factors by field name; BMI and early menopause are not one answer each."""
+    special = {
+        "low_bmi": "clinical.risk_factor.low_bmi",
+        "menopause_age_years": "clinical.risk_factor.early_menopause",
+    }
+    chinese = (
+        text(special[f], "zh_CN") if f in special else field_names((f,)).zh_CN for f in present
+    )
+    return Evidence(", ".join(present), "、".join(chinese))
 
 
 def _risk_factors(a: ClinicalAnswers) -> tuple[list[str], list[str]]:
@@ -666,19 +694,23 @@ def dxa_indications(a: ClinicalAnswers) -> tuple[Indication, ...]:
     else:
         threshold = 65.0 if a.sex == "female" else 70.0
         older = a.age_years >= threshold
+        evidence = Evidence(
+            f"{a.sex} aged {a.age_years:g} (>= {threshold:g})",
+            f"{_SEX_ZH[a.sex]}，{a.age_years:g}岁（≥ {threshold:g}）",
+        )
         items.append(
-            Indication(
-                "clinical.indication.age",
-                older,
-                f"{a.sex} aged {a.age_years:g} (>= {threshold:g})" if older else "",
-            )
+            Indication("clinical.indication.age", older, evidence if older else Evidence())
         )
     present, unknown = _risk_factors(a)
     code = "clinical.indication.younger_with_risk_factors"
     if older is True:
         items.append(Indication(code, False))
     elif present and older is False:
-        items.append(Indication(code, True, "risk factors: " + ", ".join(present)))
+        items.append(
+            Indication(
+                code, True, Evidence("risk factors: ", "危险因素：") + _risk_factor_names(present)
+            )
+        )
     elif present or unknown or older is None:
         missing = tuple(unknown) + (_missing(a, "age_years", "sex") if older is None else ())
         items.append(Indication(code, None, missing=missing))
@@ -706,7 +738,7 @@ def dxa_indications(a: ClinicalAnswers) -> tuple[Indication, ...]:
         Indication(
             "clinical.indication.bone_disease_or_drugs",
             True if bone else (None if unanswered else False),
-            ", ".join(bone),
+            field_names(bone),
             () if bone else unanswered,
         )
     )
@@ -730,7 +762,9 @@ def dxa_indications(a: ClinicalAnswers) -> tuple[Indication, ...]:
             Indication(
                 "clinical.indication.osta",
                 index <= -1,
-                f"OSTA index {index} (<= -1)" if index <= -1 else "",
+                Evidence(f"OSTA index {index} (<= -1)", f"OSTA指数 {index}（≤ -1）")
+                if index <= -1
+                else Evidence(),
             )
         )
     items.append(

@@ -23,8 +23,8 @@ from edgeosteo.clinical import (
     who_band,
 )
 from edgeosteo.errors import ConfigError
-from edgeosteo.findings import Findings, ModelFinding
-from edgeosteo.messages import LANGUAGES, text
+from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
+from edgeosteo.messages import LANGUAGES, Evidence, both, field_names, quality_codes, text
 from edgeosteo.quality import QualityReport
 
 Category = Literal["cannot_assess", "retake", "routine", "consider", "refer", "urgent"]
@@ -159,21 +159,33 @@ class SitePolicy:
 
 @dataclass(frozen=True)
 class Reason:
-    """A stable code, the evidence in numbers, and the category that evidence points to on its
-    own (None for information that does not move the category)."""
+    """A stable code, the evidence in numbers (both languages), and the category that evidence
+    points to on its own (None for information that does not move the category)."""
 
     code: str
-    evidence: str
+    evidence: Evidence
     points_to: Category | None = None
 
     def to_dict(self) -> dict[str, object]:
+        # "evidence" stays the English text of schema 1.0; results stored before the Chinese
+        # text existed lack "evidence_zh_CN".
         return {
             "code": self.code,
-            "evidence": self.evidence,
+            "evidence": self.evidence.en,
+            "evidence_zh_CN": self.evidence.zh_CN,
             "points_to": self.points_to,
             "en": text(self.code, "en"),
             "zh_CN": text(self.code, "zh_CN"),
         }
+
+
+def stored_evidence(reason: Mapping[str, object], language: str) -> str:
+    """The evidence of a reason in ``Reason.to_dict()`` form, in a language. Results stored
+    before the Chinese text existed have English only, and show it."""
+    english = reason.get("evidence")
+    chinese = reason.get("evidence_zh_CN") if language.startswith("zh") else None
+    shown = chinese or english
+    return shown if isinstance(shown, str) else ""
 
 
 @dataclass(frozen=True)
@@ -234,19 +246,57 @@ class Referral:
 
 
 _KIND_PREFERENCE = ("fused", "image", "clinical")
+_KIND_ZH = {"image": "图像", "fused": "图像与临床融合", "clinical": "临床"}
+INFORMATION_ONLY = Evidence(" (information only)", "（仅供参考）")
+QUALITY = Evidence("quality: ", "图像质量：")
 
 
 def _model_prefix(finding: ModelFinding) -> str:
     return "clinical_model" if finding.kind == "clinical" else "image"
 
 
-def _label(finding: ModelFinding) -> str:
-    return f"model {finding.model_id} {finding.model_version}".strip()
+def _label(finding: ModelFinding) -> Evidence:
+    return Evidence(
+        f"model {finding.model_id} {finding.model_version}".strip(),
+        f"模型 {finding.model_id} {finding.model_version}".strip(),
+    )
+
+
+def _probability_evidence(
+    f: ModelFinding, of: Literal["osteoporosis", "low_bone_mass"], p: float, threshold: float
+) -> Evidence:
+    """A model probability against the site threshold it was compared with."""
+    subject = (
+        Evidence("image", "图像")
+        if f.kind != "clinical"
+        else Evidence("clinical model", "临床模型")
+    )
+    what = both(f"clinical.band.{of}")
+    above = p >= threshold
+    label = _label(f)
+    return Evidence(
+        f"{subject.en} probability of {what.en} {p:.2f} "
+        f"{'at or above' if above else 'below'} site threshold {threshold:.2f} ({label.en})",
+        f"{subject.zh_CN}{what.zh_CN}概率 {p:.2f}，"
+        f"{'达到或超过' if above else '低于'}本机构阈值 {threshold:.2f}（{label.zh_CN}）",
+    )
+
+
+def _estimate(f: ModelFinding, t: float, limit: float) -> Evidence:
+    label = _label(f)
+    if t <= limit:
+        return Evidence(
+            f"estimated T-score {t:.1f} at or below {limit:g} ({label.en})",
+            f"估计T值 {t:.1f}，不高于 {limit:g}（{label.zh_CN}）",
+        )
+    return Evidence(
+        f"estimated T-score {t:.1f} above {limit:g} ({label.en})",
+        f"估计T值 {t:.1f}，高于 {limit:g}（{label.zh_CN}）",
+    )
 
 
 def _finding_reasons(f: ModelFinding, policy: SitePolicy) -> list[Reason]:
-    prefix, label = _model_prefix(f), _label(f)
-    subject = "image" if prefix == "image" else "clinical model"
+    prefix = _model_prefix(f)
     reasons: list[Reason] = []
     p = f.p_osteoporosis
     if p is not None:
@@ -254,8 +304,7 @@ def _finding_reasons(f: ModelFinding, policy: SitePolicy) -> list[Reason]:
             reasons.append(
                 Reason(
                     f"{prefix}.p_osteoporosis_above_threshold",
-                    f"{subject} probability of osteoporosis {p:.2f} at or above site threshold "
-                    f"{policy.refer_p_osteoporosis:.2f} ({label})",
+                    _probability_evidence(f, "osteoporosis", p, policy.refer_p_osteoporosis),
                     "refer",
                 )
             )
@@ -263,8 +312,7 @@ def _finding_reasons(f: ModelFinding, policy: SitePolicy) -> list[Reason]:
             reasons.append(
                 Reason(
                     f"{prefix}.p_osteoporosis_above_consider_threshold",
-                    f"{subject} probability of osteoporosis {p:.2f} at or above site threshold "
-                    f"{policy.consider_p_osteoporosis:.2f} ({label})",
+                    _probability_evidence(f, "osteoporosis", p, policy.consider_p_osteoporosis),
                     "consider",
                 )
             )
@@ -272,8 +320,7 @@ def _finding_reasons(f: ModelFinding, policy: SitePolicy) -> list[Reason]:
             reasons.append(
                 Reason(
                     f"{prefix}.p_osteoporosis_below_threshold",
-                    f"{subject} probability of osteoporosis {p:.2f} below site threshold "
-                    f"{policy.consider_p_osteoporosis:.2f} ({label})",
+                    _probability_evidence(f, "osteoporosis", p, policy.consider_p_osteoporosis),
                     "routine",
                 )
             )
@@ -283,9 +330,7 @@ def _finding_reasons(f: ModelFinding, policy: SitePolicy) -> list[Reason]:
         reasons.append(
             Reason(
                 f"{prefix}.p_low_bone_mass_{'above' if above else 'below'}_threshold",
-                f"{subject} probability of low bone mass {q:.2f} "
-                f"{'at or above' if above else 'below'} site threshold "
-                f"{policy.consider_p_low_bone_mass:.2f} ({label})",
+                _probability_evidence(f, "low_bone_mass", q, policy.consider_p_low_bone_mass),
                 "consider" if above else "routine",
             )
         )
@@ -295,8 +340,7 @@ def _finding_reasons(f: ModelFinding, policy: SitePolicy) -> list[Reason]:
             reasons.append(
                 Reason(
                     f"{prefix}.t_score_refer",
-                    f"estimated T-score {t:.1f} at or below "
-                    f"{policy.refer_estimated_t_score:g} ({label})",
+                    _estimate(f, t, policy.refer_estimated_t_score),
                     "refer",
                 )
             )
@@ -304,8 +348,7 @@ def _finding_reasons(f: ModelFinding, policy: SitePolicy) -> list[Reason]:
             reasons.append(
                 Reason(
                     f"{prefix}.t_score_consider",
-                    f"estimated T-score {t:.1f} at or below "
-                    f"{policy.consider_estimated_t_score:g} ({label})",
+                    _estimate(f, t, policy.consider_estimated_t_score),
                     "consider",
                 )
             )
@@ -313,24 +356,45 @@ def _finding_reasons(f: ModelFinding, policy: SitePolicy) -> list[Reason]:
             reasons.append(
                 Reason(
                     f"{prefix}.t_score_above",
-                    f"estimated T-score {t:.1f} above "
-                    f"{policy.consider_estimated_t_score:g} ({label})",
+                    _estimate(f, t, policy.consider_estimated_t_score),
                     "routine",
                 )
             )
     return reasons
 
 
-def _finding_summary(f: ModelFinding) -> str:
-    parts = [_label(f), f"kind {f.kind}"]
+def _finding_summary(f: ModelFinding) -> Evidence:
+    label = _label(f)
+    en = [label.en, f"kind {f.kind}"]
+    zh = [label.zh_CN, f"类型：{_KIND_ZH.get(f.kind, f.kind)}"]
     if f.p_osteoporosis is not None:
-        parts.append(f"p_osteoporosis {f.p_osteoporosis:.2f}")
+        en.append(f"p_osteoporosis {f.p_osteoporosis:.2f}")
+        zh.append(f"骨质疏松概率 {f.p_osteoporosis:.2f}")
     if f.p_low_bone_mass is not None:
-        parts.append(f"p_low_bone_mass {f.p_low_bone_mass:.2f}")
+        en.append(f"p_low_bone_mass {f.p_low_bone_mass:.2f}")
+        zh.append(f"低骨量概率 {f.p_low_bone_mass:.2f}")
     if f.t_score is not None:
-        sd = f" +/- {f.t_score_sd:.1f}" if f.t_score_sd is not None else ""
-        parts.append(f"estimated T-score {f.t_score:.1f}{sd}")
-    return ", ".join(parts)
+        sd = f.t_score_sd
+        en.append(
+            f"estimated T-score {f.t_score:.1f}" + (f" +/- {sd:.1f}" if sd is not None else "")
+        )
+        zh.append(f"估计T值 {f.t_score:.1f}" + (f" ± {sd:.1f}" if sd is not None else ""))
+    return Evidence(", ".join(en), "，".join(zh))
+
+
+def _unavailable(u: UnavailableFinding) -> Evidence:
+    """Which model did not run, and the detail where it is answer fields or a body part.
+    Other details are software diagnostics (paths, runtime errors) for IT support: they stay
+    in the English text only, since the reason's own sentence already says what to do."""
+    en = ", ".join(x for x in (u.model_id, u.detail) if x)
+    detail = None
+    if u.code == "model.missing_inputs" and u.detail:
+        detail = "缺少" + field_names(u.detail.split(", ")).zh_CN
+    elif u.code == "model.unavailable_body_part" and u.detail:
+        detail = "部位未知" if u.detail == UNKNOWN_BODY_PART else f"部位 {u.detail}"
+    parts = [f"模型 {u.model_id}" if u.model_id else None, detail]
+    zh = "，".join(x for x in parts if x) or ("技术信息见英文" if en else "")
+    return Evidence(en, zh)
 
 
 def _clinical_reasons(
@@ -345,7 +409,7 @@ def _clinical_reasons(
             if counted:
                 reasons.append(Reason(result.code, result.evidence, bands[result.band]))
             else:
-                notes.append(Reason(result.code, result.evidence + " (information only)"))
+                notes.append(Reason(result.code, result.evidence + INFORMATION_ONLY))
             notes.extend(Reason(c, result.evidence) for c in result.caveats)
         elif counted and result.missing and result.name != "who":
             notes.append(Reason("clinical.missing_answers", result.evidence))
@@ -392,7 +456,7 @@ def decide(
     for f in findings.results:
         if not f.used_for_referral:
             notes.append(
-                Reason("decision.experimental_finding", _finding_summary(f) + " (information only)")
+                Reason("decision.experimental_finding", _finding_summary(f) + INFORMATION_ONLY)
             )
         elif f.kind != "clinical" and quality is None:
             notes.append(Reason("image.not_used_no_quality_report", _finding_summary(f)))
@@ -404,10 +468,10 @@ def decide(
     for f in usable:
         if f is not primary:
             notes.append(
-                Reason("decision.secondary_finding", _finding_summary(f) + " (information only)")
+                Reason("decision.secondary_finding", _finding_summary(f) + INFORMATION_ONLY)
             )
     for u in findings.unavailable:
-        notes.append(Reason(u.code, ", ".join(x for x in (u.model_id, u.detail) if x)))
+        notes.append(Reason(u.code, _unavailable(u)))
 
     model_reasons = _finding_reasons(primary, policy) if primary is not None else []
     if primary is not None:
@@ -415,12 +479,15 @@ def decide(
             notes.append(Reason("decision.finding_without_output", _finding_summary(primary)))
             primary = None
         elif primary.t_score is not None and not policy.use_estimated_t_score:
-            band = who_band(primary.t_score)
+            band = both(f"clinical.band.{who_band(primary.t_score)}")
             notes.append(
                 Reason(
                     "decision.estimated_t_score",
-                    f"{_finding_summary(primary)}; WHO band of the estimate: "
-                    f"{band.replace('_', ' ')} (estimate, not a measurement)",
+                    _finding_summary(primary)
+                    + Evidence(
+                        f"; WHO band of the estimate: {band.en} (estimate, not a measurement)",
+                        f"；估计值对应的WHO分级：{band.zh_CN}（估计值，不是测量值）",
+                    ),
                 )
             )
     reasons.extend(model_reasons)
@@ -430,22 +497,30 @@ def decide(
         reasons.append(
             Reason(
                 "decision.fracture_with_probable_osteoporosis",
-                f"prior fragility fracture and probability of osteoporosis "
-                f"{p:.2f} at or above {policy.refer_p_osteoporosis:.2f}",
+                Evidence(
+                    f"prior fragility fracture and probability of osteoporosis "
+                    f"{p:.2f} at or above {policy.refer_p_osteoporosis:.2f}",
+                    f"有脆性骨折史，且骨质疏松概率 {p:.2f} "
+                    f"达到或超过 {policy.refer_p_osteoporosis:.2f}",
+                ),
                 "urgent",
             )
         )
 
+    quality_listed = QUALITY + quality_codes(quality.codes if quality else ())
     image_used = primary is not None and primary.kind != "clinical"
     if image_used and quality is not None and quality.verdict == "warn":
-        notes.append(Reason("image.quality_warning", "quality: " + ", ".join(quality.codes)))
+        notes.append(Reason("image.quality_warning", quality_listed))
     if not image_used:
         notes.append(
             Reason(
                 "decision.clinical_only",
-                "no usable image result"
+                Evidence("no usable image result", "无可用的图像结果")
                 if quality is None or image_failed
-                else "no image model result permitted for referral",
+                else Evidence(
+                    "no image model result permitted for referral",
+                    "没有获准用于转诊判断的图像模型结果",
+                ),
             )
         )
 
@@ -460,21 +535,10 @@ def decide(
 
     if category is not None and SEVERITY[category] >= SEVERITY["consider"]:
         if image_failed:
-            notes.append(
-                Reason(
-                    "decision.retake_advised",
-                    "quality: " + ", ".join(quality.codes if quality else ()),
-                )
-            )
+            notes.append(Reason("decision.retake_advised", quality_listed))
     elif image_failed:
         category = "retake"
-        reasons.append(
-            Reason(
-                "decision.image_unusable",
-                "quality: " + ", ".join(quality.codes if quality else ()),
-                "retake",
-            )
-        )
+        reasons.append(Reason("decision.image_unusable", quality_listed, "retake"))
     elif primary is not None or clinical_enough:
         category = "routine"
     else:
@@ -487,7 +551,7 @@ def decide(
         reasons.append(
             Reason(
                 "decision.insufficient_information",
-                "missing: " + ", ".join(wanted or assessment.missing),
+                Evidence("missing: ", "缺少：") + field_names(wanted or assessment.missing),
                 "cannot_assess",
             )
         )
@@ -496,11 +560,15 @@ def decide(
         notes.append(
             Reason(
                 "decision.dxa_local" if policy.dxa_locally_available else "decision.dxa_not_local",
-                f"policy {policy.policy_version}",
+                Evidence(f"policy {policy.policy_version}", f"机构策略 {policy.policy_version}"),
             )
         )
     if missing := _relevant_missing(assessment, policy):
-        notes.append(Reason("clinical.incomplete", "not answered: " + ", ".join(missing)))
+        notes.append(
+            Reason(
+                "clinical.incomplete", Evidence("not answered: ", "未填写：") + field_names(missing)
+            )
+        )
 
     ordered = tuple(sorted(reasons, key=lambda r: -SEVERITY[r.points_to or "cannot_assess"]))
     return Referral(
@@ -597,4 +665,5 @@ __all__ = [
     "decide",
     "recalibrate_threshold",
     "roc_auc",
+    "stored_evidence",
 ]

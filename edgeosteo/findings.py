@@ -44,6 +44,9 @@ class ModelFinding:
         }
 
 
+UNKNOWN_BODY_PART = "unknown body part"  # the detail of model.unavailable_body_part without one
+
+
 @dataclass(frozen=True)
 class UnavailableFinding:
     """A model that did not run for this case, with the stable reason code."""

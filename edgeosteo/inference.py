@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeosteo.config import DISPLAY_LONG_SIDE_PX, RuntimeSettings
 from edgeosteo.errors import ModelError
-from edgeosteo.findings import Findings, ModelFinding, UnavailableFinding
+from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
 from edgeosteo.intake.types import Radiograph
 from edgeosteo.models import ModelManifest, ModelRegistry, TensorSpec, verify
 from edgeosteo.preprocess import PreparedImage, heatmap_on_image, preprocess
@@ -190,7 +190,7 @@ class ModelRunner:
             if not image_models:
                 unavailable.append(
                     UnavailableFinding(
-                        "model.unavailable_body_part", "image", None, part or "unknown body part"
+                        "model.unavailable_body_part", "image", None, part or UNKNOWN_BODY_PART
                     )
                 )
             for manifest in image_models:

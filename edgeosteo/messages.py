@@ -7,8 +7,11 @@ happened and what to do next.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from edgeosteo.messages_clinical import CLINICAL_CATALOGUE
-from edgeosteo.messages_photo import PHOTO_CATALOGUE
+from edgeosteo.messages_photo import PHOTO_CATALOGUE, PHOTO_SHORT_ZH
 
 LANGUAGES = ("en", "zh_CN")
 
@@ -227,6 +230,22 @@ CATALOGUE: dict[str, tuple[str, str]] = {
 CATALOGUE.update(CLINICAL_CATALOGUE)
 CATALOGUE.update(PHOTO_CATALOGUE)
 
+# Short Chinese names of the image-quality codes, for lists inside evidence; the advice itself
+# is the catalogue's sentence, shown beside it. English evidence keeps the codes as stored.
+QUALITY_SHORT_ZH: dict[str, str] = {
+    "quality.ok": "图像质量合格",
+    "quality.resolution_low": "分辨率偏低",
+    "quality.resolution_too_low": "分辨率过低",
+    "quality.overexposed": "大面积过曝或欠曝",
+    "quality.exposure_marginal": "部分区域灰度饱和",
+    "quality.blurred": "图像模糊",
+    "quality.soft": "图像略显模糊",
+    "quality.blank": "图像几乎为空白",
+    "quality.not_radiograph": "不是X线图像",
+    "quality.wrong_modality": "不是普通X线片",
+    **PHOTO_SHORT_ZH,
+}
+
 
 def text(code: str, language: str = "en") -> str:
     """The sentence for a code; unknown codes fall back to the code itself, never raise."""
@@ -234,3 +253,37 @@ def text(code: str, language: str = "en") -> str:
     if entry is None:
         return code
     return entry[1] if language.startswith("zh") else entry[0]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The numbers behind a reason, in English and Simplified Chinese.
+
+    The English text is the one stored and printed since schema 1.0 and keeps answer-field
+    names and quality codes as the data spells them; the Chinese text names them in words.
+    Numbers, model ids and instrument acronyms are the same in both.
+    """
+
+    en: str = ""
+    zh_CN: str = ""
+
+    def __add__(self, other: Evidence) -> Evidence:
+        return Evidence(self.en + other.en, self.zh_CN + other.zh_CN)
+
+
+def both(code: str) -> Evidence:
+    """A catalogue entry as evidence text (for short names such as ``clinical.band.high``)."""
+    return Evidence(text(code, "en"), text(code, "zh_CN"))
+
+
+def field_names(names: Iterable[str]) -> Evidence:
+    """Answer fields: by name in English, by the question's wording in Chinese."""
+    listed = tuple(names)
+    chinese = (CATALOGUE.get(f"clinical.field.{n}", (n, n))[1] for n in listed)
+    return Evidence(", ".join(listed), "、".join(chinese))
+
+
+def quality_codes(codes: Iterable[str]) -> Evidence:
+    """Quality codes: as codes in English, by their short names in Chinese."""
+    listed = tuple(codes)
+    return Evidence(", ".join(listed), "、".join(QUALITY_SHORT_ZH.get(c, c) for c in listed))

@@ -129,6 +129,18 @@ CLINICAL_CATALOGUE: dict[str, tuple[str, str]] = {
         "X线报告提示骨质疏松改变",
     ),
     "clinical.field.entered_t_score": ("Measured T-score (DXA)", "已测得的T值（DXA）"),
+    # --- risk factors that are not a single answer, for evidence ---
+    "clinical.risk_factor.low_bmi": ("Body mass index below 18.5", "体重指数（BMI）低于18.5"),
+    "clinical.risk_factor.early_menopause": ("Menopause before age 45", "45岁前绝经"),
+    # --- instrument and WHO band names, for evidence ---
+    "clinical.band.low": ("low", "低风险"),
+    "clinical.band.intermediate": ("intermediate", "中风险"),
+    "clinical.band.moderate": ("moderate", "中风险"),
+    "clinical.band.high": ("high", "高风险"),
+    "clinical.band.normal": ("normal", "骨量正常"),
+    "clinical.band.low_bone_mass": ("low bone mass", "低骨量"),
+    "clinical.band.osteoporosis": ("osteoporosis", "骨质疏松"),
+    "clinical.band.severe_osteoporosis": ("severe osteoporosis", "严重骨质疏松"),
     # --- instrument names ---
     "clinical.instrument.osta": (
         "OSTA (Osteoporosis Self-assessment Tool for Asians)",

@@ -74,3 +74,17 @@ for _place, (_english, _chinese) in _PLACES.items():
         f"胶片{_chinese}有反光，遮挡了影像。请稍微倾斜手机或向旁边移动，直到反光离开胶片"
         "（或关掉上方的灯），然后重新拍摄。",
     )
+
+# Short names for lists inside evidence (edgeosteo.messages.QUALITY_SHORT_ZH).
+PHOTO_SHORT_ZH: dict[str, str] = {
+    "photo.not_a_photo": "DICOM文件，不是照片",
+    "photo.no_film_found": "未找到胶片边缘",
+    "photo.bad_corners": "标记的四个角有误",
+    "photo.not_radiograph": "照片中没有X线胶片",
+    "photo.moire": "屏幕波纹",
+    "photo.overexposed": "照片过亮",
+    "photo.blurred": "照片模糊",
+    "photo.perspective_steep": "拍摄角度过斜",
+    "photo.film_too_small": "胶片在照片中太小",
+    **{f"photo.glare_{place}": f"胶片{chinese}反光" for place, (_, chinese) in _PLACES.items()},
+}

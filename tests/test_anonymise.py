@@ -171,7 +171,10 @@ def test_no_identifier_leaves_the_box_from_dicoms_with_names_ids_and_dates(
         # free text in places a result may hold it: none of it is on the allow-list
         result["answer_problems"] = [{"field": "weight_kg", "code": "x", "value": FREE_TEXT}]
         result["note"] = FREE_TEXT
-        result["referral"]["reasons"].append({"code": "note", "evidence": FREE_TEXT})
+        result["referral"]["reasons"].append(
+            {"code": "note", "evidence": FREE_TEXT, "evidence_zh_CN": FREE_TEXT}
+        )
+        result["clinical"]["indications"][0]["evidence_zh_CN"] = FREE_TEXT
         store.save_case(
             result,
             identity=screening.identity,

@@ -153,8 +153,14 @@ def test_knee_flow_with_heatmap_and_printout(page):
     assert len(re.findall(rb"/Type\s*/Page(?!s)", data)) == 1  # one A4 page to carry
     page.emulate_media(media="screen")
     _choose_language(page, "zh_CN")
-    assert "实验性结果" in page.inner_text("main")
+    body = page.inner_text("main")
+    assert "实验性结果" in body
+    assert "女性，71岁（≥ 65）" in body and "female aged 71" not in body  # evidence too
     page.screenshot(path=str(ARTIFACTS / "result-knee-zh_CN.png"), full_page=True)
+    pdf = ARTIFACTS / "report-knee-zh_CN.pdf"
+    page.emulate_media(media="print")
+    page.pdf(path=str(pdf), format="A4", print_background=True)
+    assert len(re.findall(rb"/Type\s*/Page(?!s)", pdf.read_bytes())) == 1
 
 
 def test_bad_upload_shows_message_and_form_keeps_answers(page, tmp_path):

@@ -521,6 +521,63 @@ def test_every_clinical_code_has_both_languages(data: dict[str, object]) -> None
         assert CJK.search(chinese), code
 
 
+@given(
+    st.dictionaries(
+        st.sampled_from([*ClinicalAnswers.__dataclass_fields__, "bogus"]), answer_values
+    )
+)
+def test_every_evidence_has_chinese_too(data: dict[str, object]) -> None:
+    assessment = assess_clinical(ClinicalAnswers.from_dict(data).answers)
+    evidence = [r.evidence for r in assessment.instruments]
+    evidence += [i.evidence for i in assessment.indications]
+    for item in evidence:
+        assert bool(item.en) == bool(item.zh_CN), item
+        if item.en:
+            assert CJK.search(item.zh_CN) and not CJK.search(item.en), item
+        latin = set(re.findall(r"(?<![0-9.])[A-Za-z][A-Za-z0-9_.\-]*", item.zh_CN))
+        assert latin <= {
+            "OSTA",
+            "OST",
+            "ORAI",
+            "SCORE",
+            "OSIRIS",
+            "WHO",
+            "IOF",
+            "BMI",
+            "DXA",
+            "T",
+            "X",
+        }
+    for indication in assessment.indications:
+        stored = indication.to_dict()
+        assert stored["evidence"] == indication.evidence.en
+        assert stored["evidence_zh_CN"] == indication.evidence.zh_CN
+
+
+def test_instrument_evidence_in_both_languages() -> None:
+    missing = osta(ClinicalAnswers(sex="female", age_years=70)).evidence
+    assert missing.en == "OSTA not computed: missing weight_kg"
+    assert missing.zh_CN == "OSTA未计算：缺少体重（千克）"
+    men = ost_men(ClinicalAnswers(sex="male", age_years=70, weight_kg=60)).evidence
+    assert (men.en, men.zh_CN) == ("OST (men) -2 (high)", "男性OST -2（高风险）")
+    women_only = orai(ClinicalAnswers(sex="male")).evidence
+    assert women_only.en == "ORAI not applicable (clinical.not_applicable.men)"
+    assert women_only.zh_CN == "ORAI不适用：该工具仅在女性中建立，不用于男性"
+    who = who_classification(ClinicalAnswers(entered_t_score=-1.8)).evidence
+    assert (who.en, who.zh_CN) == (
+        "WHO T-score band -1.8 (low bone mass)",
+        "WHO T值分级 -1.8（低骨量）",
+    )
+    young = ClinicalAnswers(
+        age_years=50, sex="female", weight_kg=40, height_m=1.6, menopause_age_years=42
+    )
+    risk = next(
+        i for i in dxa_indications(young) if i.code.endswith("younger_with_risk_factors")
+    ).evidence
+    assert risk.en == "risk factors: menopause_age_years, low_bmi"
+    assert risk.zh_CN == "危险因素：45岁前绝经、体重指数（BMI）低于18.5"
+
+
 def test_every_field_and_band_has_wording() -> None:
     for name in ClinicalAnswers.__dataclass_fields__:
         assert f"clinical.field.{name}" in CATALOGUE

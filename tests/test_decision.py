@@ -21,10 +21,11 @@ from edgeosteo.decision import (
     decide,
     recalibrate_threshold,
     roc_auc,
+    stored_evidence,
 )
 from edgeosteo.errors import ConfigError
-from edgeosteo.findings import Findings, ModelFinding, UnavailableFinding
-from edgeosteo.messages import CATALOGUE
+from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
+from edgeosteo.messages import CATALOGUE, QUALITY_SHORT_ZH
 from edgeosteo.quality import GateResult, QualityReport
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -99,7 +100,7 @@ def test_image_above_threshold_refers_with_evidence() -> None:
     assert referral.category == "refer"
     driving = referral.driving
     assert [r.code for r in driving] == ["image.p_osteoporosis_above_threshold"]
-    assert "0.82" in driving[0].evidence and "0.55" in driving[0].evidence
+    assert "0.82" in driving[0].evidence.en and "0.55" in driving[0].evidence.en
     assert not referral.clinical_only and referral.primary_model == "knee-image"
     assert referral.rescreen_interval_months is None
 
@@ -143,7 +144,7 @@ def test_experimental_findings_are_information_only() -> None:
     assert referral.category == "routine"  # from OSTA low; the 0.99 does not count
     assert "decision.experimental_finding" in codes(referral)
     note = next(n for n in referral.notes if n.code == "decision.experimental_finding")
-    assert "exp-net" in note.evidence and note.points_to is None
+    assert "exp-net" in note.evidence.en and note.points_to is None
     assert referral.clinical_only
 
 
@@ -172,7 +173,7 @@ def test_no_information_cannot_assess() -> None:
     referral = run(ClinicalAnswers(), None, None)
     assert referral.category == "cannot_assess"
     assert referral.driving[0].code == "decision.insufficient_information"
-    assert "age_years" in referral.driving[0].evidence
+    assert "age_years" in referral.driving[0].evidence.en
 
 
 def test_clinical_only_needs_fracture_history_for_routine() -> None:
@@ -597,6 +598,132 @@ def test_every_emitted_code_has_both_languages(
         if chosen.kind != "clinical":
             assert quality is not None and quality.usable
     json.dumps(referral.to_dict(), ensure_ascii=False)
+
+
+# --- evidence in both languages -----------------------------------------------------------
+
+# Latin-script tokens the Chinese evidence may keep: instrument and test acronyms, the T of
+# T值 and the X of X线; model ids and the policy version are added per case.
+LATIN_ALLOWED = {"OSTA", "OST", "ORAI", "SCORE", "OSIRIS", "WHO", "DXA", "IOF", "BMI", "DICOM"}
+LATIN_ALLOWED |= {"T", "X", "HIP"}
+LATIN_WORD = re.compile(r"(?<![0-9.])[A-Za-z][A-Za-z0-9_.\-]*")  # not the e of 1e-05
+
+
+def _check_evidence(referral: Referral, findings: Findings, policy: SitePolicy) -> None:
+    allowed = LATIN_ALLOWED | {policy.policy_version}
+    allowed |= {f.model_id for f in findings.results}
+    allowed |= {u.model_id for u in findings.unavailable if u.model_id}
+    stored = referral.to_dict()
+    for reason, as_stored in zip(
+        (*referral.reasons, *referral.notes), (*stored["reasons"], *stored["notes"]), strict=True
+    ):
+        english, chinese = reason.evidence.en, reason.evidence.zh_CN
+        assert as_stored["evidence"] == english and as_stored["evidence_zh_CN"] == chinese
+        assert bool(chinese) == bool(english), reason
+        if english:
+            assert CJK.search(chinese), reason
+            assert not CJK.search(english), reason
+        assert set(LATIN_WORD.findall(chinese)) <= allowed, reason
+
+
+# every code a quality report can carry, warned or failed, several at a time
+quality_codes_reports = st.lists(
+    st.sampled_from(sorted(c for c in CATALOGUE if c.split(".")[0] in ("quality", "photo"))),
+    min_size=1,
+    max_size=3,
+).flatmap(
+    lambda codes: st.sampled_from(["warn", "fail"]).map(
+        lambda verdict: QualityReport(
+            tuple(GateResult(f"gate{i}", verdict, c, 1.0, 2.0) for i, c in enumerate(codes))  # type: ignore[arg-type]
+        )
+    )
+)
+unavailable_findings = st.lists(
+    st.sampled_from(
+        [
+            UnavailableFinding("model.unavailable_body_part", "image", None, "HIP"),
+            UnavailableFinding("model.unavailable_body_part", "image", None, UNKNOWN_BODY_PART),
+            UnavailableFinding("model.missing_inputs", "clinical", "knee-clinical", "age_years"),
+            UnavailableFinding(
+                "model.missing_inputs", "clinical", "knee-clinical", "weight_kg, height_m"
+            ),
+            UnavailableFinding("model.roi_not_found", "image", "knee-image", "no knee joint"),
+            UnavailableFinding("model.inference_failed", "image", "knee-image", "onnxruntime: x"),
+            UnavailableFinding("model.no_image", "image"),
+        ]
+    ),
+    max_size=3,
+)
+
+
+@settings(max_examples=400)
+@given(
+    answers_strategy(),
+    findings_strategy(),
+    unavailable_findings,
+    st.one_of(qualities, quality_codes_reports),
+    policies,
+)
+def test_every_evidence_is_given_in_chinese_too(
+    answers: ClinicalAnswers,
+    findings: Findings,
+    unavailable: list[UnavailableFinding],
+    quality: QualityReport | None,
+    policy: SitePolicy,
+) -> None:
+    findings = dataclasses.replace(findings, unavailable=(*findings.unavailable, *unavailable))
+    _check_evidence(run(answers, findings, quality, policy), findings, policy)
+
+
+def test_chinese_evidence_wording() -> None:
+    older = ClinicalAnswers(age_years=71, sex="female", weight_kg=55, prior_fragility_fracture=True)
+    glare = QualityReport((GateResult("glare", "warn", "photo.glare_upper_left", 0.1, 0.05),))
+    referral = run(older, image(0.62), glare)
+    chinese = {r.code: r.evidence.zh_CN for r in (*referral.reasons, *referral.notes)}
+    english = {r.code: r.evidence.en for r in (*referral.reasons, *referral.notes)}
+    assert chinese["clinical.indication.age"] == "女性，71岁（≥ 65）"
+    assert english["clinical.indication.age"] == "female aged 71 (>= 65)"
+    assert chinese["clinical.osta_intermediate"] == "OSTA -3（中风险）"
+    assert english["clinical.osta_intermediate"] == "OSTA -3 (intermediate)"
+    assert chinese["image.p_osteoporosis_above_threshold"] == (
+        "图像骨质疏松概率 0.62，达到或超过本机构阈值 0.50（模型 knee-image 1.0.0）"
+    )
+    assert chinese["image.quality_warning"] == "图像质量：胶片左上方反光"
+    assert english["image.quality_warning"] == "quality: photo.glare_upper_left"
+    assert (
+        chinese["clinical.indication.fragility_fracture"]
+        == CATALOGUE["clinical.field.prior_fragility_fracture"][1]
+    )
+    assert chinese["decision.fracture_with_probable_osteoporosis"] == (
+        "有脆性骨折史，且骨质疏松概率 0.62 达到或超过 0.50"
+    )
+    nothing = run(ClinicalAnswers(sex="male"))
+    assert (
+        nothing.reasons[0].evidence.en == "missing: age_years, weight_kg, prior_fragility_fracture"
+    )
+    assert (
+        nothing.reasons[0].evidence.zh_CN
+        == "缺少：年龄（岁）、体重（千克）、"
+        + CATALOGUE["clinical.field.prior_fragility_fracture"][1]
+    )
+
+
+def test_every_quality_code_has_a_short_chinese_name() -> None:
+    for code in CATALOGUE:
+        if code.split(".")[0] in ("quality", "photo"):
+            short = QUALITY_SHORT_ZH[code]
+            assert CJK.search(short), code
+            assert len(short) < len(CATALOGUE[code][1]), code  # a name, not the advice
+
+
+def test_stored_evidence_falls_back_to_english_for_older_results() -> None:
+    reason = run(findings=image(0.62), quality=PASS).to_dict()["reasons"][0]
+    assert isinstance(reason, dict)
+    assert stored_evidence(reason, "zh_CN") == reason["evidence_zh_CN"]
+    assert stored_evidence(reason, "en") == reason["evidence"]
+    older = {k: v for k, v in reason.items() if k != "evidence_zh_CN"}
+    assert stored_evidence(older, "zh_CN") == reason["evidence"]
+    assert stored_evidence({"code": "x"}, "zh_CN") == ""
 
 
 def test_every_category_has_wording_in_both_languages() -> None:

@@ -94,6 +94,44 @@ def test_missing_clinical_answers_are_reported_not_guessed(tmp_path, pydicom_dat
     assert "age_years" in missing[0].detail
 
 
+def _without_chinese_evidence(node):
+    if isinstance(node, dict):
+        return {k: _without_chinese_evidence(v) for k, v in node.items() if k != "evidence_zh_CN"}
+    if isinstance(node, list):
+        return [_without_chinese_evidence(v) for v in node]
+    return node
+
+
+def _evidence_items(result):
+    referral = result["referral"]
+    return [*referral["reasons"], *referral["notes"], *result["clinical"]["indications"]]
+
+
+def test_every_evidence_is_stored_in_both_languages_and_older_results_reassess(
+    tmp_path, pydicom_data_dir
+):
+    screener = _screener_with_models(tmp_path)
+    cases = [
+        (pydicom_data_dir / "RG3_UNCR.dcm", {"age_years": 72, "sex": "female", "weight_kg": 48}),
+        (pydicom_data_dir / "RG1_UNCR.dcm", {"sex": "male", "prior_fragility_fracture": True}),
+        (b"\x00" * 10, {}),
+        (None, {"age_years": 50, "sex": "female", "weight_kg": 40, "height_m": 1.6}),
+    ]
+    for source, patient in cases:
+        stored = json.loads(screener.screen(source, patient, body_part="KNEE").to_json())
+        items = _evidence_items(stored)
+        assert any(item["evidence"] for item in items)
+        for item in items:
+            assert bool(item["evidence"]) == bool(item["evidence_zh_CN"]), item
+        # a result stored before the Chinese evidence existed is decided again as before
+        older = _without_chinese_evidence(stored)
+        again = json.loads(
+            screener.reassess(older, {**patient, "prior_fragility_fracture": False}).to_json()
+        )
+        for item in _evidence_items(again):
+            assert bool(item["evidence"]) == bool(item["evidence_zh_CN"]), item
+
+
 def test_unreadable_file_is_part_of_the_result_not_an_exception(settings):
     result = Screener(settings).screen(b"\x00" * 10)
     assert result.intake_error["code"] == "intake.not_an_image"

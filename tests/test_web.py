@@ -181,6 +181,49 @@ def test_clinical_only_screening_without_image(admin_client, app):
     assert record.result["image"] is None
 
 
+def _set_language(client, language):
+    token = csrf_token(client, "/screenings/new")
+    client.post("/language", data={"csrf_token": token, "language": language})
+
+
+def test_case_page_shows_evidence_in_the_page_language(admin_client, app):
+    token = csrf_token(admin_client, "/screenings/new")
+    assert admin_client.post("/screenings", data=_form(token)).status_code == 302
+    # 68-year-old woman, 52 kg: OSTA -3 and the guideline's age indication
+    chinese = ("女性，68岁（≥ 65）", "OSTA -3（中风险）", "OSTA指数 -3（≤ -1）", "未填写：")
+    english = (
+        "female aged 68 (&gt;= 65)",
+        "OSTA -3 (intermediate)",
+        "OSTA index -3",
+        "not answered:",
+    )
+    _set_language(admin_client, "zh_CN")
+    page = admin_client.get("/cases/1").get_data(as_text=True)
+    assert all(text in page for text in chinese), page
+    assert not any(text in page for text in english)
+    _set_language(admin_client, "en")
+    page = admin_client.get("/cases/1").get_data(as_text=True)
+    assert all(text in page for text in english)
+    assert not any(text in page for text in chinese)
+
+
+def test_case_stored_before_chinese_evidence_shows_english(admin_client, app):
+    token = csrf_token(admin_client, "/screenings/new")
+    admin_client.post("/screenings", data=_form(token))
+    store = app.extensions["edgeosteo"]["store"]
+    result = store.get_case(1).result
+    for item in (*result["referral"]["reasons"], *result["referral"]["notes"]):
+        del item["evidence_zh_CN"]
+    with store.transaction() as connection:
+        connection.execute(
+            "UPDATE cases SET result_json=? WHERE id=1", (json.dumps(result, ensure_ascii=False),)
+        )
+    _set_language(admin_client, "zh_CN")
+    page = admin_client.get("/cases/1").get_data(as_text=True)
+    assert "female aged 68 (&gt;= 65)" in page and "女性，68岁" not in page
+    assert "女性65岁及以上或男性70岁及以上" in page  # the reason's own sentence is still Chinese
+
+
 def test_list_search_and_csv_export(admin_client, app):
     for patient in ("P-1", "P-2"):
         token = csrf_token(admin_client, "/screenings/new")

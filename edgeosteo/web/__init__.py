@@ -11,6 +11,7 @@ from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
 from edgeosteo.config import Settings, load_settings
+from edgeosteo.decision import stored_evidence
 from edgeosteo.messages import text
 from edgeosteo.screening import Screener
 from edgeosteo.store import CaseStore
@@ -71,6 +72,9 @@ def create_app(settings: Settings | None = None, screener: Screener | None = Non
 
     app.before_request(auth.load_user)
     app.jinja_env.globals["reason_text"] = lambda code: text(code, _language_for_request(app))
+    app.jinja_env.globals["evidence_text"] = lambda reason: stored_evidence(
+        reason, _language_for_request(app)
+    )
     app.jinja_env.globals["languages"] = LANGUAGES
     app.jinja_env.filters["percent"] = percent
 

@@ -38,7 +38,7 @@ def main() -> int:
             "--omit-header",
             "-o",
             str(pot),
-            str(ROOT),
+            ".",  # relative, so the catalogue's source references do not name this checkout
         ],
         check=True,
         cwd=ROOT,

@@ -47,6 +47,63 @@ def _oof_ridge_per_fold(E_by_fold, t, splits):
     return out
 
 
+def _scores(cv3: np.ndarray, lo3: np.ndarray, kind: str):
+    """(CV scores, LOSO scores) of a CNN output array for evaluate_variant."""
+    if kind == "cls":  # multi-task CNN [.., 3] = t, logit1, logit25
+        return tuple({"p_t_le_-1": x[..., 1], "p_t_le_-2.5": x[..., 2]} for x in (cv3, lo3))
+    if kind == "reg":
+        return -cv3[..., 0], -lo3[..., 0]
+    # ordinal [.., 2] = cumulative logits
+    return tuple({"p_t_le_-1": x[..., 0], "p_t_le_-2.5": x[..., 1]} for x in (cv3, lo3))
+
+
+def evaluate_all(
+    report, oof, cnn_cv, cnn_lo, a, cv_splits, loso, clin_cv, clin_lo, evaluate_variant
+):
+    """Evaluate the extra variants from their OOF arrays (as saved in the .oof.npz) and the
+    scratch CNN on the same repeats; adds the variants to report["variants"] and returns
+    (scratch_same_repeats, comparisons)."""
+    t = a["t_score"]
+    R = oof["ssl_ft_cv"].shape[0]
+    sc = {
+        "ssl_linear_probe": (oof["ssl_probe_cv"], oof["ssl_probe_lo"]),
+        "cnn_ssl_cls": _scores(oof["ssl_ft_cv"], oof["ssl_ft_lo"], "cls"),
+        "cnn_ssl_reg": _scores(oof["ssl_ft_cv"], oof["ssl_ft_lo"], "reg"),
+        "cnn_ordinal": _scores(oof["ordinal_cv"], oof["ordinal_lo"], "ordinal"),
+        "cnn_cls": _scores(cnn_cv[:R], cnn_lo, "cls"),
+        "cnn_reg": _scores(cnn_cv[:R], cnn_lo, "reg"),
+    }
+    args = (clin_cv, clin_lo, a, cv_splits, loso)
+    for v in ("ssl_linear_probe", "cnn_ssl_cls", "cnn_ssl_reg", "cnn_ordinal"):
+        report["variants"][v] = evaluate_variant(v, *sc[v], *args)
+    # the existing scratch CNN re-scored on the same repeats (not a new variant)
+    same = {
+        v: evaluate_variant(f"{v} (first {R} repeat(s))", *sc[v], *args)
+        for v in ("cnn_cls", "cnn_reg")
+    }
+    # paired image-alone AUC differences (same patients, same bootstrap samples)
+
+    def _pick(s, k):
+        return s[k] if isinstance(s, dict) else s
+
+    comparisons = []
+    for va, vb in (
+        ("cnn_ssl_cls", "cnn_cls"),
+        ("cnn_ssl_reg", "cnn_reg"),
+        ("cnn_ordinal", "cnn_reg"),
+        ("cnn_ordinal", "cnn_cls"),
+    ):
+        c = {"a": va, "b": vb}
+        for k, thr in tc.TARGETS.items():
+            y = t <= thr
+            c[k] = {
+                sch: ek.paired_diff(y, _pick(sc[va][i], k), _pick(sc[vb][i], k))
+                for i, sch in enumerate(("cv", "loso"))
+            }
+        comparisons.append(c)
+    return same, comparisons
+
+
 def run(
     report: dict,
     crops: np.ndarray,
@@ -73,13 +130,6 @@ def run(
     R = repeats
     T0 = time.time()
     times: dict = {}
-    ev = {"clin_cv": clin_cv, "clin_lo": clin_lo, "a": a, "cv_splits": cv_splits, "loso": loso}
-
-    def evaluate(name, s_cv, s_lo):
-        report["variants"][name] = evaluate_variant(
-            name, s_cv, s_lo, ev["clin_cv"], ev["clin_lo"], ev["a"], ev["cv_splits"], ev["loso"]
-        )
-
     # ------------------------------------------------------------ unlabelled data
     t1 = time.time()
     imgs, pub = ssl_pretrain.public_radiographs()
@@ -149,65 +199,26 @@ def run(
     times["ordinal_s"] = round(t_ord, 1)
 
     # ------------------------------------------------------------ evaluation
-    evaluate("ssl_linear_probe", probe_cv, probe_lo)
-    for nm, cv3, lo3 in (("cnn_ssl", ft_cv, ft_lo), ("cnn_scratch", cnn_cv[:R], cnn_lo)):
-        sc_cv = {"p_t_le_-1": cv3[..., 1], "p_t_le_-2.5": cv3[..., 2], "reg": -cv3[..., 0]}
-        sc_lo = {"p_t_le_-1": lo3[..., 1], "p_t_le_-2.5": lo3[..., 2], "reg": -lo3[..., 0]}
-        if nm == "cnn_ssl":
-            evaluate(
-                "cnn_ssl_cls", {k: sc_cv[k] for k in tc.TARGETS}, {k: sc_lo[k] for k in tc.TARGETS}
-            )
-            evaluate("cnn_ssl_reg", sc_cv["reg"], sc_lo["reg"])
-        else:  # the existing scratch CNN on the same repeats, not a new variant
-            same = {}
-            for v, s_cv, s_lo in (
-                ("cnn_cls", {k: sc_cv[k] for k in tc.TARGETS}, {k: sc_lo[k] for k in tc.TARGETS}),
-                ("cnn_reg", sc_cv["reg"], sc_lo["reg"]),
-            ):
-                same[v] = evaluate_variant(
-                    f"{v} (first {R} repeat(s))", s_cv, s_lo, clin_cv, clin_lo, a, cv_splits, loso
-                )
-    evaluate(
-        "cnn_ordinal",
-        {"p_t_le_-1": ord_cv[..., 0], "p_t_le_-2.5": ord_cv[..., 1]},
-        {"p_t_le_-1": ord_lo[..., 0], "p_t_le_-2.5": ord_lo[..., 1]},
-    )
-    # paired image-alone AUC differences (same patients, same bootstrap samples)
-    sc = {
-        "cnn_ssl_cls": (
-            {"p_t_le_-1": ft_cv[..., 1], "p_t_le_-2.5": ft_cv[..., 2]},
-            {"p_t_le_-1": ft_lo[..., 1], "p_t_le_-2.5": ft_lo[..., 2]},
-        ),
-        "cnn_ssl_reg": (-ft_cv[..., 0], -ft_lo[..., 0]),
-        "cnn_cls": (
-            {"p_t_le_-1": cnn_cv[:R, :, 1], "p_t_le_-2.5": cnn_cv[:R, :, 2]},
-            {"p_t_le_-1": cnn_lo[..., 1], "p_t_le_-2.5": cnn_lo[..., 2]},
-        ),
-        "cnn_reg": (-cnn_cv[:R, :, 0], -cnn_lo[..., 0]),
-        "cnn_ordinal": (
-            {"p_t_le_-1": ord_cv[..., 0], "p_t_le_-2.5": ord_cv[..., 1]},
-            {"p_t_le_-1": ord_lo[..., 0], "p_t_le_-2.5": ord_lo[..., 1]},
-        ),
+    oof = {
+        "ssl_probe_cv": probe_cv,
+        "ssl_probe_lo": probe_lo,
+        "ssl_ft_cv": ft_cv,
+        "ssl_ft_lo": ft_lo,
+        "ordinal_cv": ord_cv,
+        "ordinal_lo": ord_lo,
     }
-
-    def _pick(s, k):
-        return s[k] if isinstance(s, dict) else s
-
-    comparisons = []
-    for va, vb in (
-        ("cnn_ssl_cls", "cnn_cls"),
-        ("cnn_ssl_reg", "cnn_reg"),
-        ("cnn_ordinal", "cnn_reg"),
-        ("cnn_ordinal", "cnn_cls"),
-    ):
-        c = {"a": va, "b": vb}
-        for k, thr in tc.TARGETS.items():
-            y = t <= thr
-            c[k] = {
-                sch: ek.paired_diff(y, _pick(sc[va][i], k), _pick(sc[vb][i], k))
-                for i, sch in enumerate(("cv", "loso"))
-            }
-        comparisons.append(c)
+    same, comparisons = evaluate_all(
+        report,
+        oof,
+        cnn_cv[:R],
+        cnn_lo,
+        a,
+        cv_splits,
+        loso,
+        clin_cv,
+        clin_lo,
+        evaluate_variant,
+    )
     # monotone cumulative probabilities (by construction): P(T<=-2.5) <= P(T<=-1)
     cum = np.concatenate([ord_cv.reshape(-1, 2), ord_lo.reshape(-1, 2)])
     mono = float(np.mean(cum[:, 1] <= cum[:, 0]))
@@ -255,11 +266,4 @@ def run(
         "timings_s": times,
     }
     log(f"extra variants done in {times['total_s']}s")
-    return {
-        "ssl_probe_cv": probe_cv,
-        "ssl_probe_lo": probe_lo,
-        "ssl_ft_cv": ft_cv,
-        "ssl_ft_lo": ft_lo,
-        "ordinal_cv": ord_cv,
-        "ordinal_lo": ord_lo,
-    }
+    return oof

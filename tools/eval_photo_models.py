@@ -103,7 +103,7 @@ def _screen_case(job: tuple[int, LabelledCase, int]) -> dict[str, object]:
     assert _screener is not None
     original = _screener.screen(case.image, case.answers, body_part="KNEE")
     film = photo_sim.load_source(case.image)
-    photos, refused, rois = [], [], []
+    photos, refused, rois, reflections = [], [], [], []
     original_rois = _knee_rois(original.radiograph.pixels if original.radiograph else None)
     for photo_set in range(sets):
         photo = photo_sim.simulate(
@@ -118,9 +118,19 @@ def _screen_case(job: tuple[int, LabelledCase, int]) -> dict[str, object]:
             )
             refused.append({"id": case.case_id, "set": photo_set, "codes": codes})
         photos.append(_scores(screening))
+        # a faint reflection of a room light (it never clips, so the glare gate passes it)
+        reflection = float(photo.params.get("glare_share", 0.0)) > 0
+        reflections.append(reflection)
         if screening.radiograph is not None and screening.quality.usable:
-            rois.append(_roi_change(original_rois, _knee_rois(screening.radiograph.pixels)))
-    return {"original": _scores(original), "photos": photos, "refused": refused, "rois": rois}
+            change = _roi_change(original_rois, _knee_rois(screening.radiograph.pixels))
+            rois.append({"reflection": reflection, "change": change})
+    return {
+        "original": _scores(original),
+        "photos": photos,
+        "refused": refused,
+        "rois": rois,
+        "reflections": reflections,
+    }
 
 
 def _round(value: float, digits: int = 4) -> float | None:
@@ -135,7 +145,11 @@ def _interval(values: Sequence[float]) -> list[float | None]:
 
 
 def compare(
-    original: np.ndarray, photos: np.ndarray, labels: np.ndarray, rounds: int = BOOTSTRAP_ROUNDS
+    original: np.ndarray,
+    photos: np.ndarray,
+    labels: np.ndarray,
+    rounds: int = BOOTSTRAP_ROUNDS,
+    reflection: np.ndarray | None = None,
 ) -> dict[str, object]:
     """AUC change and probability drift of one model output.
 
@@ -147,6 +161,9 @@ def compare(
     """
     keep = np.isfinite(original)
     original, photos, labels = original[keep], photos[:, keep], labels[keep]
+    if reflection is None:
+        reflection = np.zeros(photos.shape, bool)
+    reflection = reflection[:, keep]
     sets, n = photos.shape
 
     def changes(idx: np.ndarray) -> list[float]:
@@ -178,6 +195,7 @@ def compare(
         )
     paired = np.isfinite(photos)
     drift = (photos - original[None, :])[paired]
+    flagged = reflection[paired]
     pooled_change = float(np.mean(point))
     pooled_ci = _interval(resampled.mean(axis=1))
     return {
@@ -206,6 +224,11 @@ def compare(
             "mean_probability_change": _round(drift.mean()),
             "mean_abs_probability_change": _round(np.abs(drift).mean()),
             "max_abs_probability_change": _round(np.abs(drift).max()),
+            "mean_abs_probability_change_by_reflection": {
+                "photos_with_faint_reflection": int(flagged.sum()),
+                "with": _round(np.abs(drift[flagged]).mean()) if flagged.any() else None,
+                "without": _round(np.abs(drift[~flagged]).mean()) if (~flagged).any() else None,
+            },
         },
         "per_set": per_set,
     }
@@ -221,15 +244,20 @@ def _spread(values: Sequence[float]) -> dict[str, float | None]:
     }
 
 
-def roi_summary(rois: Sequence[dict[str, float] | None]) -> dict[str, object]:
+def roi_summary(rois: Sequence[dict[str, object]]) -> dict[str, object]:
     """The knee crops the image model saw on the accepted photos against the originals'."""
-    paired = [r for r in rois if r is not None]
+    paired = [r["change"] for r in rois if r["change"] is not None]
     offsets = [r["offset"] for r in paired]
+    moved = [
+        r["reflection"] for r in rois if r["change"] is not None and r["change"]["offset"] > 0.25
+    ]
     return {
         "photos": len(rois),
+        "photos_with_faint_reflection": int(sum(bool(r["reflection"]) for r in rois)),
         "knee_count_differs": len(rois) - len(paired),
         "centre_offset_knee_widths": _spread(offsets),
-        "moved_over_a_quarter_knee_width": int(sum(o > 0.25 for o in offsets)),
+        "moved_over_a_quarter_knee_width": len(moved),
+        "of_which_with_faint_reflection": int(sum(moved)),
         "width_ratio": _spread([r["width_ratio"] for r in paired]),
         "sharpness_ratio": _spread([r["sharpness_ratio"] for r in paired]),
     }
@@ -282,6 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     _init(*init_args)
     assert _screener is not None
     truth = np.array([c.t_score for c in cases])
+    reflection = np.array([r["reflections"] for r in results], bool).T  # (sets, films)
     model_ids = sorted(
         {m for r in results for m in r["original"]}
         | {m for r in results for p in r["photos"] for m in p}
@@ -301,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
             known = np.isfinite(original)
             if known.sum() < 10 or labels[known].min() == labels[known].max():
                 continue
-            entry[output] = compare(original, photos, labels, args.rounds)
+            entry[output] = compare(original, photos, labels, args.rounds, reflection)
         models[model_id] = entry
     refused = [item for r in results for item in r["refused"]]
     report: dict[str, object] = {

@@ -835,8 +835,8 @@ def rectify_photo(
     work_cap = min(1.0, t.output_long_side_px / max(out_w, out_h))
     work_size = (max(16, round(out_w * work_cap)), max(16, round(out_h * work_cap)))
     # the film is taken at the photo's own resolution, up to output_long_side_px: a 12 MP
-    # photo is reduced to work_long_side_px for the search, which would leave its film at
-    # 1100-1700 px and the knee's bone texture softer than the film shows it
+    # photo is reduced to work_long_side_px for the search, which would halve its film's
+    # resolution and leave the knee's bone texture softer than the film shows it
     native = 1.0 if source == "whole_frame" else 1.0 / work_scale
     cap = min(native, t.output_long_side_px / max(out_w, out_h))
     out_size = (max(16, round(out_w * cap)), max(16, round(out_h * cap)))

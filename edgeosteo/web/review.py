@@ -24,7 +24,9 @@ from edgeosteo.web.auth import login_required
 
 blueprint = Blueprint("review", __name__)
 GLARE_TINT_BGR = np.array([40, 40, 230], np.float32)  # reflections shown in red
+# previews travel over clinic Wi-Fi to a phone: as JPEG a review is ~200 kB (PNG film: ~1 MB)
 PHOTO_JPEG_QUALITY = 85
+FILM_JPEG_QUALITY = 90
 
 
 def film_corners_from_form(form: Mapping[str, str]) -> FilmCorners | None:
@@ -75,7 +77,11 @@ def review_json(review: PhotoReview, language: str) -> dict[str, object]:
                 PHOTO_JPEG_QUALITY,
             ),
         },
-        "film": {"image": _data_url("png", bgr.astype(np.uint8))},
+        "film": {
+            "image": _data_url(
+                "jpg", bgr.astype(np.uint8), cv2.IMWRITE_JPEG_QUALITY, FILM_JPEG_QUALITY
+            )
+        },
         "corners": [[round(x, 1), round(y, 1)] for x, y in corners.points] if corners else None,
         "corner_source": film.corner_source,
         "verdict": review.quality.verdict,

@@ -206,6 +206,8 @@ class WebSettings:
     concurrent_screenings: int = 1
     login_attempts_before_lock: int = 5
     login_lock_seconds: int = 300
+    # the JSON API's HTTP Basic credentials, once verified, are trusted this long (0: never)
+    api_credentials_cache_seconds: int = 300
     waitress_threads: int = 4
     # `edgeosteo serve` starts the page only when true (a receiver-only box may turn it off)
     enabled: bool = True

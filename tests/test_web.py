@@ -291,6 +291,27 @@ def test_api_requires_credentials_and_screens(client, app, pydicom_data_dir):
     assert _cases(app) == 1
 
 
+def test_api_credentials_are_remembered_but_a_changed_password_or_a_lock_ends_it(client, app):
+    from edgeosteo.web.auth import hash_password
+
+    store = app.extensions["edgeosteo"]["store"]
+    tech = store.get_user("tech")
+    assert client.get("/api/v1/cases/1", headers=_basic("tech", TECH_PASSWORD)).status_code == 404
+    assert client.get("/api/v1/cases/1", headers=_basic("tech", "wrong")).status_code == 401
+    assert store.get_user("tech").failed_logins == 1
+    # remembered: the next request is not checked again, so it records no successful login
+    # (a checked one would reset the failure count)
+    assert client.get("/api/v1/cases/1", headers=_basic("tech", TECH_PASSWORD)).status_code == 404
+    assert store.get_user("tech").failed_logins == 1
+    store.set_password(tech.id, hash_password("a-new-password-123"))
+    assert client.get("/api/v1/cases/1", headers=_basic("tech", TECH_PASSWORD)).status_code == 401
+    new = _basic("tech", "a-new-password-123")
+    assert client.get("/api/v1/cases/1", headers=new).status_code == 404
+    for _ in range(5):  # wrong passwords are always checked in full, and they lock the account
+        assert client.get("/api/v1/cases/1", headers=_basic("tech", "wrong")).status_code == 401
+    assert client.get("/api/v1/cases/1", headers=new).status_code == 401
+
+
 def test_health_reports_models(client):
     health = client.get("/healthz").get_json()
     assert health["status"] == "ok"

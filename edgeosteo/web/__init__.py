@@ -15,6 +15,7 @@ from edgeosteo.decision import stored_evidence
 from edgeosteo.messages import text
 from edgeosteo.screening import Screener
 from edgeosteo.store import CaseStore
+from edgeosteo.web.auth import VerifiedCredentials
 from edgeosteo.web.service import ScreeningService
 
 LANGUAGES = ("zh_CN", "en")
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, screener: Screener | None = Non
         "settings": settings,
         "store": store,
         "service": ScreeningService(screener, store, web.concurrent_screenings),
+        "api_credentials": VerifiedCredentials(web.api_credentials_cache_seconds),
     }
 
     def locale() -> str:

@@ -1,6 +1,7 @@
 """JSON API for integrations and tests: POST a screening, GET a case; health for the
 watchdog. Authenticated with HTTP Basic (the same accounts), never with the page cookie,
-so it needs no CSRF token. Documented in openapi.json beside this file."""
+so it needs no CSRF token; a verified pair is remembered for [web]
+api_credentials_cache_seconds (auth.VerifiedCredentials). Documented in openapi.json."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.errors import IntakeError
 from edgeosteo.messages import text
 from edgeosteo.models import verify_files
-from edgeosteo.web.auth import check_credentials
 from edgeosteo.web.review import film_corners_from_form
 from edgeosteo.web.service import ScreeningRequest
 
@@ -35,7 +35,7 @@ def _authenticated_user():
     if credentials is None or credentials.type != "basic":
         return None
     web = _ext("settings").web
-    user, _problem = check_credentials(
+    user, _problem = _ext("api_credentials").check(
         _ext("store"),
         credentials.username or "",
         credentials.password or "",

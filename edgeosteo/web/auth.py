@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import secrets
+import threading
 import time
 from collections.abc import Callable, Mapping
 
@@ -78,6 +81,43 @@ def check_credentials(
         return None, "invalid"
     store.record_login(user.id, True, lock_after, lock_seconds)
     return user, None
+
+
+class VerifiedCredentials:
+    """The API sends the password with every request, and scrypt costs about 0.1 s of CPU
+    each time on a small box. A pair that verified is remembered for ``ttl_s`` seconds,
+    under a keyed hash that includes the stored password hash: a changed password no longer
+    matches, and a wrong password is always checked (and counted) in full."""
+
+    MAX_ENTRIES = 1024
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._key = secrets.token_bytes(32)
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def _digest(self, user: User, password: str) -> str:
+        message = f"{user.id}\0{user.password_hash}\0{password}".encode()
+        return hmac.new(self._key, message, hashlib.sha256).hexdigest()
+
+    def check(
+        self, store: CaseStore, username: str, password: str, lock_after: int, lock_seconds: float
+    ) -> tuple[User | None, str | None]:
+        user = store.get_user(username)
+        now = time.monotonic()
+        if self.ttl_s > 0 and user is not None and user.locked_until <= time.time():
+            with self._lock:
+                if self._until.get(self._digest(user, password), 0.0) > now:
+                    return user, None
+        verified, problem = check_credentials(store, username, password, lock_after, lock_seconds)
+        if verified is not None and self.ttl_s > 0:
+            with self._lock:
+                if len(self._until) >= self.MAX_ENTRIES:
+                    self._until = {k: t for k, t in self._until.items() if t > now}
+                if len(self._until) < self.MAX_ENTRIES:
+                    self._until[self._digest(verified, password)] = now + self.ttl_s
+        return verified, problem
 
 
 @blueprint.route("/login", methods=["GET", "POST"])

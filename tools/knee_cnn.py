@@ -99,6 +99,51 @@ def augment(img: np.ndarray, rng: np.random.Generator, patch: int = PATCH) -> np
     return np.clip((p - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
 
 
+def fit(
+    net: nn.Module,
+    crops: np.ndarray,
+    batch_loss,
+    rng: np.random.Generator,
+    epochs: int = EPOCHS,
+    log=None,
+) -> nn.Module:
+    """The training loop every knee head shares: each epoch PATCHES_PER_KNEE augmented random
+    patches per knee, AdamW with a one-cycle schedule. ``batch_loss(outputs, indices)`` gives
+    the loss of one batch from the network's pooled outputs and the crops' indices."""
+    opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WD)
+    n_steps = epochs * math.ceil(len(crops) * PATCHES_PER_KNEE / BATCH)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=n_steps)
+    net.train()
+    for ep in range(epochs):
+        idx = np.concatenate([rng.permutation(len(crops)) for _ in range(PATCHES_PER_KNEE)])
+        tot = 0.0
+        for b0 in range(0, len(idx), BATCH):
+            bi = idx[b0 : b0 + BATCH]
+            x = torch.from_numpy(np.stack([augment(crops[i], rng) for i in bi])[:, None])
+            o, _ = net(x)
+            loss = batch_loss(o, bi)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            tot += float(loss.detach()) * len(bi)
+        if log and (ep % 10 == 9 or ep == epochs - 1):
+            log(f"  epoch {ep + 1}: loss {tot / len(idx):.3f}")
+    net.eval()
+    return net
+
+
+@torch.no_grad()
+def pooled_outputs(net: nn.Module, crops: np.ndarray, batch: int = 32) -> np.ndarray:
+    """The network's pooled outputs for full crops, in batches."""
+    net.eval()
+    out = []
+    for b0 in range(0, len(crops), batch):
+        o, _ = net(torch.from_numpy(crops[b0 : b0 + batch][:, None].astype(np.float32)))
+        out.append(o.numpy())
+    return np.concatenate(out)
+
+
 def train(
     crops: np.ndarray,
     t: np.ndarray,
@@ -116,52 +161,28 @@ def train(
     net = KneeNet()
     if init_features is not None:
         net.features.load_state_dict(init_features)
-    opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WD)
-    n_steps = epochs * math.ceil(len(crops) * PATCHES_PER_KNEE / BATCH)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=n_steps)
     y1 = (t <= -1).astype(np.float32)
     y25 = (t <= -2.5).astype(np.float32)
     pw1 = torch.tensor(max((1 - y1).sum(), 1) / max(y1.sum(), 1))
     pw25 = torch.tensor(max((1 - y25).sum(), 1) / max(y25.sum(), 1))
-    net.train()
-    for ep in range(epochs):
-        idx = np.concatenate([rng.permutation(len(crops)) for _ in range(PATCHES_PER_KNEE)])
-        tot = 0.0
-        for b0 in range(0, len(idx), BATCH):
-            bi = idx[b0 : b0 + BATCH]
-            x = torch.from_numpy(np.stack([augment(crops[i], rng) for i in bi])[:, None])
-            ts = torch.from_numpy(((t[bi] - t_mean) / t_sd).astype(np.float32))
-            o, _ = net(x)
-            loss = (
-                F.mse_loss(o[:, 0], ts)
-                + F.binary_cross_entropy_with_logits(
-                    o[:, 1], torch.from_numpy(y1[bi]), pos_weight=pw1
-                )
-                + F.binary_cross_entropy_with_logits(
-                    o[:, 2], torch.from_numpy(y25[bi]), pos_weight=pw25
-                )
+
+    def batch_loss(o, bi):
+        ts = torch.from_numpy(((t[bi] - t_mean) / t_sd).astype(np.float32))
+        return (
+            F.mse_loss(o[:, 0], ts)
+            + F.binary_cross_entropy_with_logits(o[:, 1], torch.from_numpy(y1[bi]), pos_weight=pw1)
+            + F.binary_cross_entropy_with_logits(
+                o[:, 2], torch.from_numpy(y25[bi]), pos_weight=pw25
             )
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot += float(loss.detach()) * len(bi)
-        if log and (ep % 10 == 9 or ep == epochs - 1):
-            log(f"  epoch {ep + 1}: loss {tot / len(idx):.3f}")
-    net.eval()
+        )
+
+    fit(net, crops, batch_loss, rng, epochs, log)
     return net, {"t_mean": t_mean, "t_sd": t_sd}
 
 
-@torch.no_grad()
 def predict(net: KneeNet, crops: np.ndarray, norm: dict, batch: int = 32) -> np.ndarray:
     """Returns [K,3]: t_score (de-standardised), logit1, logit25 from full crops."""
-    net.eval()
-    out = []
-    for b0 in range(0, len(crops), batch):
-        x = torch.from_numpy(crops[b0 : b0 + batch][:, None].astype(np.float32))
-        o, _ = net(x)
-        out.append(o.numpy())
-    o = np.concatenate(out)
+    o = pooled_outputs(net, crops, batch)
     o[:, 0] = o[:, 0] * norm["t_sd"] + norm["t_mean"]
     return o
 

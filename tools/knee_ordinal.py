@@ -14,8 +14,6 @@ cnn_cls / cnn_reg isolates the output head and loss.
 
 from __future__ import annotations
 
-import math
-
 import knee_cnn
 import numpy as np
 import torch
@@ -70,36 +68,12 @@ def train(
     pw = torch.tensor(
         [max((b < k).sum(), 1) / max((b >= k).sum(), 1) for k in (1, 2)], dtype=torch.float32
     )
-    opt = torch.optim.AdamW(net.parameters(), lr=knee_cnn.LR, weight_decay=knee_cnn.WD)
-    per = knee_cnn.PATCHES_PER_KNEE
-    n_steps = epochs * math.ceil(len(crops) * per / knee_cnn.BATCH)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=knee_cnn.LR, total_steps=n_steps)
-    net.train()
-    for ep in range(epochs):
-        idx = np.concatenate([rng.permutation(len(crops)) for _ in range(per)])
-        tot = 0.0
-        for b0 in range(0, len(idx), knee_cnn.BATCH):
-            bi = idx[b0 : b0 + knee_cnn.BATCH]
-            x = torch.from_numpy(np.stack([knee_cnn.augment(crops[i], rng) for i in bi])[:, None])
-            o, _ = net(x)
-            loss = coral_loss(o, torch.from_numpy(b[bi]), pw)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot += float(loss.detach()) * len(bi)
-        if log and (ep % 10 == 9 or ep == epochs - 1):
-            log(f"  epoch {ep + 1}: loss {tot / len(idx):.3f}")
-    net.eval()
+    knee_cnn.fit(
+        net, crops, lambda o, bi: coral_loss(o, torch.from_numpy(b[bi]), pw), rng, epochs, log
+    )
     return net
 
 
-@torch.no_grad()
 def predict(net: OrdinalKneeNet, crops: np.ndarray, batch: int = 32) -> np.ndarray:
     """[K,2] cumulative logits (logit P(T<=-1), logit P(T<=-2.5)) from full crops."""
-    net.eval()
-    out = []
-    for b0 in range(0, len(crops), batch):
-        o, _ = net(torch.from_numpy(crops[b0 : b0 + batch][:, None].astype(np.float32)))
-        out.append(o.numpy())
-    return np.concatenate(out)
+    return knee_cnn.pooled_outputs(net, crops, batch)

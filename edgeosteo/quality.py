@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from edgeosteo.config import QualityThresholds
+from edgeosteo.intake.pixels import shrink_to_long_side
 from edgeosteo.intake.types import Radiograph
 
 Verdict = Literal["pass", "warn", "fail"]
@@ -60,15 +61,6 @@ class QualityReport:
             "codes": list(self.codes),
             "gates": [g.to_dict() for g in self.gates],
         }
-
-
-def _analysis_image(pixels: np.ndarray, long_side: int) -> np.ndarray:
-    h, w = pixels.shape
-    scale = long_side / max(h, w)
-    if scale >= 1.0:
-        return pixels
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
 
 
 def _gate(
@@ -190,7 +182,7 @@ def radiograph_gate(radiograph: Radiograph, small: np.ndarray, t: QualityThresho
 
 
 def assess(radiograph: Radiograph, thresholds: QualityThresholds) -> QualityReport:
-    small = _analysis_image(radiograph.pixels, thresholds.analysis_long_side_px)
+    small, _ = shrink_to_long_side(radiograph.pixels, thresholds.analysis_long_side_px)
     gates = (
         modality_gate(radiograph, thresholds),
         radiograph_gate(radiograph, small, thresholds),

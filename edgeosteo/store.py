@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 from edgeosteo.config import DISPLAY_LONG_SIDE_PX
+from edgeosteo.intake.pixels import shrink_to_long_side
 from edgeosteo.intake.types import PatientIdentity, Radiograph
 
 DATABASE_NAME = "edgeosteo.sqlite3"
@@ -274,17 +275,7 @@ def clock_synchronised() -> bool:
 
 def display_png(pixels: np.ndarray) -> bytes:
     """Gray [0, 1] pixels as the PNG the page shows (long side at most DISPLAY_LONG_SIDE_PX)."""
-    h, w = pixels.shape
-    scale = min(1.0, DISPLAY_LONG_SIDE_PX / max(h, w))
-    small = (
-        cv2.resize(
-            pixels,
-            (max(1, round(w * scale)), max(1, round(h * scale))),
-            interpolation=cv2.INTER_AREA,
-        )
-        if scale < 1.0
-        else pixels
-    )
+    small, _ = shrink_to_long_side(pixels, DISPLAY_LONG_SIDE_PX)
     ok, encoded = cv2.imencode(".png", np.clip(small * 255.0, 0, 255).astype(np.uint8))
     if not ok:
         raise ValueError("display image could not be encoded")

@@ -1,4 +1,4 @@
-"""Small pixel helpers shared by the DICOM and raster readers."""
+"""Small pixel helpers shared by the readers, the photo path, the quality gates and the page."""
 
 from __future__ import annotations
 
@@ -39,3 +39,16 @@ def colourfulness(image: np.ndarray) -> float:
     return float(
         np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
     )
+
+
+def shrink_to_long_side(
+    image: np.ndarray, long_side: int, interpolation: int = cv2.INTER_AREA
+) -> tuple[np.ndarray, float]:
+    """The image with its long side at most ``long_side`` pixels, and the scale applied
+    (1.0, and the image itself, when it is already that small)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, long_side / max(h, w))
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return cv2.resize(image, size, interpolation=interpolation), scale

@@ -8,7 +8,6 @@ then travel with the form so the screening does not search for the film again.
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Mapping
 
 import cv2
@@ -18,6 +17,7 @@ from flask import Blueprint, jsonify, request
 from edgeosteo.config import DISPLAY_LONG_SIDE_PX
 from edgeosteo.errors import IntakeError
 from edgeosteo.intake.photo import FilmCorners
+from edgeosteo.intake.pixels import shrink_to_long_side
 from edgeosteo.messages import text
 from edgeosteo.screening import PhotoReview
 from edgeosteo.web.auth import login_required
@@ -35,11 +35,7 @@ def film_corners_from_form(form: Mapping[str, str]) -> FilmCorners | None:
     raw = (form.get("film_corners") or "").strip()
     if not raw:
         return None
-    try:
-        points = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise IntakeError("photo.bad_corners", str(exc)) from exc
-    return FilmCorners.parse(points, (form.get("film_corners_source") or "user").strip())
+    return FilmCorners.from_json(raw, (form.get("film_corners_source") or "user").strip())
 
 
 def _data_url(kind: str, image: np.ndarray, *params: int) -> str:
@@ -51,11 +47,7 @@ def _data_url(kind: str, image: np.ndarray, *params: int) -> str:
 
 
 def _shrink(image: np.ndarray, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
-    h, w = image.shape[:2]
-    scale = min(1.0, DISPLAY_LONG_SIDE_PX / max(h, w))
-    if scale >= 1.0:
-        return image
-    return cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation)
+    return shrink_to_long_side(image, DISPLAY_LONG_SIDE_PX, interpolation)[0]
 
 
 def review_json(review: PhotoReview, language: str) -> dict[str, object]:

@@ -162,10 +162,9 @@ def screen(
         if not photo:
             raise click.UsageError("--film-corners needs --photo")
         try:
-            corners = FilmCorners.parse(json.loads(film_corners))
-        except (ValueError, IntakeError) as exc:
-            code = exc.code if isinstance(exc, IntakeError) else "photo.bad_corners"
-            raise click.BadParameter(text(code, lang), param_hint="--film-corners") from exc
+            corners = FilmCorners.from_json(film_corners)
+        except IntakeError as exc:
+            raise click.BadParameter(text(exc.code, lang), param_hint="--film-corners") from exc
 
     patient = {
         key: value

@@ -53,20 +53,7 @@ def test_a_glare_photo_is_refused_with_retake_advice(leg_film, settings):
 
 def test_the_page_screens_a_photo(admin_client, app, leg_film):
     photo = photo_sim.simulate(leg_film, seed=3, condition="good")
-    token = csrf_token(admin_client, "/screenings/new")
-    response = admin_client.post(
-        "/screenings",
-        content_type="multipart/form-data",
-        data={
-            "csrf_token": token,
-            "capture": "photo",
-            "age_years": "70",
-            "sex": "female",
-            "weight_kg": "50",
-            "body_part": "KNEE",
-            "image": (io.BytesIO(photo.jpeg), "p.jpg"),
-        },
-    )
+    response = _screen(admin_client, photo.jpeg)
     assert response.status_code == 302
     record = app.extensions["edgeosteo"]["store"].get_case(1)
     assert record.result["image"]["capture"] == "photo"

@@ -14,6 +14,7 @@ applied), ordered top-left, top-right, bottom-right, bottom-left.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,7 +25,7 @@ from edgeosteo.config import IntakeLimits, PhotoThresholds, QualityThresholds
 from edgeosteo.errors import IntakeError
 from edgeosteo.intake import ImageSource, read_bytes
 from edgeosteo.intake.detect import detect_kind
-from edgeosteo.intake.pixels import colourfulness
+from edgeosteo.intake.pixels import colourfulness, shrink_to_long_side
 from edgeosteo.intake.raster import _header
 from edgeosteo.intake.types import Radiograph
 from edgeosteo.quality import GateResult, QualityReport, radiograph_gate
@@ -121,6 +122,15 @@ class FilmCorners:
             raise IntakeError("photo.bad_corners", f"unknown corner source {source!r}")
         return cls(tuple((float(x), float(y)) for x, y in array), source)  # type: ignore[arg-type]
 
+    @classmethod
+    def from_json(cls, text: str, source: str = "user") -> FilmCorners:
+        """Four (x, y) pairs written as JSON, e.g. ``[[120, 80], [900, 95], ...]``."""
+        try:
+            points = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            raise IntakeError("photo.bad_corners", str(exc)) from exc
+        return cls.parse(points, source)
+
 
 @dataclass(frozen=True)
 class PhotoFile:
@@ -184,15 +194,6 @@ def order_corners(points: np.ndarray | list[list[float]]) -> np.ndarray:
     pts = pts[np.argsort(angles)]  # clockwise on screen (y points down)
     start = int(np.argmin(pts.sum(axis=1)))
     return np.roll(pts, -start, axis=0).astype(np.float32)
-
-
-def _resize_long(image: np.ndarray, long_side: int) -> tuple[np.ndarray, float]:
-    h, w = image.shape[:2]
-    scale = min(1.0, long_side / max(h, w))
-    if scale >= 1.0:
-        return image, 1.0
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA), scale
 
 
 def _is_convex_quad(quad: np.ndarray) -> bool:
@@ -421,7 +422,7 @@ def _candidates(gray: np.ndarray, t: PhotoThresholds) -> list[np.ndarray]:
 def find_film(gray: np.ndarray, thresholds: PhotoThresholds | None = None) -> np.ndarray | None:
     """Corners of the film (lit from behind) in a gray [0, 1] photo, or None."""
     t = thresholds or PhotoThresholds()
-    small, scale = _resize_long(gray.astype(np.float32), t.detect_long_side_px)
+    small, scale = shrink_to_long_side(gray.astype(np.float32), t.detect_long_side_px)
     small = cv2.GaussianBlur(small, (0, 0), 1.0)
     h, w = small.shape
     search = 0.02 * float(np.hypot(h, w))
@@ -464,7 +465,7 @@ def _polish(gray: np.ndarray, quad: np.ndarray, search: float, t: PhotoThreshold
 
 def _refine_user_corners(gray: np.ndarray, corners: np.ndarray, t: PhotoThresholds):
     """Snap four clicked corners onto the film's edges when the edges are clear."""
-    small, scale = _resize_long(gray.astype(np.float32), t.detect_long_side_px)
+    small, scale = shrink_to_long_side(gray.astype(np.float32), t.detect_long_side_px)
     small = cv2.GaussianBlur(small, (0, 0), 1.0)
     search = 0.015 * float(np.hypot(*small.shape))
     fit = _refine(small, corners * scale, search, t)
@@ -521,7 +522,7 @@ def _illumination(
 ) -> np.ndarray | None:
     """Coefficients of a quadratic fit of log lightbox brightness around the film, in
     work-image coordinates scaled to [-1, 1]; None when too little lightbox shows."""
-    small, scale = _resize_long(work_linear, 400)
+    small, scale = shrink_to_long_side(work_linear, 400)
     h, w = small.shape
     quad = (corners * scale).astype(np.int32)
     mask = np.zeros((h, w), np.uint8)
@@ -803,7 +804,7 @@ def rectify_photo(
         image = np.clip(image.astype(np.float32) * (255.0 if image.max() <= 1.0 else 1.0), 0, 255)
         image = image.astype(np.uint8)
     rgb = np.ascontiguousarray(image[:, :, :3])
-    work, work_scale = _resize_long(rgb, t.work_long_side_px)
+    work, work_scale = shrink_to_long_side(rgb, t.work_long_side_px)
     work_gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
 
     source: CornerSource
@@ -920,7 +921,7 @@ def rectify_photo(
         transforms=tuple(applied),
         content_sha256=content_sha256,
     )
-    analysis, _ = _resize_long(pixels, t.analysis_long_side_px)
+    analysis, _ = shrink_to_long_side(pixels, t.analysis_long_side_px)
     # measurements the gates judge
     to_analysis = min(1.0, t.analysis_long_side_px / max(work_size))
     blur = float("nan")

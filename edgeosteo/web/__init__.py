@@ -56,10 +56,7 @@ def create_app(settings: Settings | None = None, screener: Screener | None = Non
         "api_credentials": VerifiedCredentials(web.api_credentials_cache_seconds),
     }
 
-    def locale() -> str:
-        return _language_for_request(app)
-
-    Babel(app, locale_selector=locale)
+    Babel(app, locale_selector=request_language)
     csrf = CSRFProtect(app)
 
     from edgeosteo.web import admin, api, auth, cases, pages, review
@@ -73,16 +70,16 @@ def create_app(settings: Settings | None = None, screener: Screener | None = Non
     csrf.exempt(api.blueprint)  # the API takes HTTP Basic credentials, never the cookie
 
     app.before_request(auth.load_user)
-    app.jinja_env.globals["reason_text"] = lambda code: text(code, _language_for_request(app))
+    app.jinja_env.globals["reason_text"] = lambda code: text(code, request_language())
     app.jinja_env.globals["evidence_text"] = lambda reason: stored_evidence(
-        reason, _language_for_request(app)
+        reason, request_language()
     )
     app.jinja_env.globals["languages"] = LANGUAGES
     app.jinja_env.filters["percent"] = percent
 
     @app.context_processor
     def inject() -> dict:
-        return {"language": _language_for_request(app), "current_user": g.get("user")}
+        return {"language": request_language(), "current_user": g.get("user")}
 
     from edgeosteo.web.errors import register_error_handlers
 
@@ -100,22 +97,17 @@ def percent(probability: float) -> str:
     return f"{value:.0f}%"
 
 
-def _language_for_request(app: Flask) -> str:
+def request_language() -> str:
+    """The language the current request's page is shown in: the user's, else the one chosen
+    before logging in, else the box's."""
     user = g.get("user")
     if user is not None and user.language in LANGUAGES:
         return user.language
     chosen = session.get("language")
     if chosen in LANGUAGES:
         return chosen
-    language = app.extensions["edgeosteo"]["settings"].language
+    language = extension("settings").language
     return language if language in LANGUAGES else "zh_CN"
-
-
-def request_language() -> str:
-    """The language the current request's page is shown in."""
-    from flask import current_app
-
-    return _language_for_request(current_app)
 
 
 def extension(name: str):

@@ -44,7 +44,7 @@ class ScreeningService:
                 request.answers,
                 request.body_part,
                 capture=request.capture,
-                film_corners=request.film_corners if request.capture == "photo" else None,
+                film_corners=request.film_corners,
             )
 
     def review_photo(self, source: bytes, film_corners: FilmCorners | None) -> PhotoReview:

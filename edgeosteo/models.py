@@ -137,32 +137,49 @@ class ModelManifest:
         raise ModelError("model.file_missing", f"{self.id}: no weights for {backend}/{precision}")
 
 
+# The schemes in which an image or fused model must show added value: repeated patient-level
+# cross-validation and leave-one-source-out (each image source held out in turn).
+GOVERNANCE_SCHEMES = ("cv", "loso")
+# An image score that ranks below chance in a scheme runs against the label there; a stack
+# can still gain by reversing it, which is a source artefact, not bone (see the knee-image card).
+IMAGE_ALONE_MIN_AUC = 0.5
+
+
+def governance_rule_holds(record: Mapping[str, Any] | None) -> bool:
+    """The product rule on one added-value record ``{"cv": {...}, "loso": {...}}``.
+
+    In every scheme: the paired-bootstrap 95 % CI of AUC(model) - AUC(clinical) lies above
+    zero (``ci95``), and the image score alone ranks the right way (``image_alone_auc``
+    above 0.5). Anything missing or malformed fails. The training tools call this too, so
+    the card and the box apply one rule.
+    """
+    if not isinstance(record, Mapping):
+        return False
+    for scheme in GOVERNANCE_SCHEMES:
+        result = record.get(scheme)
+        if not isinstance(result, Mapping):
+            return False
+        try:
+            lower = float(result["ci95"][0])
+            image_alone_auc = float(result["image_alone_auc"])
+        except (KeyError, TypeError, ValueError, IndexError):
+            return False
+        if not (lower > 0.0 and image_alone_auc > IMAGE_ALONE_MIN_AUC):
+            return False
+    return True
+
+
 def added_value_established(manifest: ModelManifest) -> bool:
     """The governance rule, read from the card's machine-readable record.
 
     The clinical model is the reference and may always drive the referral. An image or
-    fused model may do so only when its record shows added value over the clinical model:
-    the paired-bootstrap 95 % CI of the AUC difference lies above zero both in repeated
-    cross-validation and in leave-one-source-out validation. Any flag in the manifest that
-    claims otherwise is ignored.
+    fused model may do so only when its record (``governance.added_value_over_clinical``)
+    passes `governance_rule_holds`. Any flag in the manifest that claims otherwise is
+    ignored.
     """
     if manifest.kind == "clinical":
         return True
-    record = manifest.governance.get("added_value_over_clinical")
-    if not isinstance(record, Mapping):
-        return False
-    for scheme in ("cv", "loso"):
-        result = record.get(scheme)
-        if not isinstance(result, Mapping):
-            return False
-        interval = result.get("ci95")
-        try:
-            lower = float(interval[0])
-        except (TypeError, ValueError, IndexError):
-            return False
-        if not lower > 0.0:
-            return False
-    return True
+    return governance_rule_holds(manifest.governance.get("added_value_over_clinical"))
 
 
 def sha256_of(path: Path) -> str:

@@ -10,14 +10,23 @@ from edgeosteo.models import ModelManifest, ModelRegistry, added_value_establish
 
 WITH_VALUE = {
     "added_value_over_clinical": {
-        "cv": {"auc_diff": 0.04, "ci95": [0.01, 0.07]},
-        "loso": {"auc_diff": 0.03, "ci95": [0.005, 0.06]},
+        "cv": {"auc_diff": 0.04, "ci95": [0.01, 0.07], "image_alone_auc": 0.66},
+        "loso": {"auc_diff": 0.03, "ci95": [0.005, 0.06], "image_alone_auc": 0.61},
     }
 }
 CV_ONLY = {
     "added_value_over_clinical": {
-        "cv": {"auc_diff": 0.04, "ci95": [0.01, 0.07]},
-        "loso": {"auc_diff": 0.01, "ci95": [-0.03, 0.05]},
+        "cv": {"auc_diff": 0.04, "ci95": [0.01, 0.07], "image_alone_auc": 0.66},
+        "loso": {"auc_diff": 0.01, "ci95": [-0.03, 0.05], "image_alone_auc": 0.61},
+    }
+}
+# The stack gains in LOSO only by reversing an image score that ranks below chance there
+# (as cnn_ssl_reg did in the knee-image research: fused - clinical LOSO CI above zero with
+# an image-alone LOSO AUC of 0.35).
+REVERSED_IMAGE = {
+    "added_value_over_clinical": {
+        "cv": {"auc_diff": 0.04, "ci95": [0.01, 0.07], "image_alone_auc": 0.66},
+        "loso": {"auc_diff": 0.03, "ci95": [0.006, 0.063], "image_alone_auc": 0.35},
     }
 }
 
@@ -68,12 +77,31 @@ def test_manifest_cannot_point_outside_its_directory(tmp_path):
     [
         (WITH_VALUE, True),
         (CV_ONLY, False),
+        (REVERSED_IMAGE, False),
         ({}, False),
         (
             {
                 "added_value_over_clinical": {
-                    "cv": {"ci95": [0.0, 0.1]},
-                    "loso": {"ci95": [0.1, 0.2]},
+                    "cv": {"ci95": [0.0, 0.1], "image_alone_auc": 0.7},
+                    "loso": {"ci95": [0.1, 0.2], "image_alone_auc": 0.7},
+                }
+            },
+            False,
+        ),
+        (  # a card written before the image-alone check: no direction recorded, no referral
+            {
+                "added_value_over_clinical": {
+                    "cv": {"ci95": [0.01, 0.1]},
+                    "loso": {"ci95": [0.01, 0.2]},
+                }
+            },
+            False,
+        ),
+        (
+            {
+                "added_value_over_clinical": {
+                    "cv": {"ci95": [0.01, 0.1], "image_alone_auc": "n/a"},
+                    "loso": {"ci95": [0.01, 0.2], "image_alone_auc": 0.7},
                 }
             },
             False,

@@ -125,6 +125,19 @@ def paired_diff(y: np.ndarray, a: np.ndarray, b: np.ndarray) -> dict:
     }
 
 
+def rule_record(entry: dict) -> dict:
+    """The governance record of one target from a research entry (``image_alone`` and
+    ``added_value_over_clinical`` per scheme), in the form `governance_rule_holds` and the
+    manifest use: per scheme the paired difference and the image score's own AUC."""
+    return {
+        scheme: {
+            **entry["added_value_over_clinical"][scheme],
+            "image_alone_auc": entry["image_alone"][scheme]["auc"],
+        }
+        for scheme in ("cv", "loso")
+    }
+
+
 def calib_summary(y: np.ndarray, p: np.ndarray) -> dict:
     """Brier score, calibration-in-the-large, calibration slope (logistic recalibration)."""
     from sklearn.linear_model import LogisticRegression

@@ -46,6 +46,8 @@ import knee_data
 import knee_roi
 import train_clinical as tc
 
+from edgeosteo.models import governance_rule_holds
+
 TARGETS = tc.TARGETS
 LOG = print
 
@@ -207,11 +209,7 @@ def evaluate_variant(
             },
             "cv_repeats": R,
         }
-        ok = (
-            res[k]["added_value_over_clinical"]["cv"]["ci95"][0] > 0
-            and res[k]["added_value_over_clinical"]["loso"]["ci95"][0] > 0
-        )
-        res[k]["passes_product_rule"] = bool(ok)
+        res[k]["passes_product_rule"] = governance_rule_holds(ek.rule_record(res[k]))
         LOG(
             f"[{name}] {k}: image CV {res[k]['image_alone']['cv']['auc']} "
             f"LOSO {res[k]['image_alone']['loso']['auc']} | fused-clin "

@@ -7,10 +7,23 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import evalkit as ek
 import write_cards as wc
+
+from edgeosteo.models import governance_rule_holds
 
 TT = wc.TARGET_TXT
 SHIP_VARIANT = "cnn_cls"  # the shipped CNN's classification heads
+RULE_MD = (
+    "in both repeated CV and leave-one-source-out (LOSO) validation, the 95% CI lower bound of "
+    "AUC(fused) - AUC(clinical) above zero and the image score alone ranking the right way (AUC above 0.5)"
+)
+
+
+def passes_rule(entry: dict) -> bool:
+    """The product rule (edgeosteo.models.governance_rule_holds) on one research entry: applied
+    here rather than read from the report, so the card always states the box's rule."""
+    return governance_rule_holds(ek.rule_record(entry))
 
 
 def _variant_table(res: dict) -> list[str]:
@@ -25,7 +38,7 @@ def _variant_table(res: dict) -> list[str]:
                 f"| {v} | {k} | {wc.ci(e['image_alone']['cv'])} | {wc.ci(e['image_alone']['loso'])} | "
                 f"{wc.ci(e['fused']['cv'])} | {wc.ci(e['fused']['loso'])} | "
                 f"{wc.dci(e['added_value_over_clinical']['cv'])} | {wc.dci(e['added_value_over_clinical']['loso'])} | "
-                f"{'pass' if e['passes_product_rule'] else 'fail'} |"
+                f"{'pass' if passes_rule(e) else 'fail'} |"
             )
     return L
 
@@ -145,7 +158,7 @@ def _extra_lines(res: dict) -> list[str]:
             L.append(
                 f"| {v} | {k} | {wc.ci(e['image_alone']['cv'])} | {wc.ci(e['image_alone']['loso'])} | "
                 f"{wc.dci(e['added_value_over_clinical']['cv'])} | {wc.dci(e['added_value_over_clinical']['loso'])} | "
-                f"{'pass' if e['passes_product_rule'] else 'fail'} |"
+                f"{'pass' if passes_rule(e) else 'fail'} |"
             )
     L.append(
         "\nAge-adjusted partial correlation with the QUS T-score (a useful score would be clearly negative):\n"
@@ -167,7 +180,7 @@ def _extra_lines(res: dict) -> list[str]:
     )
     # plain conclusion, derived from the numbers above
     new = [(v, res["variants"][v]) for v in EXTRA_VARIANTS if v in res["variants"]]
-    passing = [v for v, r in new if any(r[k]["passes_product_rule"] for k in TT)]
+    passing = [v for v, r in new if any(passes_rule(r[k]) for k in TT)]
     cells = [(v, k, s) for v, r in new for k in TT for s in ("cv", "loso")]
     chance = [
         (v, k, s) for v, k, s in cells if res["variants"][v][k]["image_alone"][s]["ci95"][0] <= 0.5
@@ -177,15 +190,13 @@ def _extra_lines(res: dict) -> list[str]:
     )
     if passing:
         verdict = (
-            f"{', '.join(passing)} passed the product rule for at least one target (95% CI lower bound of "
-            "AUC(fused) - AUC(clinical) above zero in both CV and LOSO); this needs confirmation on the held-back "
-            "patients before anything shipped changes."
+            f"{', '.join(passing)} passed the product rule for at least one target ({RULE_MD}); this needs "
+            "confirmation on the held-back patients before anything shipped changes."
         )
     else:
         verdict = (
             "Neither self-supervised pretraining (linear probe or fine-tuned) nor the ordinal head passes the "
-            "product rule for either target: fused with the clinical model, none raises the lower 95% bound of "
-            "the AUC gain above zero in both CV and LOSO, so the shipped model is unchanged."
+            f"product rule for either target ({RULE_MD}), so the shipped model is unchanged."
         )
     comp = _comparison_sentences(x)
     if comp:
@@ -208,7 +219,7 @@ def _extra_lines(res: dict) -> list[str]:
                     f"AUC {auc:.3f}"
                     + (
                         " (below 0.5: the image score runs opposite to the label and the stacker gains by "
-                        "reversing it)"
+                        "reversing it, which the rule also refuses)"
                         if auc < 0.5
                         else ""
                     )
@@ -296,10 +307,8 @@ def write(reports: Path, out: Path) -> None:
     clin = json.loads((reports / "clinical.json").read_text())
     pop = clin["population"]
     v = res["variants"][SHIP_VARIANT]
-    passes = all(v[k]["passes_product_rule"] for k in TT)
-    any_pass = {
-        name: any(r[k]["passes_product_rule"] for k in TT) for name, r in res["variants"].items()
-    }
+    passes = all(passes_rule(v[k]) for k in TT)
+    any_pass = {name: any(passes_rule(r[k]) for k in TT) for name, r in res["variants"].items()}
     par, lat = img["parity"], img["latency"]
     q = par["int8"][par["int8_choice"]]
 
@@ -318,17 +327,10 @@ def write(reports: Path, out: Path) -> None:
         ]
     gov = {
         "added_value_over_clinical": {
-            "cv": {
-                "auc_diff": v["p_t_le_-1"]["added_value_over_clinical"]["cv"]["auc_diff"],
-                "ci95": v["p_t_le_-1"]["added_value_over_clinical"]["cv"]["ci95"],
-            },
-            "loso": {
-                "auc_diff": v["p_t_le_-1"]["added_value_over_clinical"]["loso"]["auc_diff"],
-                "ci95": v["p_t_le_-1"]["added_value_over_clinical"]["loso"]["ci95"],
-            },
-            "by_target": {k: v[k]["added_value_over_clinical"] for k in TT},
-            "rule": "used for referral only if the 95% CI lower bound of AUC(fused) - AUC(clinical) is > 0 in both "
-            "repeated CV and LOSO",
+            **ek.rule_record(v["p_t_le_-1"]),
+            "by_target": {k: ek.rule_record(v[k]) for k in TT},
+            "rule": "used for referral only if, in both repeated CV and LOSO, the 95% CI lower bound of "
+            "AUC(fused) - AUC(clinical) is > 0 and the image score alone has AUC > 0.5",
         },
         "used_for_referral": passes,
         "display": "experimental, not used for the recommendation" if not passes else None,
@@ -446,9 +448,8 @@ def write(reports: Path, out: Path) -> None:
     L.append("## Status\n")
     if not passes:
         L.append(
-            "**Experimental, not used for the recommendation.** The product rule requires the 95% CI lower "
-            "bound of AUC(fused) - AUC(clinical) to be above zero in both repeated CV and leave-one-source-out "
-            "(LOSO) validation. This model fails it (numbers below); so does every other image variant tried "
+            f"**Experimental, not used for the recommendation.** The product rule requires, {RULE_MD}. "
+            "This model fails it (numbers below); so does every other image variant tried "
             f"({', '.join(f'{n}: ' + ('pass' if ok else 'fail') for n, ok in any_pass.items())}). "
             "The image does not add measurable value beyond age/sex/weight/BMI in this data.\n"
         )

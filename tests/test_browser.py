@@ -144,6 +144,16 @@ def test_knee_flow_with_heatmap_and_printout(page):
     page.check("#heatmap-toggle")
     assert page.is_visible("#heatmap")
     assert "experimental, not used for the recommendation" in page.inner_text("main")
+    # the scores table says which model the recommendation used, row by row
+    used = page.locator("table.scores tr.used")
+    assert used.count() == 1
+    assert used.locator("td").first.inner_text().startswith("knee-clinical")
+    assert used.locator("td").nth(2).inner_text() == "used for the recommendation"
+    experimental = page.locator("table.scores tr.experimental")
+    assert experimental.count() == 2
+    for row in range(2):
+        cell = experimental.nth(row).locator("td").nth(2).inner_text()
+        assert cell == "experimental, not used for the recommendation"
     page.screenshot(path=str(ARTIFACTS / "result-knee-en.png"), full_page=True)
     pdf = ARTIFACTS / "report-knee-en.pdf"
     page.emulate_media(media="print")
@@ -155,6 +165,7 @@ def test_knee_flow_with_heatmap_and_printout(page):
     _choose_language(page, "zh_CN")
     body = page.inner_text("main")
     assert "实验性结果" in body
+    assert page.locator("table.scores tr.used td").nth(2).inner_text() == "用于推荐意见"
     assert "女性，71岁（≥ 65）" in body and "female aged 71" not in body  # evidence too
     page.screenshot(path=str(ARTIFACTS / "result-knee-zh_CN.png"), full_page=True)
     pdf = ARTIFACTS / "report-knee-zh_CN.pdf"

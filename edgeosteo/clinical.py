@@ -340,7 +340,7 @@ class InstrumentResult:
             return Evidence(
                 f"{en} not computed: missing {missing.en}", f"{zh}未计算：缺少{missing.zh_CN}"
             )
-        score = f" {self.score:g}" if self.score is not None else ""
+        score = f" {score_text(self.score)}" if self.score is not None else ""
         band = both(f"clinical.band.{self.band}")
         return Evidence(f"{en}{score} ({band.en})", f"{zh}{score}（{band.zh_CN}）")
 
@@ -578,6 +578,12 @@ def osiris(a: ClinicalAnswers) -> InstrumentResult:
 
 
 WhoBand = Literal["normal", "low_bone_mass", "osteoporosis", "severe_osteoporosis"]
+
+
+def score_text(score: float) -> str:
+    """A score as people write it: at most two decimals, no exponent (an entered T-score of
+    1e-9 reads 0, not 1e-09)."""
+    return f"{round(score, 2) + 0.0:g}"
 
 
 def who_band(t_score: float, fragility_fracture: bool = False) -> WhoBand:

@@ -291,6 +291,22 @@ def test_api_requires_credentials_and_screens(client, app, pydicom_data_dir):
     assert _cases(app) == 1
 
 
+def test_an_entered_t_score_is_shown_as_people_write_it(admin_client, app):
+    scores = {-2.45: "-2.45", 1e-9: "0", -3.0: "-3"}
+    for entered, shown in scores.items():
+        answers = {"age_years": 70, "sex": "female", "weight_kg": 50, "entered_t_score": entered}
+        response = admin_client.post(
+            "/api/v1/screenings",
+            headers=_basic("admin", ADMIN_PASSWORD),
+            data={"answers": json.dumps(answers)},
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+        page = admin_client.get(f"/cases/{response.get_json()['case']}").get_data(as_text=True)
+        assert f"<td>WHO</td><td>{shown}</td>" in page
+        assert "e-09" not in page
+    assert _cases(app) == len(scores)
+
+
 def test_api_credentials_are_remembered_but_a_changed_password_or_a_lock_ends_it(client, app):
     from edgeosteo.web.auth import hash_password
 

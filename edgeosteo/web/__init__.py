@@ -10,6 +10,7 @@ from flask import Flask, g, session
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
+from edgeosteo.clinical import score_text
 from edgeosteo.config import Settings, load_settings
 from edgeosteo.decision import stored_evidence
 from edgeosteo.messages import text
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None, screener: Screener | None = Non
     )
     app.jinja_env.globals["languages"] = LANGUAGES
     app.jinja_env.filters["percent"] = percent
+    app.jinja_env.filters["score"] = score_text
 
     @app.context_processor
     def inject() -> dict:

@@ -152,6 +152,11 @@ class AnonymisedRecord:
     referral_reason_codes: tuple[str, ...]
     # why no image went with the record, when images are on (e.g. burned-in annotation risk)
     image_withheld_code: str | None = None
+    # revisions: the case's first record_uuid (the same for every revision of a case; the
+    # hub groups by it), this record's revision number, and the record it supersedes
+    case_record: str | None = None
+    revision: int = 1
+    supersedes: str | None = None
 
     @property
     def estimated_t_score(self) -> float | None:
@@ -282,6 +287,10 @@ def anonymise_case(
             [_mapping(r).get("code") for r in referral.get("reasons") or ()]
         ),
         image_withheld_code=image_withheld_code,
+        # the case's uuid is its first record's record_uuid (CaseStore.save_case)
+        case_record=case.uuid,
+        revision=outbox.revision,
+        supersedes=outbox.supersedes,
     )
 
 

@@ -123,6 +123,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX jobs_queue ON jobs(state, not_before, id);
     """,
+    # 4: revisions. A case decided again after its record may have reached the hub gets a
+    # new record (revision n+1) that names the one it supersedes. offered: the record's
+    # summary may have left the box (a sender took it), so it can no longer carry a change.
+    """
+    ALTER TABLE outbox ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE outbox ADD COLUMN supersedes TEXT;
+    ALTER TABLE outbox ADD COLUMN offered INTEGER NOT NULL DEFAULT 0;
+    UPDATE outbox SET offered=1 WHERE attempts > 0 OR state <> 'pending';
+    CREATE UNIQUE INDEX outbox_case_revision ON outbox(case_id, revision);
+    """,
 )
 
 SYNC_STATUS_KEYS = ("last_attempt_at", "last_success_at", "last_error", "last_error_at")
@@ -163,6 +173,10 @@ class OutboxRecord:
     next_attempt_at: float
     last_error: str | None
     sent_at: str | None
+    # 1 for a case's first record; n+1 for the record that replaces revision n at the hub
+    revision: int = 1
+    supersedes: str | None = None  # the record_uuid of the revision before this one
+    offered: bool = False
 
 
 @dataclass(frozen=True)
@@ -438,21 +452,58 @@ class CaseStore:
         return record
 
     def update_result(self, case_id: int, result: dict, state: str) -> CaseRecord | None:
-        """A case decided again (answers given after the fact). Its summary is built when it
-        is sent, so a record still waiting in the outbox goes now and carries the new result;
-        one already sent stays as the hub has it."""
+        """A case decided again (answers given after the fact), in one transaction with its
+        outbox. A summary is built when it is sent, so a latest record that no sender has
+        taken yet carries the new result (and goes now if it was held for its answers). One
+        that may have reached the hub (sent, parked, or taken by a sender) cannot: a revision
+        is queued, a new record naming the one it supersedes, and the hub makes it current."""
         referral = result.get("referral") or {}
+        result_json = json.dumps(result, ensure_ascii=False)
         with self.transaction() as connection:
+            before = connection.execute(
+                "SELECT result_json FROM cases WHERE id=?", (case_id,)
+            ).fetchone()
+            if before is None:
+                return None
             connection.execute(
                 "UPDATE cases SET result_json=?, state=?, category=? WHERE id=?",
-                (json.dumps(result, ensure_ascii=False), state, referral.get("category"), case_id),
+                (result_json, state, referral.get("category"), case_id),
             )
-            connection.execute(
-                "UPDATE outbox SET next_attempt_at=0 WHERE case_id=? AND state='pending' "
-                "AND attempts=0",
-                (case_id,),
-            )
+            latest = connection.execute(
+                "SELECT * FROM outbox WHERE case_id=? ORDER BY revision DESC LIMIT 1", (case_id,)
+            ).fetchone()
+            if latest is None:
+                pass
+            elif latest["state"] == "pending" and not latest["offered"]:
+                connection.execute(
+                    "UPDATE outbox SET next_attempt_at=0 WHERE id=? AND attempts=0",
+                    (latest["id"],),
+                )
+            elif json.loads(before["result_json"]) != json.loads(result_json):
+                connection.execute(
+                    """INSERT INTO outbox (record_uuid, case_id, capture_time, boot_id,
+                       monotonic_ns, clock_synchronised, revision, supersedes)
+                       VALUES (?,?,?,?,?,?,?,?)""",
+                    (
+                        str(uuid.uuid4()),
+                        case_id,
+                        latest["capture_time"],
+                        latest["boot_id"],
+                        latest["monotonic_ns"],
+                        latest["clock_synchronised"],
+                        latest["revision"] + 1,
+                        latest["record_uuid"],
+                    ),
+                )
         return self.get_case(case_id)
+
+    def case_outbox(self, case_id: int) -> list[OutboxRecord]:
+        """A case's records, first revision first."""
+        with self.connect() as connection:
+            rows = connection.execute(
+                "SELECT * FROM outbox WHERE case_id=? ORDER BY revision", (case_id,)
+            ).fetchall()
+        return [_outbox(r) for r in rows]
 
     def get_case(self, case_id: int) -> CaseRecord | None:
         if not 0 <= case_id <= SQLITE_MAX_INTEGER:
@@ -519,6 +570,16 @@ class CaseStore:
                 "SELECT * FROM outbox WHERE record_uuid=?", (record_uuid,)
             ).fetchone()
         return _outbox(row) if row else None
+
+    def mark_offered(self, record_uuids: list[str]) -> None:
+        """A sender took these records: from now on their summaries may reach the hub, so a
+        later change to their case goes as a revision. Committed before the sender reads the
+        cases, so a change is either in what it sends or in a revision."""
+        with self.transaction() as connection:
+            connection.executemany(
+                "UPDATE outbox SET offered=1 WHERE record_uuid=? AND state='pending'",
+                [(u,) for u in record_uuids],
+            )
 
     def mark_sent(self, record_uuids: list[str], sent_at: str) -> None:
         with self.transaction() as connection:
@@ -888,6 +949,9 @@ def _outbox(row: sqlite3.Row) -> OutboxRecord:
         next_attempt_at=row["next_attempt_at"],
         last_error=row["last_error"],
         sent_at=row["sent_at"],
+        revision=row["revision"],
+        supersedes=row["supersedes"],
+        offered=bool(row["offered"]),
     )
 
 

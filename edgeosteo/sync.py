@@ -4,6 +4,8 @@ It runs as its own short process (``edgeosteo sync``, from a systemd timer), nev
 the screening page: it reads a batch in one short read, talks to the hub holding no
 database lock, and records the answer in one short write. A kill at any point leaves each
 record either still pending (sent again next run; the hub keeps the first copy) or sent.
+Before it reads the cases it marks the batch as taken (offered), so a case decided again
+from then on goes as a revision instead of changing a record the hub may already hold.
 
 The hub's answer decides each record's fate: a 2xx transaction-response marks the batch
 sent; a 4xx that is about the records parks them (state failed, with the hub's words) for
@@ -204,6 +206,7 @@ class Sender:
             batch = self.store.due_outbox(self.clock(), max(1, size), self._longest_wait_s)
             if not batch:
                 return total
+            self.store.mark_offered([item.record_uuid for item in batch])
             result = self._deliver(endpoint, token, secret, batch)
             total = total + result
             if result.stopped:
@@ -325,7 +328,12 @@ def status_dict(store: CaseStore) -> dict[str, object]:
         "last_success_at": status.last_success_at,
         "last_error": status.last_error,
         "parked": [
-            {"record_uuid": r.record_uuid, "case_id": r.case_id, "error": r.last_error}
+            {
+                "record_uuid": r.record_uuid,
+                "case_id": r.case_id,
+                "revision": r.revision,
+                "error": r.last_error,
+            }
             for r in status.parked
         ],
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,9 +24,13 @@ OBSERVATION_SYSTEM = f"{SYSTEM}:observation"
 PATIENT_KEY_SYSTEM = f"{SYSTEM}:patient-key"
 PROVENANCE_URL = f"{SYSTEM}:fhir:StructureDefinition:capture-provenance"
 MODEL_OUTPUT_URL = f"{SYSTEM}:fhir:StructureDefinition:model-output"
+REVISION_URL = f"{SYSTEM}:fhir:StructureDefinition:record-revision"
+MAX_REVISION = 2**31 - 1  # FHIR integer
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 LOINC_AGE = "30525-0"
+# record identifiers as the hub stores them (String(64) columns)
+_UUID_LIKE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 # fullUrls are name-based UUIDs of the identifiers, so a replay names the same resources
 _URL_NAMESPACE = uuid.UUID("6f0c8a52-7d1e-4c8e-9a59-3f0e2a1b9c40")
 
@@ -210,6 +215,16 @@ def _provenance(record: AnonymisedRecord) -> dict[str, Any]:
     return {"url": PROVENANCE_URL, "extension": parts}
 
 
+def _revision(record: AnonymisedRecord) -> dict[str, Any]:
+    parts: list[dict[str, Any]] = [
+        {"url": "caseRecord", "valueString": record.case_record or record.record_uuid},
+        {"url": "number", "valueInteger": record.revision},
+    ]
+    if record.supersedes:
+        parts.append({"url": "supersedes", "valueString": record.supersedes})
+    return {"url": REVISION_URL, "extension": parts}
+
+
 def record_entries(record: AnonymisedRecord, image: bytes | None = None) -> list[dict[str, Any]]:
     """The entries for one record, Patient first (callers drop repeated Patients)."""
     patient = {
@@ -234,9 +249,9 @@ def record_entries(record: AnonymisedRecord, image: bytes | None = None) -> list
     entries.append(_quality_entry(record))
     risk: dict[str, Any] = {
         "resourceType": "RiskAssessment",
-        "extension": [_provenance(record)],
+        "extension": [_provenance(record), _revision(record)],
         "identifier": [{"system": RECORD_SYSTEM, "value": record.record_uuid}],
-        "status": "final",
+        "status": "amended" if record.revision > 1 else "final",
         "method": {
             "coding": [
                 {
@@ -326,6 +341,11 @@ class ReceivedRecord:
     models: tuple[str, ...]  # "model_id@version"
     resources: tuple[Mapping[str, Any], ...]
     image: bytes | None
+    # the case's first record_uuid (the record's own for a first record), the revision
+    # number (1 for a first record) and the record this one supersedes
+    case_record: str
+    revision: int
+    supersedes: str | None
 
 
 def _first_code(concept: Mapping[str, Any] | None, system: str) -> str | None:
@@ -392,6 +412,7 @@ def _read_record(
     capture_time = (provenance.get("captureTime") or [None])[0]
     if not (site_id and device_id and capture_time):
         raise BundleError(f"record {record_uuid}: siteId, deviceId and captureTime are required")
+    case_record, revision, supersedes = _read_revision(record_uuid, risk)
     patient = by_url.get(str((risk.get("subject") or {}).get("reference")))
     if not patient or patient.get("resourceType") != "Patient":
         raise BundleError(f"record {record_uuid}: subject must be a Patient in the bundle")
@@ -456,4 +477,30 @@ def _read_record(
         models=tuple(models),
         resources=(patient, *observations, risk),
         image=image,
+        case_record=case_record,
+        revision=revision,
+        supersedes=supersedes,
     )
+
+
+def _read_revision(record_uuid: str, risk: Mapping[str, Any]) -> tuple[str, int, str | None]:
+    """(case record, revision, supersedes); a record without the extension (a box from
+    before revisions) is its case's first record."""
+    values = _extension_values(risk, REVISION_URL)
+    case_record = (values.get("caseRecord") or [None])[0] or record_uuid
+    revision = (values.get("number") or [1])[0]
+    supersedes = (values.get("supersedes") or [None])[0]
+    if isinstance(revision, bool) or not isinstance(revision, int):
+        raise BundleError(f"record {record_uuid}: the revision number must be an integer")
+    if not 1 <= revision <= MAX_REVISION:
+        raise BundleError(f"record {record_uuid}: revision out of range")
+    for name, value in (("caseRecord", case_record), ("supersedes", supersedes)):
+        if value is not None and not (isinstance(value, str) and _UUID_LIKE.match(value)):
+            raise BundleError(f"record {record_uuid}: {name} must be a record identifier")
+    if revision > 1 and (not supersedes or case_record == record_uuid):
+        raise BundleError(
+            f"record {record_uuid}: a revision names its case record and the record it supersedes"
+        )
+    if revision == 1 and (supersedes or case_record != record_uuid):
+        raise BundleError(f"record {record_uuid}: a first record supersedes nothing")
+    return case_record, revision, supersedes

@@ -4,6 +4,7 @@ Debian's; EDGEOSTEO_TEST_POSTGRES_URL points elsewhere)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import threading
@@ -88,9 +89,14 @@ def record(
     quality_codes: tuple[str, ...] = (),
     intake_error: str | None = None,
     patient: str | None = None,
+    revises: AnonymisedRecord | None = None,
 ) -> AnonymisedRecord:
+    """A record; with ``revises``, the next revision of that record's case."""
+    record_uuid = str(uuid.uuid4())
+    if revises is not None:
+        patient = revises.patient_key
     return AnonymisedRecord(
-        record_uuid=str(uuid.uuid4()),
+        record_uuid=record_uuid,
         site_id=site,
         device_id=device,
         patient_key=patient or uuid.uuid4().hex * 2,
@@ -120,6 +126,9 @@ def record(
         referral_category=category,
         referral_severity=4,
         referral_reason_codes=("clinical.indication.age",),
+        case_record=revises.case_record if revises else record_uuid,
+        revision=revises.revision + 1 if revises else 1,
+        supersedes=revises.record_uuid if revises else None,
     )
 
 
@@ -353,3 +362,254 @@ def test_a_box_syncs_into_a_postgresql_or_sqlite_hub(store, device_token, tmp_pa
     drain(settings, box)
     assert_exactly_once(box, hub, 10)
     stop_hub(hub)
+
+
+# --- revisions ------------------------------------------------------------------------------
+
+
+def _current(store: HubStore, first: AnonymisedRecord) -> list[tuple[int, str]]:
+    history = store.case_history(SITE, DEVICE, first.case_record)
+    return [(r["revision"], r["referral_category"]) for r in history if not r["superseded_by"]]
+
+
+def test_revisions_arriving_out_of_order_end_on_the_highest(app, store, device_token):
+    client = app.test_client()
+    first = record(category="cannot_assess", age=None)
+    second = record(category="routine", revises=first)
+    third = record(category="refer", age=81, revises=second)
+    other = record(category="routine", age=55)
+    for delivered in ([third], [first, other], [second]):
+        answer = post(client, transaction_bundle(delivered), device_token)
+        assert answer.status_code == 200
+        assert {e["response"]["status"] for e in answer.get_json()["entry"]} == {"201 Created"}
+        assert _current(store, first) == [(3, "refer")]
+    history = store.case_history(SITE, DEVICE, first.record_uuid)
+    assert [r["record_uuid"] for r in history] == [u.record_uuid for u in (first, second, third)]
+    assert [r["superseded_by"] for r in history] == [third.record_uuid, third.record_uuid, None]
+    assert history[2]["supersedes"] == second.record_uuid
+    # a replay of a revision changes nothing
+    again = post(client, transaction_bundle([second, third]), device_token)
+    assert {e["response"]["status"] for e in again.get_json()["entry"]} == {"200 OK"}
+    assert store.count_records() == 4 and _current(store, first) == [(3, "refer")]
+    viewer = store.add_credential("viewer", "*", "analyst")
+    data = client.get("/dashboard.json", headers={"Authorization": f"Bearer {viewer}"}).get_json()
+    assert (data["total"], data["superseded_records"]) == (2, 2)
+    assert sum(r["results"] for r in data["per_site_week"]) == 2
+    rates = {
+        (r["sex"], r["age_band"]): (r["referred"], r["results"]) for r in data["referral_rates"]
+    }
+    assert rates == {("female", "80-89"): (1, 1), ("female", "50-59"): (0, 1)}
+    assert data["model_versions"] == {"knee-clinical@1.0.0": 2}
+    basic = base64.b64encode(f"analyst:{viewer}".encode()).decode()
+    page = client.get("/", headers={"Authorization": f"Basic {basic}"}).get_data(as_text=True)
+    assert "2 earlier" in page
+
+
+def test_revisions_of_one_case_delivered_at_once_leave_one_current(store, device_token, tmp_path):
+    server = waitress.create_server(
+        create_hub_app(HubSettings(), tmp_path, store), host="127.0.0.1", port=0, threads=6
+    )
+    threading.Thread(target=server.run, daemon=True).start()
+    url = f"http://127.0.0.1:{server.effective_port}/fhir"
+    chain = [record(category="cannot_assess")]
+    for _ in range(5):
+        chain.append(record(category="refer", revises=chain[-1]))
+    start = threading.Barrier(len(chain))
+    statuses: list[int] = []
+
+    def deliver(item: AnonymisedRecord) -> None:
+        body = bundle_bytes(transaction_bundle([item]))
+        start.wait(10)
+        response = requests.post(
+            url,
+            data=body,
+            headers={"Authorization": f"Bearer {device_token}", "Content-Type": "application/json"},
+            timeout=60,
+        )
+        statuses.append(response.status_code)
+
+    senders = [threading.Thread(target=deliver, args=(item,)) for item in reversed(chain)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(60)
+    server.close()
+    assert statuses == [200] * len(chain)
+    history = store.case_history(SITE, DEVICE, chain[0].record_uuid)
+    assert [r["superseded_by"] is None for r in history] == [False] * 5 + [True]
+    assert history[-1]["record_uuid"] == chain[-1].record_uuid
+
+
+def test_a_revision_and_its_original_in_one_bundle(app, store, device_token):
+    first = record(category="cannot_assess")
+    second = record(category="refer", revises=first)
+    answer = post(app.test_client(), transaction_bundle([second, first]), device_token)
+    assert answer.status_code == 200
+    assert _current(store, first) == [(2, "refer")]
+    assert store.get_record(first.record_uuid)["superseded_by"] == second.record_uuid
+
+
+def test_a_device_cannot_supersede_another_devices_case(app, store, device_token):
+    other = store.add_credential("device", SITE, "box-2")
+    theirs = record(device="box-2", category="refer")
+    assert post(app.test_client(), transaction_bundle([theirs]), other).status_code == 200
+    mine = record(category="routine", revises=theirs)
+    assert post(app.test_client(), transaction_bundle([mine]), device_token).status_code == 200
+    assert store.get_record(theirs.record_uuid)["superseded_by"] is None
+    assert store.case_history(SITE, "box-2", theirs.record_uuid)[0]["referral_category"] == "refer"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda parts: parts.pop(), "supersedes"),  # revision 2 that names nothing
+        (lambda parts: parts[1].update(valueInteger=0), "revision out of range"),
+        (lambda parts: parts[1].update(valueInteger="2"), "integer"),
+        (lambda parts: parts[0].update(valueString="a b"), "caseRecord"),
+    ],
+)
+def test_malformed_revisions_are_refused(app, store, device_token, change, message):
+    first = record()
+    bundle = transaction_bundle([record(revises=first)])
+    risk = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "RiskAssessment")
+    (revision,) = [x for x in risk["resource"]["extension"] if x["url"].endswith("revision")]
+    change(revision["extension"])
+    response = post(app.test_client(), bundle, device_token)
+    assert response.status_code == 400
+    assert message in response.get_json()["issue"][0]["diagnostics"]
+    assert store.count_records() == 0
+
+
+def _old_hub_schema(url: str) -> None:
+    """The hub's tables as released before revisions (no schema_version table)."""
+    from sqlalchemy import (
+        Boolean,
+        Column,
+        DateTime,
+        Integer,
+        LargeBinary,
+        MetaData,
+        String,
+        Table,
+        Text,
+    )
+
+    old = MetaData()
+    Table(
+        "credentials",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("role", String(16), nullable=False),
+        Column("site_id", String(80), nullable=False),
+        Column("device_id", String(80), nullable=False),
+        Column("token_sha256", String(64), nullable=False, unique=True),
+        Column("created_at", DateTime(timezone=True), nullable=False),
+        Column("revoked_at", DateTime(timezone=True)),
+    )
+    old_records = Table(
+        "records",
+        old,
+        Column("record_uuid", String(64), primary_key=True),
+        Column("site_id", String(80), nullable=False, index=True),
+        Column("device_id", String(80), nullable=False),
+        Column("patient_key", String(64), nullable=False, index=True),
+        Column("capture_time", String(40), nullable=False),
+        Column("week", String(10), nullable=False, index=True),
+        Column("clock_synchronised", Boolean, nullable=False),
+        Column("sex", String(8)),
+        Column("age_years", Integer),
+        Column("age_at_least", Boolean, nullable=False),
+        Column("referral_category", String(40)),
+        Column("quality_verdict", String(16)),
+        Column("refusal_codes", Text, nullable=False),
+        Column("models", Text, nullable=False),
+        Column("resources", Text, nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+    )
+    Table(
+        "images",
+        old,
+        Column("record_uuid", String(64), primary_key=True),
+        Column("dicom", LargeBinary, nullable=False),
+    )
+    Table(
+        "deliveries",
+        old,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("site_id", String(80), nullable=False),
+        Column("device_id", String(80), nullable=False),
+        Column("received_at", DateTime(timezone=True), nullable=False),
+        Column("records", Integer, nullable=False),
+        Column("created", Integer, nullable=False),
+        Column("replayed", Integer, nullable=False),
+    )
+    engine = create_engine(url)
+    old.create_all(engine)
+    with engine.begin() as connection:
+        connection.execute(
+            old_records.insert(),
+            [
+                {
+                    "record_uuid": name,
+                    "site_id": SITE,
+                    "device_id": DEVICE,
+                    "patient_key": "k" * 64,
+                    "capture_time": "2026-03-04T09:30:00+00:00",
+                    "week": "2026-W10",
+                    "clock_synchronised": True,
+                    "sex": "female",
+                    "age_years": 70,
+                    "age_at_least": False,
+                    "referral_category": "cannot_assess",
+                    "refusal_codes": "[]",
+                    "models": "[]",
+                    "resources": "[]",
+                    "received_at": datetime.now(UTC),
+                }
+                for name in ("old-1", "old-2")
+            ],
+        )
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def old_hub_url(request, tmp_path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'old-hub.sqlite3'}"
+        return
+    schema_urls = _postgres_schema_url()
+    yield next(schema_urls)
+    next(schema_urls, None)
+
+
+def test_a_hub_database_from_before_revisions_is_migrated_in_place(old_hub_url):
+    from edgeosteo.fhir import read_bundle
+    from edgeosteo.hub.store import HUB_MIGRATIONS, Credential
+
+    _old_hub_schema(old_hub_url)
+    store = HubStore(old_hub_url)
+    try:
+        assert store.schema_version == len(HUB_MIGRATIONS)
+        old = store.get_record("old-1")
+        assert (old["case_record"], old["revision"], old["superseded_by"]) == ("old-1", 1, None)
+        # a revision from an upgraded box supersedes a record the old hub stored
+        first = dataclasses.replace(record(), record_uuid="old-1", case_record="old-1")
+        revision = record(category="refer", revises=first)
+        outcome = store.store(
+            read_bundle(transaction_bundle([revision])), Credential("device", SITE, DEVICE)
+        )
+        assert outcome.created == (revision.record_uuid,)
+        assert store.get_record("old-1")["superseded_by"] == revision.record_uuid
+        data = store.dashboard(HubSettings().age_band_edges, HubSettings().referred_categories)
+        assert (data.total, data.superseded_records) == (2, 1)
+    finally:
+        store.close()
+    reopened = HubStore(old_hub_url)  # opening again migrates nothing twice
+    assert reopened.schema_version == len(HUB_MIGRATIONS) and reopened.count_records() == 3
+    reopened.close()
+
+
+def test_a_new_hub_database_starts_at_the_latest_schema(store):
+    from edgeosteo.hub.store import HUB_MIGRATIONS
+
+    assert store.schema_version == len(HUB_MIGRATIONS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import copy
 import http.client
 import json
 import os
@@ -30,10 +31,12 @@ from pathlib import Path
 import pytest
 import tomli_w
 import waitress
+from sqlalchemy import select
 
 from edgeosteo.config import HubSettings, Settings, load_settings
 from edgeosteo.hub import create_hub_app
 from edgeosteo.hub.store import HubStore
+from edgeosteo.hub.store import records as records_table
 from edgeosteo.screening import Screener
 from edgeosteo.store import CaseStore
 from edgeosteo.sync import Sender, SyncConfigError, backoff_delay, check_endpoint
@@ -133,6 +136,21 @@ def assert_exactly_once(store: CaseStore, hub: Hub, expected: int) -> None:
     assert outbox_states(store) == {"sent": expected}
     _, created, _ = hub.store.delivery_totals()
     assert created == expected  # no record was ever created twice
+
+
+def assert_current_is_latest(store: CaseStore, hub: Hub) -> None:
+    """At the hub, each case's current record is the box's latest revision of it."""
+    with store.connect() as connection:
+        latest = dict(
+            connection.execute(
+                "SELECT c.uuid, o.record_uuid FROM outbox o JOIN cases c ON c.id = o.case_id "
+                "WHERE o.revision = (SELECT max(revision) FROM outbox WHERE case_id = o.case_id)"
+            ).fetchall()
+        )
+    for case_uuid, record_uuid in latest.items():
+        history = hub.store.case_history(SITE, DEVICE, case_uuid)
+        current = [r["record_uuid"] for r in history if r["superseded_by"] is None]
+        assert current == [record_uuid], (case_uuid, history)
 
 
 def drain(settings: Settings, store: CaseStore, runs: int = 60) -> None:
@@ -449,6 +467,190 @@ def test_sync_command_sends_and_shows_status(tmp_path, hub):
     assert status["last_success_at"]
 
 
+# --- revisions: a case decided again after its record left ---------------------------------
+
+ANSWERS = {"age_years": 81, "sex": "female", "weight_kg": 45, "height_m": 1.55}
+
+
+def unanswered_case(settings: Settings, store: CaseStore, patient: str = "PAT-R") -> int:
+    """A case screened without clinical answers, as the receiver stores one."""
+    result = Screener(settings).screen(None, {}).to_dict()
+    assert result["referral"]["category"] == "cannot_assess"
+    return store.save_case(result, local_patient_id=patient, state="needs_answers").id
+
+
+def add_answers(settings: Settings, store: CaseStore, case_id: int, answers=ANSWERS) -> None:
+    """The technician's path: the case page's answers decide the case again."""
+    from edgeosteo.web.service import ScreeningService
+
+    ScreeningService(Screener(settings), store).add_answers(case_id, answers)
+
+
+def dashboard(hub: Hub):
+    hub_settings = HubSettings()
+    return hub.store.dashboard(hub_settings.age_band_edges, hub_settings.referred_categories)
+
+
+def test_answers_after_send_go_as_a_revision_that_the_hub_makes_current(tmp_path, hub, proxy):
+    settings = box_settings(tmp_path / "box", f"http://127.0.0.1:{proxy.port}/fhir", hub.token)
+    store = CaseStore(settings.data_dir)
+    case_id = unanswered_case(settings, store)
+    drain(settings, store)
+    (first,) = store.case_outbox(case_id)
+    assert (first.state, first.revision) == ("sent", 1)
+    assert dashboard(hub).total == 1
+
+    add_answers(settings, store, case_id)
+    first, revision = store.case_outbox(case_id)
+    assert (revision.state, revision.revision, revision.supersedes) == (
+        "pending",
+        2,
+        first.record_uuid,
+    )
+    assert revision.record_uuid != first.record_uuid
+    assert (revision.capture_time, revision.boot_id) == (first.capture_time, first.boot_id)
+    proxy.script.append("drop_response")  # the hub files the revision, the answer is lost
+    drain(settings, store)
+    assert proxy.used[-2:] == ["drop_response", "forward"]  # the revision went twice
+    assert_exactly_once(store, hub, 2)
+    assert hub.store.delivery_totals()[2] == 1  # the replayed revision was not stored again
+    history = hub.store.case_history(SITE, DEVICE, store.get_case(case_id).uuid)
+    assert [(r["revision"], r["referral_category"]) for r in history] == [
+        (1, "cannot_assess"),
+        (2, "refer"),
+    ]
+    assert history[0]["superseded_by"] == revision.record_uuid
+    assert history[1]["superseded_by"] is None and history[1]["supersedes"] == first.record_uuid
+    assert history[1]["patient_key"] == history[0]["patient_key"]
+    data = dashboard(hub)
+    assert data.total == 1 and data.superseded_records == 1
+    assert data.referral_rates == {("female", "80-89"): (1, 1)}
+    assert sum(data.per_site_week.values()) == 1
+    # the revision carries what a first record carries, nothing that names the patient
+    body = proxy.bodies[-1].decode()
+    assert revision.record_uuid in body and "PAT-R" not in body
+    assert '"amended"' in body and first.record_uuid in body
+
+
+def test_answers_while_the_record_waits_change_it_and_only_one_is_sent(tmp_path, hub):
+    settings = box_settings(tmp_path / "box", hub.url, hub.token)
+    store = CaseStore(settings.data_dir)
+    case_id = unanswered_case(settings, store)
+    add_answers(settings, store, case_id)
+    add_answers(settings, store, case_id, {**ANSWERS, "age_years": 84})
+    (only,) = store.case_outbox(case_id)
+    assert (only.revision, only.state) == (1, "pending")
+    drain(settings, store)
+    assert_exactly_once(store, hub, 1)
+    stored = hub.store.get_record(only.record_uuid)
+    assert (stored["referral_category"], stored["age_years"]) == ("refer", 84)
+    assert stored["superseded_by"] is None
+    # the same answers again change nothing: no revision
+    add_answers(settings, store, case_id, {**ANSWERS, "age_years": 84})
+    assert len(store.case_outbox(case_id)) == 1
+
+
+def test_a_record_whose_answer_was_lost_is_revised_not_changed(tmp_path, hub, proxy):
+    """The hub may hold a pending record already (its answer was lost): a change goes as a
+    revision, because a resend of the same record would be kept as the first copy."""
+    settings = box_settings(tmp_path / "box", f"http://127.0.0.1:{proxy.port}/fhir", hub.token)
+    store = CaseStore(settings.data_dir)
+    case_id = unanswered_case(settings, store)
+    proxy.script.append("drop_response")
+    assert Sender(settings, store).run().deferred == 1
+    (first,) = store.case_outbox(case_id)
+    assert first.state == "pending" and first.offered
+    add_answers(settings, store, case_id)
+    drain(settings, store)
+    assert_exactly_once(store, hub, 2)
+    assert_current_is_latest(store, hub)
+    assert dashboard(hub).referral_rates == {("female", "80-89"): (1, 1)}
+
+
+def test_a_revision_of_a_parked_record_arrives_first_and_stays_current(tmp_path, hub):
+    settings = box_settings(tmp_path / "box", hub.url, hub.token)
+    store = CaseStore(settings.data_dir)
+    case_id = unanswered_case(settings, store)
+    (first,) = store.case_outbox(case_id)
+    store.mark_offered([first.record_uuid])  # the sender took it and the hub refused it
+    store.mark_failed(first.record_uuid, "HTTP 400: refused", "2026-05-06T08:00:00+00:00")
+    add_answers(settings, store, case_id)
+    drain(settings, store)
+    assert hub.store.record_uuids() == [store.case_outbox(case_id)[1].record_uuid]
+    assert store.retry_failed() == 1  # the admin sends the parked first record after all
+    drain(settings, store)
+    assert_exactly_once(store, hub, 2)
+    assert_current_is_latest(store, hub)
+    history = hub.store.case_history(SITE, DEVICE, store.get_case(case_id).uuid)
+    # a summary is built when it is sent: the late first record carries the answers too
+    assert [(r["revision"], r["referral_category"]) for r in history] == [
+        (1, "refer"),
+        (2, "refer"),
+    ]
+    assert history[0]["superseded_by"] == history[1]["record_uuid"]
+    assert dashboard(hub).total == 1
+    assert dashboard(hub).referral_rates == {("female", "80-89"): (1, 1)}
+
+
+# the box's schema before revisions (MIGRATIONS[:3] as released)
+OLD_BOX_SCHEMA_VERSION = 3
+
+
+def test_a_box_store_from_before_revisions_is_migrated_in_place(tmp_path, hub):
+    from edgeosteo.store import MIGRATIONS
+
+    settings = box_settings(tmp_path / "box", hub.url, hub.token)
+    connection = sqlite3.connect(settings.data_dir / "edgeosteo.sqlite3", isolation_level=None)
+    for number, script in enumerate(MIGRATIONS[:OLD_BOX_SCHEMA_VERSION], start=1):
+        connection.executescript(f"BEGIN;{script}PRAGMA user_version={number};COMMIT;")
+    template = Screener(settings).screen(None, {}).to_dict()
+    rows = {"sent": (1, "sent"), "waiting": (0, "pending"), "retrying": (2, "pending")}
+    for number, (name, (attempts, state)) in enumerate(rows.items(), start=1):
+        connection.execute(
+            "INSERT INTO cases (id, uuid, created_at, local_patient_id, state, result_json) "
+            "VALUES (?,?,?,?,?,?)",
+            (
+                number,
+                name,
+                template["created_at"],
+                f"P-{name}",
+                "needs_answers",
+                json.dumps({**template, "screening_id": name}),
+            ),
+        )
+        connection.execute(
+            "INSERT INTO outbox (record_uuid, case_id, capture_time, boot_id, monotonic_ns, "
+            "clock_synchronised, state, attempts) VALUES (?,?,?,?,?,?,?,?)",
+            (name, number, template["created_at"], "boot", 1, 1, state, attempts),
+        )
+    connection.close()
+
+    store = CaseStore(settings.data_dir)
+    assert store.schema_version == len(MIGRATIONS) > OLD_BOX_SCHEMA_VERSION
+    migrated = {r.record_uuid: r for case in (1, 2, 3) for r in store.case_outbox(case)}
+    assert {u: (r.revision, r.supersedes, r.offered) for u, r in migrated.items()} == {
+        "sent": (1, None, True),
+        "waiting": (1, None, False),
+        "retrying": (1, None, True),  # tried before: the hub may have it
+    }
+    for case_id in (1, 2, 3):
+        add_answers(settings, store, case_id)
+    assert [len(store.case_outbox(c)) for c in (1, 2, 3)] == [2, 1, 2]
+    assert store.case_outbox(1)[1].supersedes == "sent"
+    drain(settings, store)
+    # "sent" is at the hub only as the box says; its revision arrives without it
+    assert sorted(hub.store.record_uuids()) == sorted(
+        [
+            store.case_outbox(1)[1].record_uuid,
+            "waiting",
+            "retrying",
+            store.case_outbox(3)[1].record_uuid,
+        ]
+    )
+    assert_current_is_latest(store, hub)
+    assert dashboard(hub).total == 3
+
+
 # --- SIGKILL at random points ----------------------------------------------------------------
 
 KILL_RUNS = 200
@@ -474,26 +676,55 @@ def test_sender_killed_at_random_points_over_200_runs_loses_and_duplicates_nothi
     # the killed senders delivered most of it between kills; a clean run sends the rest
     assert summary["at_hub_before_drain"] > 0
     drain(settings, store)
-    assert_exactly_once(store, hub, KILL_RUNS * CASES_PER_RUN)
+    records = len(box_uuids(store))
+    assert store.count_cases() == KILL_RUNS * CASES_PER_RUN
+    assert records == KILL_RUNS * CASES_PER_RUN + summary["revisions"]
+    assert_exactly_once(store, hub, records)
+    assert_current_is_latest(store, hub)
+    # and the current record holds the box's last result of every case
+    with hub.store.engine.connect() as connection:
+        current = dict(
+            connection.execute(
+                select(records_table.c.record_uuid, records_table.c.age_years).where(
+                    records_table.c.superseded_by.is_(None)
+                )
+            ).all()
+        )
+    for case in store.search_cases(limit=KILL_RUNS * CASES_PER_RUN):
+        latest = store.case_outbox(case.id)[-1]
+        assert current[latest.record_uuid] == min(
+            case.result["clinical"]["answers"]["age_years"], 90
+        )
     print(f"kill harness: {summary}")
 
 
 def _kill_harness(data_dir: str, runs: int, seed: int) -> None:
-    """Each run: store new cases, fork a sender, SIGKILL it after a random delay."""
+    """Each run: store new cases, fork a sender, decide an earlier case again while it may
+    be sending, SIGKILL it after a random delay."""
     settings = load_settings(data_dir=data_dir, environ={})
     store = CaseStore(settings.data_dir)
     result_template()
     rng = random.Random(seed)
     killed = finished = 0
     for run in range(runs):
-        add_cases(store, CASES_PER_RUN, start=run * CASES_PER_RUN)
+        uuids = add_cases(store, CASES_PER_RUN, start=run * CASES_PER_RUN)
         child = os.fork()
         if child == 0:
             try:
                 Sender(settings, CaseStore(settings.data_dir)).run()
             finally:
                 os._exit(0)
-        time.sleep(rng.uniform(0.0, 0.2))
+        time.sleep(rng.uniform(0.0, 0.1))
+        # every other run one of the cases this sender has just taken, else any case
+        case = (
+            store.get_case_by_uuid(rng.choice(uuids))
+            if run % 2
+            else store.get_case(rng.randint(1, store.count_cases()))
+        )
+        result = copy.deepcopy(case.result)
+        result["clinical"]["answers"]["age_years"] += 1
+        store.update_result(case.id, result, case.state)
+        time.sleep(rng.uniform(0.0, 0.1))
         with contextlib.suppress(ProcessLookupError):
             os.kill(child, signal.SIGKILL)
         _, status = os.waitpid(child, 0)
@@ -501,7 +732,10 @@ def _kill_harness(data_dir: str, runs: int, seed: int) -> None:
             killed += 1
         else:
             finished += 1
-    print(json.dumps({"runs": runs, "killed": killed, "finished": finished}))
+    with store.connect() as connection:
+        revisions = connection.execute("SELECT COUNT(*) FROM outbox WHERE revision > 1")
+        revised = int(revisions.fetchone()[0])
+    print(json.dumps({"runs": runs, "killed": killed, "finished": finished, "revisions": revised}))
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["kill-harness"]:

@@ -2,7 +2,9 @@
 
 POST {base}/fhir with ``Authorization: Bearer <device token>`` and a Bundle from
 edgeosteo.fhir. Every record must name the site and device the token was issued to. The
-answer is a transaction-response Bundle: 201 for what was new, 200 for a replay.
+answer is a transaction-response Bundle: 201 for what was new, 200 for a replay. A record
+may be a revision of an earlier one of the same case; the dashboard counts each case once,
+by its current (highest) revision.
 """
 
 from __future__ import annotations
@@ -130,6 +132,7 @@ def create_hub_app(settings: HubSettings, data_dir: Path, store: HubStore | None
             "refusals": data.refusals,
             "deliveries": data.deliveries,
             "replayed_records": data.replayed_records,
+            "superseded_records": data.superseded_records,
         }
 
     def viewer_required() -> Response | None:

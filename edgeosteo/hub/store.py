@@ -4,6 +4,13 @@ A record is inserted at most once, keyed by the box's record UUID (INSERT .. ON 
 DO NOTHING in the bundle's one transaction), so replays and concurrent deliveries of the
 same record leave one row. Device tokens are kept as SHA-256 digests only: they are 256-bit
 random strings, so a slow password hash would add nothing.
+
+A case decided again on the box after it was sent comes as a revision: a new record with
+the case's first record UUID (``case_record``) and a higher revision number. Of a case's
+records the one with the highest revision is current (``superseded_by`` NULL), whatever
+order they arrive in; the others are kept, marked with the record that superseded them, and
+everything the dashboard counts reads current records only. Schema changes are numbered
+steps in HUB_MIGRATIONS, applied in place when the store opens (as the box's MIGRATIONS).
 """
 
 from __future__ import annotations
@@ -20,8 +27,10 @@ from typing import Any
 from sqlalchemy import (
     Boolean,
     Column,
+    Connection,
     DateTime,
     Engine,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -31,7 +40,9 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -71,6 +82,32 @@ records = Table(
     Column("models", Text, nullable=False),  # JSON list of "id@version"
     Column("resources", Text, nullable=False),  # JSON list of the FHIR resources
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # revisions (HUB_MIGRATIONS step 1): the case's first record UUID, this record's
+    # revision number, the record it supersedes, and the newer record that superseded it
+    Column("case_record", String(64), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("supersedes", String(64)),
+    Column("superseded_by", String(64)),
+    Index("ix_records_case", "site_id", "device_id", "case_record"),
+)
+schema_version = Table(
+    "schema_version",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("version", Integer, nullable=False),
+)
+
+# Each entry upgrades a hub database made by an earlier release by one version; never edit
+# a released step, add one. The statements run in one transaction, in SQLite and PostgreSQL.
+HUB_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "ALTER TABLE records ADD COLUMN case_record VARCHAR(64) NOT NULL DEFAULT ''",
+        "ALTER TABLE records ADD COLUMN revision INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE records ADD COLUMN supersedes VARCHAR(64)",
+        "ALTER TABLE records ADD COLUMN superseded_by VARCHAR(64)",
+        "UPDATE records SET case_record = record_uuid",
+        "CREATE INDEX ix_records_case ON records (site_id, device_id, case_record)",
+    ),
 )
 images = Table(
     "images",
@@ -106,6 +143,7 @@ class StoreOutcome:
 
 @dataclass(frozen=True)
 class Dashboard:
+    # cases, each counted once by its current revision
     total: int
     # (site, week) -> results
     per_site_week: dict[tuple[str, str], int]
@@ -115,6 +153,8 @@ class Dashboard:
     refusals: dict[str, int]
     deliveries: int
     replayed_records: int
+    # earlier revisions kept for audit, counted nowhere else
+    superseded_records: int = 0
 
 
 def token_digest(token: str) -> str:
@@ -145,7 +185,7 @@ class HubStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = _engine(url)
-        metadata.create_all(self.engine)
+        self._migrate()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -153,6 +193,43 @@ class HubStore:
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
+
+    @property
+    def schema_version(self) -> int:
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(schema_version.c.version)).scalar_one())
+
+    def _migrate(self) -> None:
+        """Create what is missing; bring a database from an earlier release up to date.
+
+        A database whose records table predates the schema_version table is version 0."""
+        existing = inspect(self.engine).has_table(records.name)
+        metadata.create_all(self.engine)
+        with self.engine.begin() as connection:
+            self._lock_for_writing(connection)
+            version = connection.execute(select(schema_version.c.version)).scalar()
+            if version is None:
+                version = 0 if existing else len(HUB_MIGRATIONS)
+                connection.execute(schema_version.insert().values(id=1, version=version))
+            for number, statements in enumerate(HUB_MIGRATIONS[version:], start=version + 1):
+                for statement in statements:
+                    connection.exec_driver_sql(statement)
+                connection.execute(schema_version.update().values(version=number))
+
+    def _lock_for_writing(self, connection: Connection, keys: Sequence[str] = ()) -> None:
+        """SQLite: take the write lock now, so what this transaction reads is what it
+        writes over (one writer at a time). PostgreSQL: a transaction-scoped advisory lock
+        per key, in sorted order (no deadlock), so a case's revisions are filed one at a
+        time; without keys, one lock for the schema."""
+        if self.dialect == "sqlite":
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        if self.dialect == "postgresql":
+            for key in sorted(set(keys or ("schema",))):
+                lock_id = int.from_bytes(
+                    hashlib.sha256(key.encode()).digest()[:8], "big", signed=True
+                )
+                connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
     # --- credentials ----------------------------------------------------------------------
 
@@ -205,6 +282,9 @@ class HubStore:
         created: list[str] = []
         replayed: list[str] = []
         with self.engine.begin() as connection:
+            self._lock_for_writing(
+                connection, [f"{r.site_id}|{r.device_id}|{r.case_record}" for r in received]
+            )
             for record in received:
                 result = connection.execute(
                     self._insert(records, "record_uuid")
@@ -225,12 +305,17 @@ class HubStore:
                         models=json.dumps(list(record.models)),
                         resources=json.dumps(list(record.resources), sort_keys=True),
                         received_at=now,
+                        case_record=record.case_record,
+                        revision=record.revision,
+                        supersedes=record.supersedes,
                     )
                     # a row comes back only when this call inserted it
                     .returning(records.c.record_uuid)
                 )
                 inserted = result.first() is not None
                 (created if inserted else replayed).append(record.record_uuid)
+                if inserted:
+                    _file_revision(connection, record)
                 if record.image is not None:
                     connection.execute(
                         self._insert(images, "record_uuid").values(
@@ -252,6 +337,20 @@ class HubStore:
     def record_uuids(self) -> list[str]:
         with self.engine.connect() as connection:
             return [r[0] for r in connection.execute(select(records.c.record_uuid))]
+
+    def case_history(self, site_id: str, device_id: str, case_record: str) -> list[dict[str, Any]]:
+        """All stored records of one case, lowest revision first (the audit trail)."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(records)
+                .where(
+                    records.c.site_id == site_id,
+                    records.c.device_id == device_id,
+                    records.c.case_record == case_record,
+                )
+                .order_by(records.c.revision, records.c.received_at)
+            ).all()
+        return [dict(r._mapping) for r in rows]
 
     def count_records(self) -> int:
         with self.engine.connect() as connection:
@@ -300,7 +399,15 @@ class HubStore:
             records.c.refusal_codes,
         )
         with self.engine.connect() as connection:
-            for row in connection.execute(select(*columns)):
+            superseded = int(
+                connection.execute(
+                    select(func.count())
+                    .select_from(records)
+                    .where(records.c.superseded_by.is_not(None))
+                ).scalar()
+            )
+            current = select(*columns).where(records.c.superseded_by.is_(None))
+            for row in connection.execute(current):
                 total += 1
                 per_site_week[(row.site_id, row.week)] += 1
                 band = age_band(row.age_years, row.age_at_least, age_band_edges)
@@ -318,7 +425,41 @@ class HubStore:
             refusals=dict(refusals.most_common()),
             deliveries=count,
             replayed_records=replayed,
+            superseded_records=superseded,
         )
+
+
+def _file_revision(connection: Connection, record: ReceivedRecord) -> None:
+    """A new record joins its case: the one with the highest revision stays or becomes
+    current, the other is marked superseded by it. Runs under the case's lock."""
+    case = (
+        records.c.site_id == record.site_id,
+        records.c.device_id == record.device_id,
+        records.c.case_record == record.case_record,
+    )
+    current = connection.execute(
+        select(records.c.record_uuid, records.c.revision, records.c.week).where(
+            *case,
+            records.c.superseded_by.is_(None),
+            records.c.record_uuid != record.record_uuid,
+        )
+    ).first()
+    if current is None:
+        return
+    if record.revision > current.revision:
+        older, newer = current.record_uuid, record.record_uuid
+        if not record.clock_synchronised:
+            # the case stays in the week the hub first heard of it
+            connection.execute(
+                records.update()
+                .where(records.c.record_uuid == newer, records.c.week > current.week)
+                .values(week=current.week)
+            )
+    else:  # an older revision arriving late (or a tie: the first one filed stays)
+        older, newer = record.record_uuid, current.record_uuid
+    connection.execute(
+        records.update().where(records.c.record_uuid == older).values(superseded_by=newer)
+    )
 
 
 def _engine(url: str) -> Engine:

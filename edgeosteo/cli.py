@@ -276,8 +276,11 @@ def system_info(settings: Settings) -> dict[str, object]:
     import cv2
     import numpy
     import onnxruntime
-    import openvino
     import pydicom
+
+    from edgeosteo.runtime import import_openvino
+
+    openvino = import_openvino()
 
     registry = ModelRegistry(settings.models_dir)
     model_status = {}

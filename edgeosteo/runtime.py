@@ -6,6 +6,7 @@ cores by default) and ONNX Runtime does not spin-wait, so a busy box stays respo
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,21 @@ from edgeosteo.errors import ModelError
 from edgeosteo.hardware import physical_cores
 
 BACKENDS = ("onnxruntime", "openvino")
+
+
+def import_openvino():
+    """OpenVINO without its usage telemetry.
+
+    ``import openvino`` sends an anonymous "import" event to Google Analytics and writes a
+    client id under ``$HOME/intel`` unless a consent file there says no (on the box $HOME is
+    the data directory). A screening station in a hospital must not call out on its own, so
+    the telemetry package is made unimportable first and OpenVINO uses its built-in stub.
+    """
+    if "openvino" not in sys.modules:
+        sys.modules.setdefault("openvino_telemetry", None)
+    import openvino
+
+    return openvino
 
 
 def resolve_threads(requested: int) -> int:
@@ -67,8 +83,7 @@ class OpenVinoSession:
 
     def __init__(self, model_path: Path, threads: int, cache_dir: Path | None) -> None:
         try:
-            import openvino as ov
-
+            ov = import_openvino()
             core = ov.Core()
             if cache_dir is not None:
                 cache_dir.mkdir(parents=True, exist_ok=True)

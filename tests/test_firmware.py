@@ -233,3 +233,35 @@ def test_provision_refuses_a_malformed_subnet(tmp_path):
         timeout=60,
     )
     assert result.returncode != 0 and "not an IPv4 or IPv6 network" in result.stderr
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("systemd-tmpfiles") is None,
+    reason="needs root and systemd-tmpfiles to create the accounts' files in a tree",
+)
+def test_provisioned_accounts_and_data_directory_apply(tmp_path):
+    root = tmp_path / "image"
+    provision(root)
+    for tool in (["systemd-sysusers"], ["systemd-tmpfiles", "--create"]):
+        done = subprocess.run(
+            [tool[0], f"--root={root}", *tool[1:], "edgeosteo.conf"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+    account = next(
+        line.split(":")
+        for line in (root / "etc/passwd").read_text().splitlines()
+        if line.startswith("edgeosteo:")
+    )
+    home = root / account[5].lstrip("/")
+    assert account[5] == "/var/lib/edgeosteo" and account[6] == "/usr/sbin/nologin"
+    assert home.stat().st_uid == int(account[2])
+    # OpenVINO reads $HOME/intel/openvino_telemetry: "0" declines its usage telemetry
+    assert (home / "intel" / "openvino_telemetry").read_text() == "0"
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    subprocess.run(
+        [sys.executable, "-c", "import openvino"], env={**env, "HOME": str(home)}, check=True
+    )
+    assert not (home / "intel" / "openvino_ga_cid").exists()

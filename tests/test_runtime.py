@@ -65,3 +65,35 @@ def test_unknown_backend_and_broken_file_are_typed_errors(tmp_path):
 
 def test_physical_cores_is_positive():
     assert physical_cores() >= 1
+
+
+def _python_in_fresh_home(home, code: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "TF_BUILD", "JENKINS_URL")}
+    env["HOME"] = str(home)
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
+
+
+def test_openvino_sessions_send_no_telemetry(built, tmp_path):
+    # Plain `import openvino` writes a Google Analytics client id into $HOME/intel and sends
+    # an "import" event (CI variables removed: the telemetry package declines in CI).
+    plain = tmp_path / "plain-home"
+    plain.mkdir()
+    _python_in_fresh_home(plain, "import openvino")
+    assert (plain / "intel" / "openvino_ga_cid").exists()
+
+    box = tmp_path / "box-home"
+    box.mkdir()
+    _python_in_fresh_home(
+        box,
+        "import sys, numpy as np\n"
+        "from edgeosteo.runtime import open_session\n"
+        f"s = open_session({str(built / 'clinical.onnx')!r}, 'openvino', 1, None)\n"
+        "s.run({'clinical': np.array([[70, 1, 50, 22]], np.float32)})\n"
+        "import openvino.tools.ovc.telemetry_utils as t\n"
+        "assert t.tm.__name__.endswith('telemetry_stub'), t.tm\n",
+    )
+    assert list(box.iterdir()) == []

@@ -33,6 +33,12 @@ PHOTO_CATALOGUE: dict[str, tuple[str, str]] = {
         "one at each corner, inside the photo.",
         "标记的四个点没有框出胶片。请重新在照片内依次点击胶片的四个角，每个角点一次。",
     ),
+    "photo.too_narrow": (
+        "This picture is too long and narrow to show a whole film (a panorama or a cut-out "
+        "strip). Take an ordinary photo with the whole film in the frame.",
+        "这张图片过于狭长（全景照片或截取的长条），无法显示整张胶片。请用普通拍照模式拍摄，"
+        "使整张胶片位于画面内。",
+    ),
     "photo.not_radiograph": (
         "This photo does not show an X-ray film. Photograph the printed film on a lit lightbox.",
         "这张照片中没有X线胶片。请将打印的胶片放在亮着的观片灯上拍摄。",
@@ -80,6 +86,7 @@ PHOTO_SHORT_ZH: dict[str, str] = {
     "photo.not_a_photo": "DICOM文件，不是照片",
     "photo.no_film_found": "未找到胶片边缘",
     "photo.bad_corners": "标记的四个角有误",
+    "photo.too_narrow": "图片过于狭长",
     "photo.not_radiograph": "照片中没有X线胶片",
     "photo.moire": "屏幕波纹",
     "photo.overexposed": "照片过亮",

@@ -47,7 +47,19 @@ from edgeosteo.screening import Screener
 TOOLS = Path(__file__).resolve().parents[1] / "tools"
 sys.path.insert(0, str(TOOLS))
 
-from fuzz_intake import CORPUS_DIR, check_intake, float_dicom, seed_files  # noqa: E402
+from fuzz_intake import (  # noqa: E402
+    CHECKS,
+    CORPUS_DIR,
+    PHOTO_CORPUS_DIR,
+    check_corners,
+    check_intake,
+    check_photo,
+    corner_seed_files,
+    float_dicom,
+    kept_findings,
+    photo_seed_files,
+    seed_files,
+)
 
 # the generated headers hold invalid values on purpose; pydicom warns about each one
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value:UserWarning")
@@ -343,9 +355,7 @@ def test_short_atheris_run_finds_nothing(tmp_path):
 
 
 def _kept_inputs() -> list[Path]:
-    if not CORPUS_DIR.is_dir():
-        return []
-    return sorted(p for p in CORPUS_DIR.iterdir() if p.suffix not in (".md", ".json"))
+    return kept_findings("intake")
 
 
 def test_the_corpus_keeps_the_findings():
@@ -359,6 +369,98 @@ def _expected_outcomes() -> dict[str, str]:
 @pytest.mark.parametrize("path", _kept_inputs(), ids=lambda p: p.name)
 def test_kept_fuzz_findings_stay_fixed(path):
     assert check_intake(path.read_bytes()) == _expected_outcomes()[path.name]
+
+
+# --- the phone-photo path (tools/fuzz_intake.py --target photo / corners) ---------------
+
+
+@functools.cache
+def _photo_seeds() -> dict[str, bytes]:
+    return photo_seed_files()
+
+
+def test_photo_seeds_are_all_rectified():
+    """The photo target's seeds are simulated phone photos the photo path takes whole."""
+    seeds = _photo_seeds()
+    assert {name: check_photo(data) for name, data in seeds.items()} == dict.fromkeys(seeds, "ok")
+
+
+def test_corner_seeds_give_corners_or_the_typed_error():
+    both_ok = "user:ok detected:ok"
+    refused = "user:photo.bad_corners detected:photo.bad_corners"
+    assert {name: check_corners(text) for name, text in corner_seed_files().items()} == {
+        "corners-true": both_ok,
+        "corners-shuffled": both_ok,
+        "corners-whole-frame": both_ok,
+        "corners-strings": both_ok,
+        "corners-three": "photo.bad_corners",
+        "corners-object": "photo.bad_corners",
+        "corners-outside": refused,
+    }
+
+
+_COORDINATE = st.one_of(
+    st.floats(-50, 700),
+    st.integers(-(10**30), 10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from(("1e400", "-0", "12", "x", "", "NaN", "Infinity", "9" * 400)),
+    st.booleans(),
+    st.none(),
+)
+
+
+@st.composite
+def corner_text(draw) -> str:
+    """Film corners as a form or the CLI sends them: mostly four pairs of numbers in or
+    near the photo, sometimes too few or too many, odd values, nesting or plain garbage."""
+    kind = usually(draw, "pairs", ("json", "text", "nested"))
+    if kind == "text":
+        return draw(st.text(max_size=40))
+    if kind == "nested":
+        depth = draw(st.integers(1, 5000))
+        return "[" * depth + draw(st.sampled_from(("", "1", "[1, 2]"))) + "]" * depth
+    if kind == "json":
+        leaves = st.one_of(_COORDINATE, st.text(max_size=4))
+        value = draw(st.recursive(leaves, lambda inner: st.lists(inner, max_size=5), max_leaves=12))
+        return json.dumps(value)
+    count = usually(draw, 4, (0, 3, 5))
+    pairs = [[draw(_COORDINATE) for _ in range(usually(draw, 2, (1, 3)))] for _ in range(count)]
+    return json.dumps(pairs)
+
+
+@fuzz_settings(max_examples=80)
+@given(corner_text())
+def test_generated_corner_texts_give_corners_or_the_typed_error(text):
+    event(check_corners(text.encode("utf-8", "surrogatepass")))
+
+
+def test_a_strip_photo_is_refused_as_too_narrow():
+    """A 64 x 20000 picture passes intake's size limits but would leave a 7-pixel film
+    once reduced to the working size: found by the photo target's synthetic inputs."""
+    noise = np.random.default_rng(0).integers(0, 256, (64, 20000, 3), dtype=np.uint8)
+    for image in (noise, noise.transpose(1, 0, 2)):
+        ok, png = cv2.imencode(".png", image)
+        assert ok
+        assert check_photo(png.tobytes()) == "photo.too_narrow"
+
+
+def _kept_photo_inputs() -> list[Path]:
+    return sorted(kept_findings("photo") + kept_findings("corners"))
+
+
+def _expected_photo_outcomes() -> dict[str, str]:
+    path = PHOTO_CORPUS_DIR / "expected.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def test_the_photo_corpus_keeps_the_findings():
+    assert [p.name for p in _kept_photo_inputs()] == sorted(_expected_photo_outcomes())
+
+
+@pytest.mark.parametrize("path", _kept_photo_inputs(), ids=lambda p: p.name)
+def test_kept_photo_fuzz_findings_stay_fixed(path):
+    target = path.name.split("-")[0]
+    assert CHECKS[target](path.read_bytes()) == _expected_photo_outcomes()[path.name]
 
 
 def test_a_decoder_panic_does_not_stop_a_batch(settings):

@@ -32,6 +32,10 @@ from edgeosteo.quality import GateResult, QualityReport, radiograph_gate
 
 CornerSource = Literal["detected", "user", "whole_frame"]
 
+# A photo whose short side falls below intake's own floor once its long side is reduced to
+# the working size (a strip, a panorama: longer than about 32:1) cannot show a film.
+_MIN_WORK_SIDE_PX = IntakeLimits().min_side_px
+
 # Where on the film a reflection sits, as a 3 x 3 grid (row, column) -> code suffix.
 _GLARE_PLACES = (
     ("upper_left", "top", "upper_right"),
@@ -552,9 +556,18 @@ def _illumination(
     return coef
 
 
+# A lightbox's fitted light over the film: 21 simulated photos (every condition) span at
+# most a factor 1.6 and stay below the clip level. A fit from a thin sliver of lightbox (a
+# film filling the frame) can extrapolate to overflow (inf, then NaN pixels): not used.
+_MAX_LIGHT_LOG_SPREAD = float(np.log(8.0))
+_MAX_LIGHT_LOG = float(np.log(2.0))
+
+
 def _evaluate_illumination(
     coef: np.ndarray, inverse_map: np.ndarray, out_size: tuple[int, int], work_shape
-) -> np.ndarray:
+) -> np.ndarray | None:
+    """The fitted light at every pixel of the rectified film; None when the fit is not
+    plausible over the film (see _MAX_LIGHT_LOG_SPREAD)."""
     out_w, out_h = out_size
     gh, gw = 48, 48
     gx, gy = np.meshgrid(np.linspace(0, out_w - 1, gw), np.linspace(0, out_h - 1, gh))
@@ -565,6 +578,12 @@ def _evaluate_illumination(
     y = mapped[..., 1] / (h - 1) * 2 - 1
     log_l = coef[0] + coef[1] * x + coef[2] * y + coef[3] * x * x + coef[4] * x * y
     log_l = log_l + coef[5] * y * y
+    if (
+        not np.isfinite(log_l).all()
+        or float(np.ptp(log_l)) > _MAX_LIGHT_LOG_SPREAD
+        or float(log_l.max()) > _MAX_LIGHT_LOG
+    ):
+        return None
     field = np.exp(log_l).astype(np.float32)
     return cv2.resize(field, (out_w, out_h), interpolation=cv2.INTER_LINEAR)
 
@@ -805,6 +824,8 @@ def rectify_photo(
         image = image.astype(np.uint8)
     rgb = np.ascontiguousarray(image[:, :, :3])
     work, work_scale = shrink_to_long_side(rgb, t.work_long_side_px)
+    if min(work.shape[:2]) < _MIN_WORK_SIDE_PX:
+        raise IntakeError("photo.too_narrow", f"{rgb.shape[1]}x{rgb.shape[0]}")
     work_gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
 
     source: CornerSource
@@ -888,8 +909,10 @@ def rectify_photo(
     coef = None
     if source != "whole_frame":
         coef = _illumination(_srgb_to_linear(work_gray), quad, t)
+    light = None
     if coef is not None:
         light = _evaluate_illumination(coef, to_work, out_size, work_gray.shape)
+    if light is not None:
         applied.append("lightbox_flat_field")
     else:
         light = np.full_like(linear, max(float(np.percentile(linear, 99.5)), 1e-3))
@@ -902,6 +925,9 @@ def rectify_photo(
     glare = _glare_mask(clipped, interior)
     # print densities are linear in the displayed value, so log transmission is too
     pixels = _to_unit(np.log(transmission), interior & ~clipped)
+    if not np.isfinite(pixels).all():
+        # nothing above should leave one; a NaN would pass every gate and reach the models
+        raise IntakeError("intake.invalid_values", "non-finite pixels after rectification")
     applied.append("log_transmission_stretch")
 
     # colour of the film once the light's tint is removed

@@ -6,6 +6,7 @@ wording and retake advice live in edgeosteo.messages.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,6 +67,9 @@ class QualityReport:
 def _gate(
     name: str, measured: float, fail: bool, warn: bool, codes: tuple[str, str], limit: float
 ) -> GateResult:
+    # every comparison with NaN is false, so an unmeasurable image would pass: fail it instead
+    if not math.isfinite(measured):
+        return GateResult(name, "fail", codes[0], None, limit)
     if fail:
         return GateResult(name, "fail", codes[0], round(measured, 4), limit)
     if warn:

@@ -95,3 +95,13 @@ def test_thresholds_come_from_configuration(pydicom_data_dir):
     strict = QualityThresholds(resolution_fail_px=5000)
     assert "quality.resolution_too_low" in _codes(assess(radiograph, strict))
     assert assess(radiograph, T).usable
+
+
+def test_an_image_that_cannot_be_measured_fails_the_gates():
+    # NaN compares false with every threshold; a film of NaN pixels once passed blank and blur
+    pixels = np.random.default_rng(3).random((600, 500)).astype(np.float32)
+    pixels[100:200, 100:200] = np.nan
+    report = assess(Radiograph(pixels=pixels, source_format="png"), T)
+    assert not report.usable
+    assert {"quality.blank", "quality.blurred"} <= _codes(report)
+    assert all(g.measured is None for g in report.gates if g.gate in ("blank", "blur"))

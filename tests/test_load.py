@@ -83,31 +83,33 @@ def live_page(tmp_path_factory):
         f"[web]\nwaitress_threads = {CLIENTS}\n"
     )
     port = _free_port()
+    server_log = data_dir.parent / "serve.log"
     env = {
         **os.environ,
         "EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD,
         "EDGEOSTEO_MODELS_DIR": str(REPO_MODELS_DIR),
     }
     env.pop("NOTIFY_SOCKET", None)
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("edgeosteo")),
-            "--data-dir",
-            str(data_dir),
-            "serve",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    # a file, not a pipe: waitress logs a line per queued task and a full pipe would stall it
+    with server_log.open("w") as log:
+        server = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("edgeosteo")),
+                "--data-dir",
+                str(data_dir),
+                "serve",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + STARTUP_S
         while True:
-            assert server.poll() is None, f"serve ended: {server.stderr.read()}"
+            assert server.poll() is None, f"serve ended: {server_log.read_text()}"
             try:
                 if requests.get(f"{base}/healthz", timeout=5).ok:
                     break

@@ -39,10 +39,11 @@ from edgeosteo.store import CaseStore
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 50
 # The box has 2-4 GB; the page with its models and 8 requests in flight must stay well inside
-# (measured on 2 cores: ~140 MB after the first screening, ~590 MB peak under this load).
+# (measured on 2 cores: ~140-185 MB after the first screening, 590-680 MB peak under this load;
+# the margin is for other allocators and CPUs).
 # (Growth is reported, not bounded: glibc keeps per-thread arenas, so 8 busy threads raise RSS
 # by a few hundred MB that a single-threaded loop of the same screenings does not.)
-RSS_CEILING_MB = 1024
+RSS_CEILING_MB = 1280
 ANSWERS = {"age_years": 68, "sex": "female", "weight_kg": 52, "height_m": 1.55}
 STARTUP_S = 120
 
@@ -80,7 +81,10 @@ def live_page(tmp_path_factory):
     data_dir.mkdir()
     (data_dir / "edgeosteo.toml").write_text(
         "[receiver]\nscp_enabled = false\nworker_enabled = false\n\n"
-        f"[web]\nwaitress_threads = {CLIENTS}\n"
+        f"[web]\nwaitress_threads = {CLIENTS}\n\n"
+        # the box's size (2 cores), whatever machine runs the test: thread pools and their
+        # allocator arenas grow with the core count
+        "[runtime]\nintra_op_threads = 2\n"
     )
     port = _free_port()
     server_log = data_dir.parent / "serve.log"

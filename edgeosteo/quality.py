@@ -64,9 +64,10 @@ class QualityReport:
         }
 
 
-def _gate(
+def graded_gate(
     name: str, measured: float, fail: bool, warn: bool, codes: tuple[str, str], limit: float
 ) -> GateResult:
+    """One measured gate's result (codes: fail, warn). Shared by the photo gates."""
     # every comparison with NaN is false, so an unmeasurable image would pass: fail it instead
     if not math.isfinite(measured):
         return GateResult(name, "fail", codes[0], None, limit)
@@ -92,7 +93,7 @@ def modality_gate(radiograph: Radiograph, t: QualityThresholds) -> GateResult:
 
 def resolution_gate(radiograph: Radiograph, t: QualityThresholds) -> GateResult:
     short = float(min(radiograph.shape))
-    return _gate(
+    return graded_gate(
         "resolution",
         short,
         short < t.resolution_fail_px,
@@ -104,7 +105,7 @@ def resolution_gate(radiograph: Radiograph, t: QualityThresholds) -> GateResult:
 
 def blank_gate(small: np.ndarray, t: QualityThresholds) -> GateResult:
     spread = float(small.std())
-    return _gate(
+    return graded_gate(
         "blank",
         spread,
         spread < t.blank_fail_std,
@@ -118,7 +119,7 @@ def exposure_gate(small: np.ndarray, t: QualityThresholds) -> GateResult:
     h, w = small.shape
     centre = small[h // 4 : h - h // 4, w // 4 : w - w // 4]
     clipped = float((centre >= t.clipped_level).mean()) if centre.size else 0.0
-    return _gate(
+    return graded_gate(
         "exposure",
         clipped,
         clipped > t.clipped_fail_fraction,
@@ -145,7 +146,7 @@ def sharpness(small: np.ndarray, tiles: int) -> float:
 
 def blur_gate(small: np.ndarray, t: QualityThresholds) -> GateResult:
     value = sharpness(small, t.blur_tiles)
-    return _gate(
+    return graded_gate(
         "blur",
         value,
         value < t.blur_fail_variance,

@@ -28,7 +28,7 @@ from edgeosteo.intake.detect import detect_kind
 from edgeosteo.intake.pixels import colourfulness, shrink_to_long_side
 from edgeosteo.intake.raster import _header
 from edgeosteo.intake.types import Radiograph
-from edgeosteo.quality import GateResult, QualityReport, radiograph_gate
+from edgeosteo.quality import GateResult, QualityReport, graded_gate, radiograph_gate
 
 CornerSource = Literal["detected", "user", "whole_frame"]
 
@@ -608,13 +608,11 @@ def _to_unit(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
 def _graded(
     gate: str, code: str, measured: float, warn: float, fail: float, higher_is_worse: bool = True
 ) -> GateResult:
-    value = round(float(measured), 4)
     worse = (lambda a, b: a > b) if higher_is_worse else (lambda a, b: a < b)
-    if worse(measured, fail):
-        return GateResult(gate, "fail", code, value, fail)
-    if worse(measured, warn):
-        return GateResult(gate, "warn", code, value, warn)
-    return GateResult(gate, "pass", "quality.ok", value, warn)
+    failed = worse(measured, fail)
+    return graded_gate(
+        gate, float(measured), failed, worse(measured, warn), (code, code), fail if failed else warn
+    )
 
 
 def edge_blur_px(gray: np.ndarray) -> float:

@@ -255,8 +255,9 @@ def _finite_gate(gate, catalogue) -> None:
             assert np.isfinite(value), f"non-finite measurement passes any gate: {gate}"
 
 
-def _check_film(film, limits) -> None:
-    """A rectified film: sane pixels within the limits, sane corners, catalogued gates."""
+def _check_film(film, limits):
+    """A rectified film: sane pixels within the limits, sane corners, catalogued gates.
+    Returns its quality report (photo gates and the image gates, as screening builds it)."""
     import numpy as np
 
     from edgeosteo.config import QualityThresholds
@@ -278,6 +279,7 @@ def _check_film(film, limits) -> None:
     if min(pixels.shape) < limits.min_side_px:
         assert not quality.usable, f"a {pixels.shape} film judged usable"
     json.dumps(film.describe(), allow_nan=False)
+    return quality
 
 
 def check_photo(data: bytes) -> str:
@@ -286,11 +288,10 @@ def check_photo(data: bytes) -> str:
     contract and lets any other exception through: both are findings."""
     import numpy as np
 
-    from edgeosteo.config import IntakeLimits, PhotoThresholds, QualityThresholds
+    from edgeosteo.config import IntakeLimits, PhotoThresholds
     from edgeosteo.errors import IntakeError
     from edgeosteo.intake.photo import load_photo, rectify_file
     from edgeosteo.messages import CATALOGUE
-    from edgeosteo.quality import QualityReport, assess
     from edgeosteo.screening import PhotoReview
 
     limits, thresholds = IntakeLimits(), PhotoThresholds()
@@ -303,9 +304,8 @@ def check_photo(data: bytes) -> str:
     rgb = photo.rgb
     assert rgb.dtype == np.uint8 and rgb.ndim == 3 and rgb.shape[2] == 3, rgb.shape
     assert rgb.shape[0] * rgb.shape[1] <= limits.max_pixels, rgb.shape
-    _check_film(film, limits)
+    quality = _check_film(film, limits)
     # screening after the review uses the corners the review found, as they are
-    quality = QualityReport(tuple(film.gates) + assess(film.radiograph, QualityThresholds()).gates)
     corners = PhotoReview(rgb, film, quality).corners
     if corners is not None:
         _check_film(rectify_file(photo, thresholds, corners), limits)

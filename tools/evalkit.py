@@ -19,6 +19,8 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.model_selection import StratifiedKFold
 
+from edgeosteo.models import GOVERNANCE_SCHEMES
+
 BOOT_B = 2000
 BOOT_SEED = 12345
 CV_REPEATS = 20
@@ -134,7 +136,7 @@ def rule_record(entry: dict) -> dict:
             **entry["added_value_over_clinical"][scheme],
             "image_alone_auc": entry["image_alone"][scheme]["auc"],
         }
-        for scheme in ("cv", "loso")
+        for scheme in GOVERNANCE_SCHEMES
     }
 
 

@@ -158,18 +158,21 @@ def test_a_replayed_batch_creates_nothing_new(app, store, device_token):
     assert kinds[0] == "Patient" and kinds[-1] == "RiskAssessment"
 
 
-def test_concurrent_deliveries_of_one_batch_leave_one_copy(store, device_token, tmp_path):
+def _deliver_at_once(store, tmp_path, device_token, bodies: list[bytes]) -> list[int]:
+    """POST every body to a real hub on loopback, all released together; the statuses."""
     server = waitress.create_server(
-        create_hub_app(HubSettings(), tmp_path, store), host="127.0.0.1", port=0, threads=4
+        create_hub_app(HubSettings(), tmp_path, store),
+        host="127.0.0.1",
+        port=0,
+        threads=len(bodies),
     )
-    worker = threading.Thread(target=server.run, daemon=True)
-    worker.start()
+    threading.Thread(target=server.run, daemon=True).start()
     url = f"http://127.0.0.1:{server.effective_port}/fhir"
-    batch = [record() for _ in range(20)]
-    body = bundle_bytes(transaction_bundle(batch))
+    start = threading.Barrier(len(bodies))
     statuses: list[int] = []
 
-    def deliver() -> None:
+    def deliver(body: bytes) -> None:
+        start.wait(10)
         response = requests.post(
             url,
             data=body,
@@ -178,12 +181,19 @@ def test_concurrent_deliveries_of_one_batch_leave_one_copy(store, device_token, 
         )
         statuses.append(response.status_code)
 
-    senders = [threading.Thread(target=deliver) for _ in range(6)]
+    senders = [threading.Thread(target=deliver, args=(body,)) for body in bodies]
     for sender in senders:
         sender.start()
     for sender in senders:
         sender.join(60)
     server.close()
+    return statuses
+
+
+def test_concurrent_deliveries_of_one_batch_leave_one_copy(store, device_token, tmp_path):
+    batch = [record() for _ in range(20)]
+    body = bundle_bytes(transaction_bundle(batch))
+    statuses = _deliver_at_once(store, tmp_path, device_token, [body] * 6)
     assert statuses == [200] * 6
     assert store.count_records() == 20
     deliveries, created, replayed = store.delivery_totals()
@@ -406,34 +416,11 @@ def test_revisions_arriving_out_of_order_end_on_the_highest(app, store, device_t
 
 
 def test_revisions_of_one_case_delivered_at_once_leave_one_current(store, device_token, tmp_path):
-    server = waitress.create_server(
-        create_hub_app(HubSettings(), tmp_path, store), host="127.0.0.1", port=0, threads=6
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{server.effective_port}/fhir"
     chain = [record(category="cannot_assess")]
     for _ in range(5):
         chain.append(record(category="refer", revises=chain[-1]))
-    start = threading.Barrier(len(chain))
-    statuses: list[int] = []
-
-    def deliver(item: AnonymisedRecord) -> None:
-        body = bundle_bytes(transaction_bundle([item]))
-        start.wait(10)
-        response = requests.post(
-            url,
-            data=body,
-            headers={"Authorization": f"Bearer {device_token}", "Content-Type": "application/json"},
-            timeout=60,
-        )
-        statuses.append(response.status_code)
-
-    senders = [threading.Thread(target=deliver, args=(item,)) for item in reversed(chain)]
-    for sender in senders:
-        sender.start()
-    for sender in senders:
-        sender.join(60)
-    server.close()
+    bodies = [bundle_bytes(transaction_bundle([item])) for item in reversed(chain)]
+    statuses = _deliver_at_once(store, tmp_path, device_token, bodies)
     assert statuses == [200] * len(chain)
     history = store.case_history(SITE, DEVICE, chain[0].record_uuid)
     assert [r["superseded_by"] is None for r in history] == [False] * 5 + [True]

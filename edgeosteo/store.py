@@ -479,7 +479,9 @@ class CaseStore:
                     "UPDATE outbox SET next_attempt_at=0 WHERE id=? AND attempts=0",
                     (latest["id"],),
                 )
-            elif json.loads(before["result_json"]) != json.loads(result_json):
+            elif _without_decision_time(json.loads(before["result_json"])) != (
+                _without_decision_time(json.loads(result_json))
+            ):
                 connection.execute(
                     """INSERT INTO outbox (record_uuid, case_id, capture_time, boot_id,
                        monotonic_ns, clock_synchronised, revision, supersedes)
@@ -933,6 +935,12 @@ def _set_status(connection: sqlite3.Connection, **values: str | None) -> None:
             "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
             (key, value),
         )
+
+
+def _without_decision_time(result: dict) -> dict:
+    """A result as the hub would see it change: deciding the same case again with the same
+    answers gives a new created_at and nothing else, which is no reason for a revision."""
+    return {key: value for key, value in result.items() if key != "created_at"}
 
 
 def _outbox(row: sqlite3.Row) -> OutboxRecord:

@@ -23,11 +23,13 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import tomli_w
 
 from edgeosteo import __version__
 from edgeosteo.clinical import ClinicalAnswers, assess_clinical
-from edgeosteo.config import Settings
+from edgeosteo.config import CONFIG_FILE_NAME, Settings
 from edgeosteo.decision import decide
+from edgeosteo.errors import CommandError
 from edgeosteo.hardware import cpu_features, cpu_model, physical_cores
 from edgeosteo.intake import read_image
 from edgeosteo.intake.photo import read_photo
@@ -272,6 +274,13 @@ def server_memory_and_cold_start(largest: Path, models_dir: Path) -> dict[str, o
     port = _free_port()
     password = "bench-password-1"
     with tempfile.TemporaryDirectory() as data_dir:
+        # its own settings file, so nothing of the box's own (an EDGEOSTEO_CONFIG, the
+        # service's ports) applies: on an appliance the service already holds 8080 and 11112
+        config = Path(data_dir) / CONFIG_FILE_NAME
+        config.write_text(
+            tomli_w.dumps({"receiver": {"host": "127.0.0.1", "port": _free_port()}}),
+            encoding="utf-8",
+        )
         env = {**os.environ, "EDGEOSTEO_ADMIN_PASSWORD": password}
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -281,9 +290,13 @@ def server_memory_and_cold_start(largest: Path, models_dir: Path) -> dict[str, o
                 "edgeosteo.cli",
                 "--data-dir",
                 data_dir,
+                "--config",
+                str(config),
                 "--models-dir",
                 str(models_dir),
                 "serve",
+                "--host",
+                "127.0.0.1",
                 "--port",
                 str(port),
             ],
@@ -300,7 +313,12 @@ def server_memory_and_cold_start(largest: Path, models_dir: Path) -> dict[str, o
                         break
                 except OSError:
                     if time.perf_counter() > deadline or process.poll() is not None:
-                        raise RuntimeError("server did not start") from None
+                        raise CommandError(
+                            "bench.server_did_not_start",
+                            f"exit status {process.poll()}"
+                            if process.poll() is not None
+                            else "no answer on /healthz within 60 s",
+                        ) from None
                     time.sleep(0.05)
             ready_s = time.perf_counter() - started
             after_start = _rss_kb(process.pid)

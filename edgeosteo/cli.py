@@ -8,24 +8,53 @@ import platform
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edgeosteo import __version__
 from edgeosteo.config import Settings, load_settings
-from edgeosteo.errors import EdgeOsteoError
+from edgeosteo.errors import CommandError, EdgeOsteoError
 from edgeosteo.hardware import cpu_features, cpu_model, physical_cores
 from edgeosteo.messages import text
 from edgeosteo.models import ModelRegistry, verify_files
 
-ACCEPTED_SUFFIXES_HINT = "DICOM, PNG, JPEG or TIFF"
+if TYPE_CHECKING:
+    from edgeosteo.app import Box
+
+logger = logging.getLogger(__name__)
 
 
 def _settings(ctx: click.Context) -> Settings:
     return ctx.obj["settings"]
 
 
-@click.group()
+def error_lines(error: EdgeOsteoError) -> str:
+    """A failure as a technician reads it: the stable code, then both languages."""
+    detail = f" ({error.detail})" if error.detail else ""
+    return f"Error: {error.code}: {error.message('en')}{detail}\n错误：{error.message('zh_CN')}"
+
+
+class Commands(click.Group):
+    """Every command's failure ends in a coded message in English and Chinese and a
+    non-zero exit, never a Python traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except EdgeOsteoError as exc:
+            click.echo(error_lines(exc), err=True)
+            ctx.exit(2)
+        except Exception as exc:  # a defect: say so plainly, keep the traceback in the log
+            logger.debug("command failed", exc_info=True)
+            failure = CommandError("cli.unexpected", f"{type(exc).__name__}: {exc}")
+            click.echo(error_lines(failure), err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=Commands)
 @click.version_option(__version__, prog_name="edgeosteo")
 @click.option(
     "--data-dir",
@@ -55,11 +84,7 @@ def main(
     # matters, so only its errors reach the console
     logging.getLogger("pydicom").setLevel(logging.ERROR)
     overrides = {"models_dir": str(models_dir)} if models_dir else {}
-    try:
-        settings = load_settings(data_dir=data_dir, config_file=config_file, **overrides)
-    except EdgeOsteoError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message('en')} {exc.detail or ''}") from exc
-    ctx.obj = {"settings": settings}
+    ctx.obj = {"settings": load_settings(data_dir=data_dir, config_file=config_file, **overrides)}
 
 
 def _expand(paths: tuple[Path, ...]) -> list[Path]:
@@ -343,28 +368,25 @@ def evaluate(ctx: click.Context, data_dir: Path, json_path: Path, body_part: str
     click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
-def _start_receiver(ctx: click.Context, settings: Settings, app) -> None:
-    """Start the receiver's parts the settings turn on, sharing the page's service; they
+def _start_receiver(ctx: click.Context, box: Box) -> None:
+    """Start the receiver's parts the settings turn on, sharing the page's workflow; they
     stop when the command ends."""
-    from edgeosteo.receiver import Receiver
-
-    receiver = Receiver(settings, app.extensions["edgeosteo"]["service"])
+    settings = box.settings
     try:
-        running = receiver.start()
+        running = box.start_receiver()
     except OSError as exc:
-        receiver.stop()
         where = f"{settings.receiver.host}:{settings.receiver.port}"
-        raise click.ClickException(f"the DICOM receiver cannot listen on {where}: {exc}") from exc
-    ctx.call_on_close(receiver.stop)
-    if receiver.scp_address:
-        host, port = receiver.scp_address
+        raise CommandError("cli.receiver_port_unavailable", f"{where}: {exc}") from exc
+    ctx.call_on_close(box.stop)
+    if box.receiver.scp_address:
+        host, port = box.receiver.scp_address
         click.echo(f"DICOM receiver {settings.receiver.ae_title} listening on {host}:{port}")
     if "worker" in running:
         click.echo("screening worker started")
     if "watch" in running:
         click.echo(f"watching {settings.receiver.watch_dir}")
     if not running and not settings.web.enabled:
-        raise click.ClickException("nothing to serve: the page and the receiver are all off")
+        raise CommandError("cli.nothing_to_serve")
 
 
 def _wait_for_stop() -> None:
@@ -393,16 +415,16 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     settings: [web] enabled, [receiver] scp_enabled / worker_enabled / watch_dir."""
     import os
 
-    from edgeosteo.web import create_app
+    from edgeosteo.app import build
     from edgeosteo.web.auth import ensure_admin
 
     settings = _settings(ctx)
-    app = create_app(settings)
-    _start_receiver(ctx, settings, app)
+    box = build(settings)
+    _start_receiver(ctx, box)
     if not settings.web.enabled:
         _wait_for_stop()
         return
-    password = ensure_admin(app.extensions["edgeosteo"]["store"], os.environ)
+    password = ensure_admin(box.store, os.environ)
     if password:
         click.echo(f"First start: created user 'admin' with one-time password {password}")
         click.echo("Write it down now; it is stored only as a hash and is not shown again.")
@@ -415,7 +437,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
 
     # under systemd (Type=notify) this also sends READY=1 and WATCHDOG=1 from a health loop
     serve_with_watchdog(
-        app,
+        box.web,
         host,
         port,
         settings.web.waitress_threads,
@@ -463,10 +485,7 @@ def backup(ctx: click.Context, destination: Path) -> None:
     """Back up the data directory (store, images, config) to a .tar.gz file or folder."""
     from edgeosteo.maintenance import backup as write_backup
 
-    try:
-        written = write_backup(_settings(ctx).data_dir, destination)
-    except EdgeOsteoError as exc:
-        raise click.ClickException(exc.detail or exc.code) from exc
+    written = write_backup(_settings(ctx).data_dir, destination)
     click.echo(f"wrote {written} (holds patient data and secrets: keep it locked away)")
 
 
@@ -478,10 +497,7 @@ def restore(ctx: click.Context, archive: Path, force: bool) -> None:
     """Restore a backup into the data directory (stop the edgeosteo service first)."""
     from edgeosteo.maintenance import restore as restore_backup
 
-    try:
-        meta = restore_backup(archive, _settings(ctx).data_dir, force=force)
-    except EdgeOsteoError as exc:
-        raise click.ClickException(exc.detail or exc.code) from exc
+    meta = restore_backup(archive, _settings(ctx).data_dir, force=force)
     store = meta.get("store", {})
     click.echo(
         f"restored {store.get('cases')} cases from {meta.get('created_at')} "
@@ -504,10 +520,7 @@ def support_bundle(ctx: click.Context, destination: Path, no_selftest: bool) -> 
         selftest_report = run_selftest(
             settings.models_dir, settings.appliance.selftest_tolerance
         ).to_dict()
-    try:
-        written = write_bundle(settings, destination, system_info(settings), selftest_report)
-    except EdgeOsteoError as exc:
-        raise click.ClickException(exc.detail or exc.code) from exc
+    written = write_bundle(settings, destination, system_info(settings), selftest_report)
     click.echo(f"wrote {written}")
 
 
@@ -578,7 +591,7 @@ def sync(ctx: click.Context, show_status: bool, retry_failed: bool) -> None:
     try:
         result = Sender(settings, store).run()
     except SyncConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
+        raise CommandError("sync.not_configured", str(exc)) from exc
     counts = store.sync_status().counts
     click.echo(
         f"sent {result.sent}, parked {result.parked}, deferred {result.deferred} "

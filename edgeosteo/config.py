@@ -1,8 +1,16 @@
-"""Every threshold, limit and path in one place.
+"""Every threshold, limit and path a site can change, in one place.
 
 Defaults are safe for a small clinic box. A site overrides them with a TOML file
-(``edgeosteo.toml`` in the data directory, or the path in ``EDGEOSTEO_CONFIG``); only the
-keys present in the file change. Nothing else in the package holds a tunable literal.
+(``edgeosteo.toml`` in the data directory, or the path in ``--config`` /
+``EDGEOSTEO_CONFIG``); only the keys present in the file change. ``Settings.config_file``
+records which file that was, and the admin page writes that same file.
+
+Fixed by their published definitions rather than tuned by a site, and so kept beside the
+code that applies them: the clinical instruments' formulas, cut-offs and guideline ages
+(``edgeosteo.clinical``), what each instrument band points to (``decision.INSTRUMENT_BANDS``),
+the governance rule's AUC floor (``models.IMAGE_ALONE_MIN_AUC``) and the photo path's
+numerical guards (private constants of ``edgeosteo.intake.photo``). Thresholds that a
+site does tune live here, with the measurements behind each value in the comment beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import platformdirs
 from edgeosteo.errors import ConfigError
 
 APP_NAME = "edgeosteo"
+CONFIG_FILE_NAME = "edgeosteo.toml"
 REPO_MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 # long side of the stored display image and of heatmaps drawn on it
 DISPLAY_LONG_SIDE_PX = 1024
@@ -36,7 +45,7 @@ class IntakeLimits:
 
 @dataclass(frozen=True)
 class QualityThresholds:
-    """Gate thresholds. Measured values behind each one are in docs/quality-gates.md."""
+    """Gate thresholds, with the measured values behind each one beside it."""
 
     analysis_long_side_px: int = 1024
     resolution_fail_px: int = 256
@@ -66,6 +75,80 @@ class QualityThresholds:
     radiograph_modalities: tuple[str, ...] = ("CR", "DX", "DR", "RG", "OT", "SC")
 
 
+# the instruments a policy may count (decision.INSTRUMENT_BANDS says what each band means)
+POLICY_INSTRUMENTS: tuple[str, ...] = ("osta", "ost_men", "orai", "score", "osiris")
+
+
+def _policy_probability(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError("config.invalid", f"policy.{name} must be a number")
+    if not 0.0 < value < 1.0:
+        raise ConfigError("config.invalid", f"policy.{name} must lie strictly between 0 and 1")
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    """How one site turns evidence into a referral category (the ``[policy]`` table).
+
+    Safe defaults; a site changes them in its configuration and records why, bumping
+    policy_version. Image thresholds apply to calibrated probabilities with ``>=``; see
+    ``decision.recalibrate_threshold`` to set them from the site's own labelled cases.
+    """
+
+    policy_version: str = "default-1"
+    refer_p_osteoporosis: float = 0.5
+    consider_p_osteoporosis: float = 0.2
+    consider_p_low_bone_mass: float = 0.5
+    # A model's estimated T-score is shown, but drives the category only if the site says so.
+    use_estimated_t_score: bool = False
+    refer_estimated_t_score: float = -2.5
+    consider_estimated_t_score: float = -1.0
+    counted_instruments: tuple[str, ...] = ("osta", "ost_men")
+    dxa_locally_available: bool = False
+    rescreen_interval_months: int = 24
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.policy_version, str) or not self.policy_version.strip():
+            raise ConfigError("config.invalid", "policy.policy_version must be a non-empty text")
+        for name in ("refer_p_osteoporosis", "consider_p_osteoporosis", "consider_p_low_bone_mass"):
+            _policy_probability(name, getattr(self, name))
+        if self.consider_p_osteoporosis > self.refer_p_osteoporosis:
+            raise ConfigError(
+                "config.invalid", "policy.consider_p_osteoporosis exceeds refer_p_osteoporosis"
+            )
+        if self.refer_estimated_t_score > self.consider_estimated_t_score:
+            raise ConfigError(
+                "config.invalid",
+                "policy.refer_estimated_t_score must be <= consider_estimated_t_score",
+            )
+        names = self.counted_instruments
+        if not isinstance(names, tuple) or not all(isinstance(n, str) for n in names):
+            raise ConfigError(
+                "config.invalid", "policy.counted_instruments must be a list of names"
+            )
+        unknown = [n for n in names if n not in POLICY_INSTRUMENTS]
+        if unknown:
+            raise ConfigError(
+                "config.invalid", f"policy.counted_instruments: unknown {', '.join(unknown)}"
+            )
+        months = self.rescreen_interval_months
+        if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
+            raise ConfigError("config.invalid", "policy.rescreen_interval_months must be 1-120")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PolicySettings:
+        """Build from a ``[policy]`` TOML table, with the same merge and type rules as every
+        other table; unknown keys and wrong types are configuration errors."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("config.invalid", "policy must be a table")
+        return _merge(cls(), data, "policy.")
+
+    def to_dict(self) -> dict[str, object]:
+        data = dataclasses.asdict(self)
+        data["counted_instruments"] = list(self.counted_instruments)
+        return data
+
+
 @dataclass(frozen=True)
 class RuntimeSettings:
     backend: str = "auto"  # "auto" | "onnxruntime" | "openvino"; see backend_for_cpu()
@@ -87,13 +170,20 @@ class Settings:
     photo: PhotoThresholds = field(default_factory=lambda: PhotoThresholds())
     receiver: ReceiverSettings = field(default_factory=lambda: ReceiverSettings())
     hub: HubSettings = field(default_factory=lambda: HubSettings())
-    # the site's referral policy, as a [policy] table (edgeosteo.decision.SitePolicy fields)
-    policy: dict[str, Any] = field(default_factory=dict)
+    policy: PolicySettings = field(default_factory=PolicySettings)
     language: str = "zh_CN"
+    # the TOML file these settings were read from, and the one the admin page writes: the
+    # data directory's edgeosteo.toml unless --config or EDGEOSTEO_CONFIG named another
+    config_file: Path | None = None
 
     @property
     def model_cache_dir(self) -> Path:
         return self.runtime.cache_dir or (self.data_dir / "model-cache")
+
+    @property
+    def settings_file(self) -> Path:
+        """The file a saved change goes to: the one these settings were read from."""
+        return self.config_file or (self.data_dir / CONFIG_FILE_NAME)
 
 
 def default_data_dir() -> Path:
@@ -106,6 +196,8 @@ def default_models_dir() -> Path:
 
 def _merge(instance: Any, overrides: Mapping[str, Any], where: str) -> Any:
     known = {f.name: f for f in dataclasses.fields(instance)}
+    if isinstance(instance, Settings):
+        known.pop("config_file")  # where the settings came from, not a setting
     changes: dict[str, Any] = {}
     for key, value in overrides.items():
         if key not in known:
@@ -118,11 +210,14 @@ def _merge(instance: Any, overrides: Mapping[str, Any], where: str) -> Any:
         elif isinstance(current, Path) or key.endswith("_dir"):
             changes[key] = Path(value) if value is not None else None
         elif isinstance(current, tuple):
-            if not isinstance(value, list):
+            if not isinstance(value, list | tuple):
                 raise ConfigError("config.invalid", f"{where}{key} must be a list")
             changes[key] = tuple(value)
         else:
             expected = type(current)
+            # a bool is an int to Python, never a number to a site's file
+            if isinstance(value, bool) and expected is not bool and current is not None:
+                raise ConfigError("config.invalid", f"{where}{key} must be {expected.__name__}")
             if expected is float and isinstance(value, int):
                 value = float(value)
             if current is not None and not isinstance(value, expected):
@@ -144,7 +239,8 @@ def load_settings(
         data_dir=resolved_data_dir,
         models_dir=Path(env.get("EDGEOSTEO_MODELS_DIR") or default_models_dir()),
     )
-    path = Path(config_file or env.get("EDGEOSTEO_CONFIG") or resolved_data_dir / "edgeosteo.toml")
+    path = Path(config_file or env.get("EDGEOSTEO_CONFIG") or resolved_data_dir / CONFIG_FILE_NAME)
+    settings = dataclasses.replace(settings, config_file=path)
     if path.is_file():
         try:
             loaded = tomllib.loads(path.read_text(encoding="utf-8"))

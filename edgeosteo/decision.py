@@ -14,7 +14,7 @@ import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from edgeosteo.clinical import (
     ClinicalAnswers,
@@ -22,7 +22,7 @@ from edgeosteo.clinical import (
     assess_clinical,
     who_band,
 )
-from edgeosteo.errors import ConfigError
+from edgeosteo.config import PolicySettings
 from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
 from edgeosteo.messages import LANGUAGES, Evidence, both, field_names, quality_codes, text
 from edgeosteo.quality import QualityReport
@@ -70,91 +70,8 @@ INDICATIONS: dict[str, Category] = {
 }
 
 
-def _probability(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError("config.invalid", f"decision.{name} must be a number")
-    if not 0.0 < value < 1.0:
-        raise ConfigError("config.invalid", f"decision.{name} must lie strictly between 0 and 1")
-    return float(value)
-
-
-@dataclass(frozen=True)
-class SitePolicy:
-    """How one site turns evidence into a category. Safe defaults; a site changes them in its
-    configuration and records why, bumping policy_version.
-
-    Image thresholds apply to calibrated probabilities with ``>=``; see
-    :func:`recalibrate_threshold` to set them from the site's own labelled cases.
-    """
-
-    policy_version: str = "default-1"
-    refer_p_osteoporosis: float = 0.5
-    consider_p_osteoporosis: float = 0.2
-    consider_p_low_bone_mass: float = 0.5
-    # A model's estimated T-score is shown, but drives the category only if the site says so.
-    use_estimated_t_score: bool = False
-    refer_estimated_t_score: float = -2.5
-    consider_estimated_t_score: float = -1.0
-    counted_instruments: tuple[str, ...] = ("osta", "ost_men")
-    dxa_locally_available: bool = False
-    rescreen_interval_months: int = 24
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.policy_version, str) or not self.policy_version.strip():
-            raise ConfigError("config.invalid", "decision.policy_version must be a non-empty text")
-        for name in ("refer_p_osteoporosis", "consider_p_osteoporosis", "consider_p_low_bone_mass"):
-            _probability(name, getattr(self, name))
-        if self.consider_p_osteoporosis > self.refer_p_osteoporosis:
-            raise ConfigError(
-                "config.invalid", "decision.consider_p_osteoporosis exceeds refer_p_osteoporosis"
-            )
-        if self.refer_estimated_t_score > self.consider_estimated_t_score:
-            raise ConfigError(
-                "config.invalid",
-                "decision.refer_estimated_t_score must be <= consider_estimated_t_score",
-            )
-        unknown = [n for n in self.counted_instruments if n not in INSTRUMENT_BANDS]
-        if unknown:
-            raise ConfigError(
-                "config.invalid", f"decision.counted_instruments: unknown {', '.join(unknown)}"
-            )
-        months = self.rescreen_interval_months
-        if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
-            raise ConfigError("config.invalid", "decision.rescreen_interval_months must be 1-120")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> SitePolicy:
-        """Build from a TOML table; unknown keys and wrong types are configuration errors."""
-        defaults = cls()
-        changes: dict[str, Any] = {}
-        for key, value in data.items():
-            if key not in {f.name for f in dataclasses.fields(cls)}:
-                raise ConfigError("config.invalid", f"unknown setting decision.{key}")
-            current = getattr(defaults, key)
-            if isinstance(current, tuple):
-                if not isinstance(value, list | tuple) or not all(
-                    isinstance(v, str) for v in value
-                ):
-                    raise ConfigError("config.invalid", f"decision.{key} must be a list of names")
-                value = tuple(value)
-            elif isinstance(current, bool):
-                if not isinstance(value, bool):
-                    raise ConfigError("config.invalid", f"decision.{key} must be true or false")
-            elif isinstance(current, float):
-                if isinstance(value, bool) or not isinstance(value, int | float):
-                    raise ConfigError("config.invalid", f"decision.{key} must be a number")
-                value = float(value)
-            elif not isinstance(value, type(current)):
-                raise ConfigError(
-                    "config.invalid", f"decision.{key} must be {type(current).__name__}"
-                )
-            changes[key] = value
-        return dataclasses.replace(defaults, **changes)
-
-    def to_dict(self) -> dict[str, object]:
-        data = dataclasses.asdict(self)
-        data["counted_instruments"] = list(self.counted_instruments)
-        return data
+# The site's policy is configuration: its fields, defaults and validation live in config.
+SitePolicy = PolicySettings
 
 
 @dataclass(frozen=True)
@@ -245,7 +162,6 @@ class Referral:
         }
 
 
-_KIND_PREFERENCE = ("fused", "image", "clinical")
 _KIND_ZH = {"image": "图像", "fused": "图像与临床融合", "clinical": "临床"}
 INFORMATION_ONLY = Evidence(" (information only)", "（仅供参考）")
 QUALITY = Evidence("quality: ", "图像质量：")
@@ -448,11 +364,48 @@ def decide(
     elif assessment.answers != answers:
         raise ValueError("the clinical assessment was made from other answers")
     findings = findings or Findings()
+    image_failed = quality is not None and not quality.usable
 
     reasons, notes = _clinical_reasons(answers, assessment, policy)
+    primary = findings.for_referral(image_usable=quality is not None and not image_failed)
+    notes.extend(_finding_notes(findings, primary, quality, image_failed))
+    primary, model_reasons, model_notes = _primary_reasons(primary, policy)
+    reasons.extend(model_reasons)
+    notes.extend(model_notes)
+    reasons.extend(_fracture_with_probable_osteoporosis(answers, primary, policy))
 
-    image_failed = quality is not None and not quality.usable
-    usable: list[ModelFinding] = []
+    image_used = primary is not None and primary.kind != "clinical"
+    quality_listed = QUALITY + quality_codes(quality.codes if quality else ())
+    notes.extend(_image_use_notes(image_used, quality, image_failed, quality_listed))
+
+    category, floor_reasons, floor_notes = _category(
+        answers, assessment, reasons, primary, image_failed, quality_listed
+    )
+    reasons.extend(floor_reasons)
+    notes.extend(floor_notes)
+    notes.extend(_policy_notes(category, assessment, policy))
+
+    ordered = tuple(sorted(reasons, key=lambda r: -SEVERITY[r.points_to or "cannot_assess"]))
+    return Referral(
+        category=category,
+        reasons=ordered,
+        notes=tuple(notes),
+        rescreen_interval_months=policy.rescreen_interval_months if category == "routine" else None,
+        clinical_only=not image_used,
+        primary_model=primary.model_id if primary is not None else None,
+        policy_version=policy.policy_version,
+    )
+
+
+def _finding_notes(
+    findings: Findings,
+    primary: ModelFinding | None,
+    quality: QualityReport | None,
+    image_failed: bool,
+) -> list[Reason]:
+    """Why each finding other than the primary one is information only, and why models did
+    not run."""
+    notes: list[Reason] = []
     for f in findings.results:
         if not f.used_for_referral:
             notes.append(
@@ -462,100 +415,129 @@ def decide(
             notes.append(Reason("image.not_used_no_quality_report", _finding_summary(f)))
         elif f.kind != "clinical" and image_failed:
             notes.append(Reason("image.not_used_quality_failed", _finding_summary(f)))
-        else:
-            usable.append(f)
-    primary = next((f for kind in _KIND_PREFERENCE for f in usable if f.kind == kind), None)
-    for f in usable:
-        if f is not primary:
+    image_usable = quality is not None and not image_failed
+    for f in findings.results:
+        if f.used_for_referral and (image_usable or f.kind == "clinical") and f is not primary:
             notes.append(
                 Reason("decision.secondary_finding", _finding_summary(f) + INFORMATION_ONLY)
             )
     for u in findings.unavailable:
         notes.append(Reason(u.code, _unavailable(u)))
+    return notes
 
-    model_reasons = _finding_reasons(primary, policy) if primary is not None else []
-    if primary is not None:
-        if not model_reasons:
-            notes.append(Reason("decision.finding_without_output", _finding_summary(primary)))
-            primary = None
-        elif primary.t_score is not None and not policy.use_estimated_t_score:
-            band = both(f"clinical.band.{who_band(primary.t_score)}")
-            notes.append(
-                Reason(
-                    "decision.estimated_t_score",
-                    _finding_summary(primary)
-                    + Evidence(
-                        f"; WHO band of the estimate: {band.en} (estimate, not a measurement)",
-                        f"；估计值对应的WHO分级：{band.zh_CN}（估计值，不是测量值）",
-                    ),
-                )
-            )
-    reasons.extend(model_reasons)
-    p = primary.p_osteoporosis if primary is not None else None
-    fracture = answers.prior_fragility_fracture is True
-    if fracture and p is not None and p >= policy.refer_p_osteoporosis:
-        reasons.append(
-            Reason(
-                "decision.fracture_with_probable_osteoporosis",
-                Evidence(
-                    f"prior fragility fracture and probability of osteoporosis "
-                    f"{p:.2f} at or above {policy.refer_p_osteoporosis:.2f}",
-                    f"有脆性骨折史，且骨质疏松概率 {p:.2f} "
-                    f"达到或超过 {policy.refer_p_osteoporosis:.2f}",
-                ),
-                "urgent",
-            )
-        )
 
-    quality_listed = QUALITY + quality_codes(quality.codes if quality else ())
-    image_used = primary is not None and primary.kind != "clinical"
-    if image_used and quality is not None and quality.verdict == "warn":
-        notes.append(Reason("image.quality_warning", quality_listed))
-    if not image_used:
+def _primary_reasons(
+    primary: ModelFinding | None, policy: SitePolicy
+) -> tuple[ModelFinding | None, list[Reason], list[Reason]]:
+    """The primary finding's reasons; a finding with no usable output stops being primary."""
+    if primary is None:
+        return None, [], []
+    reasons = _finding_reasons(primary, policy)
+    if not reasons:
+        return None, [], [Reason("decision.finding_without_output", _finding_summary(primary))]
+    notes: list[Reason] = []
+    if primary.t_score is not None and not policy.use_estimated_t_score:
+        band = both(f"clinical.band.{who_band(primary.t_score)}")
         notes.append(
             Reason(
-                "decision.clinical_only",
-                Evidence("no usable image result", "无可用的图像结果")
-                if quality is None or image_failed
-                else Evidence(
-                    "no image model result permitted for referral",
-                    "没有获准用于转诊判断的图像模型结果",
+                "decision.estimated_t_score",
+                _finding_summary(primary)
+                + Evidence(
+                    f"; WHO band of the estimate: {band.en} (estimate, not a measurement)",
+                    f"；估计值对应的WHO分级：{band.zh_CN}（估计值，不是测量值）",
                 ),
             )
         )
+    return primary, reasons, notes
 
+
+def _fracture_with_probable_osteoporosis(
+    answers: ClinicalAnswers, primary: ModelFinding | None, policy: SitePolicy
+) -> list[Reason]:
+    p = primary.p_osteoporosis if primary is not None else None
+    if answers.prior_fragility_fracture is not True or p is None:
+        return []
+    if p < policy.refer_p_osteoporosis:
+        return []
+    return [
+        Reason(
+            "decision.fracture_with_probable_osteoporosis",
+            Evidence(
+                f"prior fragility fracture and probability of osteoporosis "
+                f"{p:.2f} at or above {policy.refer_p_osteoporosis:.2f}",
+                f"有脆性骨折史，且骨质疏松概率 {p:.2f} "
+                f"达到或超过 {policy.refer_p_osteoporosis:.2f}",
+            ),
+            "urgent",
+        )
+    ]
+
+
+def _image_use_notes(
+    image_used: bool,
+    quality: QualityReport | None,
+    image_failed: bool,
+    quality_listed: Evidence,
+) -> list[Reason]:
+    if image_used:
+        if quality is not None and quality.verdict == "warn":
+            return [Reason("image.quality_warning", quality_listed)]
+        return []
+    return [
+        Reason(
+            "decision.clinical_only",
+            Evidence("no usable image result", "无可用的图像结果")
+            if quality is None or image_failed
+            else Evidence(
+                "no image model result permitted for referral",
+                "没有获准用于转诊判断的图像模型结果",
+            ),
+        )
+    ]
+
+
+def _category(
+    answers: ClinicalAnswers,
+    assessment: ClinicalAssessment,
+    reasons: Sequence[Reason],
+    primary: ModelFinding | None,
+    image_failed: bool,
+    quality_listed: Evidence,
+) -> tuple[Category, list[Reason], list[Reason]]:
+    """The most severe category the evidence points to; without one, retake, routine or
+    cannot_assess, each with the reason that set it."""
     category = max(
         (r.points_to for r in reasons if r.points_to is not None),
         key=SEVERITY.__getitem__,
         default=None,
     )
+    if category is not None and SEVERITY[category] >= SEVERITY["consider"]:
+        notes = [Reason("decision.retake_advised", quality_listed)] if image_failed else []
+        return category, [], notes
+    if image_failed:
+        return "retake", [Reason("decision.image_unusable", quality_listed, "retake")], []
     clinical_enough = answers.prior_fragility_fracture is not None and any(
         r.code.startswith("clinical.") and r.points_to is not None for r in reasons
     )
+    if primary is not None or clinical_enough:
+        return "routine", [], []
+    wanted = [
+        name
+        for name in ("age_years", "sex", "weight_kg", "prior_fragility_fracture")
+        if getattr(answers, name) is None
+    ]
+    missing = Reason(
+        "decision.insufficient_information",
+        Evidence("missing: ", "缺少：") + field_names(wanted or assessment.missing),
+        "cannot_assess",
+    )
+    return "cannot_assess", [missing], []
 
-    if category is not None and SEVERITY[category] >= SEVERITY["consider"]:
-        if image_failed:
-            notes.append(Reason("decision.retake_advised", quality_listed))
-    elif image_failed:
-        category = "retake"
-        reasons.append(Reason("decision.image_unusable", quality_listed, "retake"))
-    elif primary is not None or clinical_enough:
-        category = "routine"
-    else:
-        category = "cannot_assess"
-        wanted = [
-            name
-            for name in ("age_years", "sex", "weight_kg", "prior_fragility_fracture")
-            if getattr(answers, name) is None
-        ]
-        reasons.append(
-            Reason(
-                "decision.insufficient_information",
-                Evidence("missing: ", "缺少：") + field_names(wanted or assessment.missing),
-                "cannot_assess",
-            )
-        )
 
+def _policy_notes(
+    category: Category, assessment: ClinicalAssessment, policy: SitePolicy
+) -> list[Reason]:
+    notes: list[Reason] = []
     if category in ("consider", "refer", "urgent"):
         notes.append(
             Reason(
@@ -569,17 +551,7 @@ def decide(
                 "clinical.incomplete", Evidence("not answered: ", "未填写：") + field_names(missing)
             )
         )
-
-    ordered = tuple(sorted(reasons, key=lambda r: -SEVERITY[r.points_to or "cannot_assess"]))
-    return Referral(
-        category=category,
-        reasons=ordered,
-        notes=tuple(notes),
-        rescreen_interval_months=policy.rescreen_interval_months if category == "routine" else None,
-        clinical_only=not image_used,
-        primary_model=primary.model_id if primary is not None else None,
-        policy_version=policy.policy_version,
-    )
+    return notes
 
 
 # --- a site's own operating point ---------------------------------------------------------

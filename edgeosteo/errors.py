@@ -39,3 +39,7 @@ class ModelError(EdgeOsteoError):
 
 class ConfigError(EdgeOsteoError):
     """The configuration is invalid."""
+
+
+class CommandError(EdgeOsteoError):
+    """A command line command could not do its work."""

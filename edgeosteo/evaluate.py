@@ -195,9 +195,8 @@ def evaluate_dataset(
             slots["p_low_bone_mass"][index] = finding.p_low_bone_mass
             slots["p_osteoporosis"][index] = finding.p_osteoporosis
             slots["t_score"][index] = finding.t_score
-        chosen = screening.findings.for_referral()
-        if chosen:
-            primary_ids[chosen.model_id] += 1
+        if screening.referral.primary_model:
+            primary_ids[screening.referral.primary_model] += 1
         if screening.referral is not None:
             referral[screening.referral.category] += 1
     models = {

@@ -8,6 +8,8 @@ from typing import Literal
 import numpy as np
 
 ModelKind = Literal["clinical", "image", "fused"]
+# which permitted finding drives the referral when several ran: the one rule (decide() uses it)
+KIND_PREFERENCE: tuple[ModelKind, ...] = ("fused", "image", "clinical")
 
 
 @dataclass(frozen=True)
@@ -70,23 +72,25 @@ class Findings:
     results: tuple[ModelFinding, ...] = ()
     unavailable: tuple[UnavailableFinding, ...] = ()
 
-    def for_referral(self) -> ModelFinding | None:
+    def for_referral(self, image_usable: bool = True) -> ModelFinding | None:
         """The finding the referral should use: fused, then image, then clinical, among
-        those whose card permits referral use."""
-        usable = [r for r in self.results if r.used_for_referral]
-        for kind in ("fused", "image", "clinical"):
-            for result in usable:
-                if result.kind == kind:
-                    return result
-        return None
+        those whose card permits referral use; image and fused findings only when the
+        image they read was usable."""
+        usable = [
+            r
+            for r in self.results
+            if r.used_for_referral and (image_usable or r.kind == "clinical")
+        ]
+        return next((r for kind in KIND_PREFERENCE for r in usable if r.kind == kind), None)
 
-    def experimental(self) -> tuple[ModelFinding, ...]:
-        return tuple(r for r in self.results if not r.used_for_referral)
+    def first_heatmap(self) -> np.ndarray | None:
+        """The heatmap a case stores and shows: the first finding that drew one."""
+        return next((r.heatmap for r in self.results if r.heatmap is not None), None)
 
     def to_dict(self) -> dict[str, object]:
-        primary = self.for_referral()
+        """The findings' JSON form; the primary model is the referral's, so Screening adds
+        it beside these."""
         return {
-            "primary_model": primary.model_id if primary else None,
             "results": [r.to_dict() for r in self.results],
             "unavailable": [u.to_dict() for u in self.unavailable],
         }

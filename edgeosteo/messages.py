@@ -225,6 +225,37 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The settings file is invalid. Ask your IT support to check it.",
         "设置文件无效。请联系信息科检查。",
     ),
+    # --- the command line ---
+    "maintenance.refused": (
+        "The backup, restore or support bundle was refused; the reason is given beside this.",
+        "备份、恢复或支持包操作被拒绝；原因见旁注。",
+    ),
+    "cli.unexpected": (
+        "The command stopped because of an unexpected fault. Nothing was changed by the "
+        "failed step; send the message below to IT support.",
+        "命令因意外故障而停止，失败的步骤未做任何更改。请把下面的信息发给信息科。",
+    ),
+    "cli.receiver_port_unavailable": (
+        "The DICOM receiver cannot listen on its port: another program (often a running "
+        "edgeosteo service) uses it. Stop that program or set another [receiver] port.",
+        "DICOM接收端无法监听其端口：另一个程序（通常是正在运行的 edgeosteo 服务）正在使用。"
+        "请停止该程序，或在 [receiver] 中设置其他端口。",
+    ),
+    "cli.nothing_to_serve": (
+        "There is nothing to serve: the page and every part of the receiver are turned off "
+        "in the settings.",
+        "没有可启动的服务：设置中已关闭页面和接收端的所有部分。",
+    ),
+    "sync.not_configured": (
+        "This box is not set up to send results to the regional hub yet (address, device "
+        "identity or token missing). Nothing was sent.",
+        "本设备尚未设置向区域中心发送结果（缺少地址、设备身份或令牌），未发送任何内容。",
+    ),
+    "bench.server_did_not_start": (
+        "The benchmark's own test server did not start, so its memory and start-up time "
+        "were not measured.",
+        "基准测试自带的测试服务器未能启动，因此未测量其内存和启动时间。",
+    ),
 }
 
 CATALOGUE.update(CLINICAL_CATALOGUE)

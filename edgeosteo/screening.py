@@ -8,6 +8,7 @@ Screening, with its stable code, so no case is ever lost.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -60,7 +61,7 @@ class Screening:
             "image": dict(self.image) if self.image else None,
             "intake_error": dict(self.intake_error) if self.intake_error else None,
             "quality": self.quality.to_dict() if self.quality else None,
-            "findings": self.findings.to_dict(),
+            "findings": {"primary_model": self.referral.primary_model, **self.findings.to_dict()},
             "clinical": self.clinical.to_dict(),
             "answer_problems": [dict(p) for p in self.answer_problems],
             "referral": self.referral.to_dict(),
@@ -110,7 +111,22 @@ class Screener:
         self.runner = ModelRunner(
             self.registry, self.settings.runtime, self.settings.model_cache_dir
         )
-        self.policy = SitePolicy.from_dict(self.settings.policy)
+        self._policy = self.settings.policy
+        self._policy_lock = threading.Lock()
+
+    @property
+    def policy(self) -> SitePolicy:
+        """The site policy the next decision uses."""
+        with self._policy_lock:
+            return self._policy
+
+    def set_policy(self, policy: SitePolicy) -> None:
+        """Change the policy for every later screening, from any thread (the admin page,
+        while the receiver's worker screens)."""
+        if not isinstance(policy, SitePolicy):
+            raise TypeError("set_policy needs a PolicySettings")
+        with self._policy_lock:
+            self._policy = policy
 
     def screen(
         self,

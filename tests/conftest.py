@@ -86,12 +86,18 @@ def web_settings(tmp_path):
 
 
 @pytest.fixture
-def app(web_settings):
-    from edgeosteo.web import create_app
+def box(web_settings):
+    from edgeosteo.app import build
+
+    return build(web_settings)
+
+
+@pytest.fixture
+def app(box):
     from edgeosteo.web.auth import ensure_admin, hash_password
 
-    application = create_app(web_settings)
-    store = application.extensions["edgeosteo"]["store"]
+    application = box.web
+    store = box.store
     ensure_admin(store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
     store.create_user("tech", "technician", hash_password(TECH_PASSWORD))
     return application

@@ -322,9 +322,9 @@ def test_support_bundle_has_the_facts_and_no_secret_or_patient_data(tmp_path):
     data = tmp_path / "data"
     _station(data)
     # the web session key and the first-start password, made by a real first serve setup
-    from edgeosteo.web import create_app
+    from edgeosteo.app import build
 
-    create_app(load_settings(data_dir=data, environ={}))
+    build(load_settings(data_dir=data, environ={}))
     web_key = (data / "web-secret-key").read_text()
     result = run("--data-dir", str(data), "support-bundle", str(tmp_path))
     assert result.returncode == 0, result.stderr

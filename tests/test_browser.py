@@ -16,9 +16,9 @@ import waitress
 
 import model_factory
 from conftest import ADMIN_PASSWORD, REPO, shared_knee_dir
+from edgeosteo.app import build
 from edgeosteo.config import REPO_MODELS_DIR, load_settings
 from edgeosteo.models import ModelRegistry
-from edgeosteo.web import create_app
 from edgeosteo.web.auth import ensure_admin
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -51,8 +51,8 @@ def live_server(tmp_path_factory):
     settings = load_settings(
         data_dir=root / "box", environ={}, models_dir=str(_models_with_heatmap(root))
     )
-    app = create_app(settings)
-    ensure_admin(app.extensions["edgeosteo"]["store"], {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    app = build(settings).web
+    ensure_admin(app.extensions["edgeosteo"].store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

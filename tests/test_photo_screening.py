@@ -55,7 +55,7 @@ def test_the_page_screens_a_photo(admin_client, app, leg_film):
     photo = photo_sim.simulate(leg_film, seed=3, condition="good")
     response = _screen(admin_client, photo.jpeg)
     assert response.status_code == 302
-    record = app.extensions["edgeosteo"]["store"].get_case(1)
+    record = app.extensions["edgeosteo"].store.get_case(1)
     assert record.result["image"]["capture"] == "photo"
 
 
@@ -127,7 +127,7 @@ def test_screening_reuses_the_reviewed_corners(admin_client, app, good_photo):
         film_corners_source="detected",
     )
     assert response.status_code == 302
-    photo = app.extensions["edgeosteo"]["store"].get_case(1).result["image"]["photo"]
+    photo = app.extensions["edgeosteo"].store.get_case(1).result["image"]["photo"]
     assert photo["corner_source"] == "detected"
     assert np.allclose(photo["corners"], review["corners"], atol=0.11)
 
@@ -202,7 +202,7 @@ def test_bad_corners_are_refused_and_nothing_is_stored(admin_client, app, good_p
     response = _screen(admin_client, good_photo.jpeg, film_corners=corners)
     assert response.status_code == 422
     assert "没有框出胶片" in response.get_data(as_text=True)
-    assert app.extensions["edgeosteo"]["store"].search_cases(day=None) == []
+    assert app.extensions["edgeosteo"].store.search_cases(day=None) == []
 
 
 def _review_raw(client, data: bytes, corners: str):

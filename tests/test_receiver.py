@@ -24,13 +24,13 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.filewriter import write_file_meta_info
 from pynetdicom import AE, _config
 
+from edgeosteo.cases import CaseWorkflow
 from edgeosteo.config import load_settings
 from edgeosteo.messages import CATALOGUE
 from edgeosteo.receiver import Receiver, ScreeningWorker
 from edgeosteo.receiver.eligibility import HeaderFacts, assess_eligibility
 from edgeosteo.screening import Screener
 from edgeosteo.store import CaseStore
-from edgeosteo.web.service import ScreeningService
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgeosteo"
 VERIFICATION = "1.2.840.10008.1.1"
@@ -116,7 +116,7 @@ def make_box(tmp_path, empty_models):
             receiver={"port": 0, "worker_enabled": False, **receiver},
         )
         store = CaseStore(settings.data_dir)
-        box = Receiver(settings, ScreeningService(Screener(settings), store))
+        box = Receiver(settings, CaseWorkflow(Screener(settings), store))
         if start:
             box.start()
             started.append(box)
@@ -390,9 +390,9 @@ def test_a_job_interrupted_after_its_case_was_stored_does_not_store_a_second(
     job = store.claim_job()
     instance = store.get_received(job.instance_id)
     # the process stored the case, then died before marking the job done
-    from edgeosteo.web.service import ScreeningRequest
+    from edgeosteo.cases import ScreeningRequest
 
-    box.worker.service.screen_and_store_received(
+    box.worker.workflow.screen_and_store_received(
         ScreeningRequest(
             source=(store.data_dir / instance.file).read_bytes(),
             answers={},
@@ -402,7 +402,7 @@ def test_a_job_interrupted_after_its_case_was_stored_does_not_store_a_second(
     )
     assert store.claim_job() is None  # it is still marked running
 
-    restarted = ScreeningWorker(box.worker.service, box.settings)
+    restarted = ScreeningWorker(box.worker.workflow, box.settings)
     assert store.requeue_interrupted_jobs() == 1
     assert restarted.drain() == 1
     assert store.count_cases() == 1
@@ -685,7 +685,7 @@ def test_watch_folder_moves_files_screened_before_a_crash(folder_box, pydicom_da
     path = box.watcher.folder / "IM0002"
     _watch_once(box, path, (pydicom_data_dir / "RG1_UNCR.dcm").read_bytes())
     # the worker of a process that died before it could move the file
-    assert ScreeningWorker(box.worker.service, box.settings).drain() == 1
+    assert ScreeningWorker(box.worker.workflow, box.settings).drain() == 1
     assert path.exists()
     box.watcher.scan(now=200.0)
     assert not path.exists()
@@ -722,7 +722,7 @@ def test_an_unanswered_case_waits_for_its_answers_before_it_is_sent(make_box, py
     from edgeosteo.anonymise import anonymise_case
 
     box = make_box()
-    settings = box.worker.service.screener.settings
+    settings = box.worker.workflow.screener.settings
     longest_wait = max(settings.sync.backoff_cap_s, settings.sync.hold_unanswered_hours * 3600)
     assert send(box.scp_address, [pydicom_data_dir / "RG1_UNCR.dcm"]) == [0x0000]
     box.worker.drain()
@@ -735,7 +735,7 @@ def test_an_unanswered_case_waits_for_its_answers_before_it_is_sent(make_box, py
     later = now + settings.sync.hold_unanswered_hours * 3600 + 1
     assert len(store.due_outbox(later, 10, longest_wait)) == 1  # then sent without them
 
-    box.worker.service.add_answers(
+    box.worker.workflow.add_answers(
         case.id, {"age_years": 72, "sex": "female", "weight_kg": 48, "height_m": 1.5}
     )
     (due,) = store.due_outbox(time.time(), 10, longest_wait)

@@ -481,9 +481,9 @@ def unanswered_case(settings: Settings, store: CaseStore, patient: str = "PAT-R"
 
 def add_answers(settings: Settings, store: CaseStore, case_id: int, answers=ANSWERS) -> None:
     """The technician's path: the case page's answers decide the case again."""
-    from edgeosteo.web.service import ScreeningService
+    from edgeosteo.cases import CaseWorkflow
 
-    ScreeningService(Screener(settings), store).add_answers(case_id, answers)
+    CaseWorkflow(Screener(settings), store).add_answers(case_id, answers)
 
 
 def dashboard(hub: Hub):
@@ -745,7 +745,7 @@ if __name__ == "__main__" and sys.argv[1:2] == ["kill-harness"]:
 
 
 def test_the_settings_page_shows_sync_status_and_parked_records(app, admin_client):
-    store = app.extensions["edgeosteo"]["store"]
+    store = app.extensions["edgeosteo"].store
     uuids = add_cases(store, 3)
     store.mark_sent(uuids[:1], "2026-05-06T07:08:09+00:00")
     store.mark_failed(

@@ -12,7 +12,7 @@ from conftest import ADMIN_PASSWORD, TECH_PASSWORD, csrf_token, log_in
 
 
 def _cases(app) -> int:
-    return app.extensions["edgeosteo"]["store"].count_cases()
+    return app.extensions["edgeosteo"].store.count_cases()
 
 
 def _form(token, **extra):
@@ -146,15 +146,15 @@ def test_bad_uploads_leave_no_case(admin_client, app, data, name, expected):
 
 
 def test_upload_over_the_size_limit_gets_a_friendly_413(tmp_path):
+    from edgeosteo.app import build
     from edgeosteo.config import load_settings
-    from edgeosteo.web import create_app
     from edgeosteo.web.auth import ensure_admin
 
     settings = load_settings(
         data_dir=tmp_path / "box", environ={}, web={"max_upload_bytes": 100_000}
     )
-    app = create_app(settings)
-    ensure_admin(app.extensions["edgeosteo"]["store"], {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    app = build(settings).web
+    ensure_admin(app.extensions["edgeosteo"].store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
     client = app.test_client()
     log_in(client)
     response = _upload(client, b"\0" * 200_000, "big.dcm")
@@ -176,7 +176,7 @@ def test_clinical_only_screening_without_image(admin_client, app):
     token = csrf_token(admin_client, "/screenings/new")
     response = admin_client.post("/screenings", data=_form(token))
     assert response.status_code == 302
-    record = app.extensions["edgeosteo"]["store"].get_case(1)
+    record = app.extensions["edgeosteo"].store.get_case(1)
     assert record.category in ("consider", "refer", "urgent")
     assert record.result["image"] is None
 
@@ -210,7 +210,7 @@ def test_case_page_shows_evidence_in_the_page_language(admin_client, app):
 def test_case_stored_before_chinese_evidence_shows_english(admin_client, app):
     token = csrf_token(admin_client, "/screenings/new")
     admin_client.post("/screenings", data=_form(token))
-    store = app.extensions["edgeosteo"]["store"]
+    store = app.extensions["edgeosteo"].store
     result = store.get_case(1).result
     for item in (*result["referral"]["reasons"], *result["referral"]["notes"]):
         del item["evidence_zh_CN"]
@@ -252,9 +252,9 @@ def test_admin_changes_a_threshold_and_it_applies(admin_client, app):
         },
     )
     assert response.status_code == 302
-    screener = app.extensions["edgeosteo"]["service"].screener
+    screener = app.extensions["edgeosteo"].cases.screener
     assert screener.policy.refer_p_osteoporosis == 0.9
-    saved = (app.extensions["edgeosteo"]["settings"].data_dir / "edgeosteo.toml").read_text()
+    saved = (app.extensions["edgeosteo"].settings.data_dir / "edgeosteo.toml").read_text()
     assert "refer_p_osteoporosis = 0.9" in saved
 
 
@@ -310,7 +310,7 @@ def test_an_entered_t_score_is_shown_as_people_write_it(admin_client, app):
 def test_api_credentials_are_remembered_but_a_changed_password_or_a_lock_ends_it(client, app):
     from edgeosteo.web.auth import hash_password
 
-    store = app.extensions["edgeosteo"]["store"]
+    store = app.extensions["edgeosteo"].store
     tech = store.get_user("tech")
     assert client.get("/api/v1/cases/1", headers=_basic("tech", TECH_PASSWORD)).status_code == 404
     assert client.get("/api/v1/cases/1", headers=_basic("tech", "wrong")).status_code == 401

@@ -51,7 +51,7 @@ def send(address, paths) -> list[int]:
 @pytest.fixture
 def clinic(tmp_path):
     """The page and the receiver of one box (the worker is run by the tests)."""
-    from edgeosteo.web import create_app
+    from edgeosteo.app import build
     from edgeosteo.web.auth import ensure_admin
 
     def make(**receiver):
@@ -62,9 +62,10 @@ def clinic(tmp_path):
             language="en",
             receiver={"port": 0, "worker_enabled": False, **receiver},
         )
-        app = create_app(settings)
-        ensure_admin(app.extensions["edgeosteo"]["store"], {"EDGEOSTEO_ADMIN_PASSWORD": "pw"})
-        box = Receiver(settings, app.extensions["edgeosteo"]["service"])
+        built = build(settings)
+        app = built.web
+        ensure_admin(built.store, {"EDGEOSTEO_ADMIN_PASSWORD": "pw"})
+        box = built.receiver
         box.start()
         opened.append(box)
         client = app.test_client()
@@ -105,7 +106,7 @@ def test_answers_after_the_fact_re_decide_without_the_image(clinic, pydicom_data
     app, box, client = clinic()
     assert send(box.scp_address, [pydicom_data_dir / "RG1_UNCR.dcm"]) == [0]
     box.worker.drain()
-    store = app.extensions["edgeosteo"]["store"]
+    store = app.extensions["edgeosteo"].store
     before = store.get_case(1)
     assert before.state == "needs_answers"
     assert before.category == "cannot_assess"
@@ -144,7 +145,7 @@ def test_invalid_answers_are_shown_again_and_change_nothing(clinic, pydicom_data
         "/cases/1/answers", data={"csrf_token": token, **ANSWERS, "weight_kg": "900"}
     )
     assert response.status_code == 422
-    assert app.extensions["edgeosteo"]["store"].get_case(1).state == "needs_answers"
+    assert app.extensions["edgeosteo"].store.get_case(1).state == "needs_answers"
     assert client.get("/cases/99/answers").status_code == 404
 
 

@@ -4,8 +4,7 @@
     watch.py        a watched export folder (size-stable files), processed/ and rejected/
     eligibility.py  which images are screened automatically and with which body part
     inbox.py        durable write + record + queue, shared by the SCP and the folder
-    worker.py       screens queued images through the page's ScreeningService
-    worklist.py     how the today-list names a patient
+    worker.py       screens queued images through the box's case workflow (edgeosteo.cases)
 
 Every screening still goes through Screener.screen(); the receiver only decides what to
 screen and when. Set-up for a console is described in docs/receiver.md.
@@ -15,13 +14,13 @@ from __future__ import annotations
 
 import logging
 
+from edgeosteo.cases import CaseWorkflow
 from edgeosteo.config import Settings
 from edgeosteo.receiver.inbox import Inbox
 from edgeosteo.receiver.scp import StorageSCP
 from edgeosteo.receiver.watch import FolderWatcher
 from edgeosteo.receiver.worker import ScreeningWorker
 from edgeosteo.store import ReceivedInstance
-from edgeosteo.web.service import ScreeningService
 
 __all__ = ["FolderWatcher", "Inbox", "Receiver", "ScreeningWorker", "StorageSCP"]
 
@@ -30,12 +29,12 @@ logger = logging.getLogger(__name__)
 
 class Receiver:
     """The SCP, the watch folder and the worker of one box, each on when its setting says
-    so, sharing one inbox and the page's ScreeningService."""
+    so, sharing one inbox and the page's case workflow."""
 
-    def __init__(self, settings: Settings, service: ScreeningService) -> None:
+    def __init__(self, settings: Settings, workflow: CaseWorkflow) -> None:
         self.settings = settings.receiver
-        self.inbox = Inbox(service.store, self.settings)
-        self.worker = ScreeningWorker(service, self.settings, on_finished=self._finished)
+        self.inbox = Inbox(workflow.store, self.settings)
+        self.worker = ScreeningWorker(workflow, self.settings, on_finished=self._finished)
         self.scp = StorageSCP(self.settings, self.inbox, on_queued=self.worker.wake)
         self.watcher = (
             FolderWatcher(self.settings.watch_dir, self.settings, self.inbox, self.worker.wake)

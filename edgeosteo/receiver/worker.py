@@ -1,4 +1,4 @@
-"""Screens queued images one at a time through the page's ScreeningService.
+"""Screens queued images one at a time through the box's case workflow.
 
 The queue is the store's jobs table, so it survives a restart: jobs a dead process left
 running are queued again on start, and a re-run job finds the case it may already have
@@ -11,40 +11,27 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 
+from edgeosteo.cases import CaseWorkflow, ScreeningRequest, refusal_code
 from edgeosteo.config import ReceiverSettings
 from edgeosteo.store import ReceivedInstance, ScreeningJob
-from edgeosteo.web.service import ScreeningRequest, ScreeningService
 
 logger = logging.getLogger(__name__)
 
 RECEIVER_USER = "receiver"
 
 
-def refusal_code(result: Mapping[str, object]) -> str | None:
-    """The stable code that says why a stored screening refused its image."""
-    error = result.get("intake_error")
-    if isinstance(error, Mapping):
-        return str(error.get("code"))
-    quality = result.get("quality")
-    if isinstance(quality, Mapping):
-        for gate in quality.get("gates", []):
-            if gate.get("verdict") == "fail":
-                return str(gate.get("code"))
-    return None
-
-
 class ScreeningWorker:
     def __init__(
         self,
-        service: ScreeningService,
+        workflow: CaseWorkflow,
         settings: ReceiverSettings,
         on_finished: Callable[[ReceivedInstance], None] | None = None,
     ) -> None:
-        self.service = service
-        self.store = service.store
+        self.workflow = workflow
+        self.store = workflow.store
         self.settings = settings
         self.on_finished = on_finished
         self._wake = threading.Event()
@@ -101,7 +88,7 @@ class ScreeningWorker:
             return
         try:
             data = (self.store.data_dir / instance.file).read_bytes()
-            record = self.service.screen_and_store_received(
+            record = self.workflow.screen_and_store_received(
                 ScreeningRequest(
                     source=data,
                     answers={},

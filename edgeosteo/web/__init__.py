@@ -4,22 +4,53 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 from pathlib import Path
 
-from flask import Flask, g, session
+from flask import Flask, current_app, g, session
 from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
+from edgeosteo.cases import CaseWorkflow
 from edgeosteo.clinical import score_text
-from edgeosteo.config import Settings, load_settings
+from edgeosteo.config import Settings
 from edgeosteo.decision import stored_evidence
 from edgeosteo.messages import text
-from edgeosteo.screening import Screener
 from edgeosteo.store import CaseStore
 from edgeosteo.web.auth import VerifiedCredentials
-from edgeosteo.web.service import ScreeningService
 
 LANGUAGES = ("zh_CN", "en")
+EXTENSION = "edgeosteo"
+
+
+class PageContext:
+    """What the page's blueprints share: one typed object in ``app.extensions``.
+
+    The settings can change while the box runs (the admin page saves them); readers get
+    one consistent snapshot, and a change replaces it whole, under a lock."""
+
+    def __init__(
+        self, settings: Settings, cases: CaseWorkflow, api_credentials: VerifiedCredentials
+    ) -> None:
+        self._settings = settings
+        self._lock = threading.Lock()
+        self.cases = cases
+        self.api_credentials = api_credentials
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def store(self) -> CaseStore:
+        return self.cases.store
+
+    def apply(self, settings: Settings) -> None:
+        """Use these settings from the next request on, and the new policy from the next
+        screening on (the worker's included: they share the screener)."""
+        with self._lock:
+            self._settings = settings
+            self.cases.screener.set_policy(settings.policy)
 
 
 def _secret_key(data_dir: Path) -> str:
@@ -34,8 +65,8 @@ def _secret_key(data_dir: Path) -> str:
     return key
 
 
-def create_app(settings: Settings | None = None, screener: Screener | None = None) -> Flask:
-    settings = settings or load_settings()
+def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
+    """The page for one box; ``edgeosteo.app.build`` composes the workflow it serves."""
     app = Flask(__name__)
     web = settings.web
     app.config.update(
@@ -48,14 +79,9 @@ def create_app(settings: Settings | None = None, screener: Screener | None = Non
         WTF_CSRF_TIME_LIMIT=None,
         BABEL_TRANSLATION_DIRECTORIES=str(Path(__file__).parent / "translations"),
     )
-    store = CaseStore(settings.data_dir)
-    screener = screener or Screener(settings)
-    app.extensions["edgeosteo"] = {
-        "settings": settings,
-        "store": store,
-        "service": ScreeningService(screener, store, web.concurrent_screenings),
-        "api_credentials": VerifiedCredentials(web.api_credentials_cache_seconds),
-    }
+    app.extensions[EXTENSION] = PageContext(
+        settings, workflow, VerifiedCredentials(web.api_credentials_cache_seconds)
+    )
 
     Babel(app, locale_selector=request_language)
     csrf = CSRFProtect(app)
@@ -108,11 +134,10 @@ def request_language() -> str:
     chosen = session.get("language")
     if chosen in LANGUAGES:
         return chosen
-    language = extension("settings").language
+    language = context().settings.language
     return language if language in LANGUAGES else "zh_CN"
 
 
-def extension(name: str):
-    from flask import current_app
-
-    return current_app.extensions["edgeosteo"][name]
+def context() -> PageContext:
+    """The current app's box: settings, the case workflow and its store."""
+    return current_app.extensions[EXTENSION]

@@ -12,31 +12,26 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, jsonify, request
 
 from edgeosteo import __version__
+from edgeosteo.cases import ScreeningRequest
 from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.errors import IntakeError
 from edgeosteo.messages import text
 from edgeosteo.models import verify_files
+from edgeosteo.web import context
 from edgeosteo.web.review import film_corners_from_form
-from edgeosteo.web.service import ScreeningRequest
 
 blueprint = Blueprint("api", __name__)
 OPENAPI_FILE = Path(__file__).parent / "openapi.json"
 STARTED = time.monotonic()
 
 
-def _ext(name: str):
-    from edgeosteo.web import extension
-
-    return extension(name)
-
-
 def _authenticated_user():
     credentials = request.authorization
     if credentials is None or credentials.type != "basic":
         return None
-    web = _ext("settings").web
-    user, _problem = _ext("api_credentials").check(
-        _ext("store"),
+    web = context().settings.web
+    user, _problem = context().api_credentials.check(
+        context().store,
         credentials.username or "",
         credentials.password or "",
         web.login_attempts_before_lock,
@@ -78,7 +73,7 @@ def _case_json(record) -> dict:
 
 @blueprint.route("/healthz")
 def health():
-    registry = _ext("service").screener.registry
+    registry = context().cases.screener.registry
     models = {m.id: all(c.ok for c in verify_files(m)) for m in registry}
     healthy = all(models.values()) and not registry.problems
     return jsonify(
@@ -87,7 +82,7 @@ def health():
             "version": __version__,
             "uptime_s": round(time.monotonic() - STARTED, 1),
             "models": models,
-            "cases": _ext("store").count_cases(),
+            "cases": context().store.count_cases(),
         }
     ), 200 if healthy else 503
 
@@ -119,7 +114,7 @@ def post_screening():
     capture = "photo" if request.form.get("capture") == "photo" else "digital"
     try:
         film_corners = film_corners_from_form(request.form) if capture == "photo" else None
-        record = _ext("service").screen_and_store(
+        record = context().cases.screen_and_store(
             ScreeningRequest(
                 source=data,
                 answers=answers,
@@ -143,7 +138,7 @@ def post_screening():
 def get_case(case_id: int):
     if _authenticated_user() is None:
         return _unauthorised()
-    record = _ext("store").get_case(case_id)
+    record = context().store.get_case(case_id)
     if record is None:
         abort(404)
     return jsonify(_case_json(record))

@@ -37,11 +37,11 @@ def ensure_admin(store: CaseStore, environ: Mapping[str, str]) -> str | None:
 
 
 def load_user() -> None:
-    from edgeosteo.web import extension
+    from edgeosteo.web import context
 
-    g.settings = extension("settings")
+    g.settings = context().settings
     user_id = session.get("user_id")
-    g.user = extension("store").get_user_by_id(user_id) if user_id else None
+    g.user = context().store.get_user_by_id(user_id) if user_id else None
 
 
 def login_required(view: Callable) -> Callable:
@@ -122,13 +122,13 @@ class VerifiedCredentials:
 
 @blueprint.route("/login", methods=["GET", "POST"])
 def login():
-    from edgeosteo.web import extension
+    from edgeosteo.web import context
 
     error = None
     if request.method == "POST":
-        web = extension("settings").web
+        web = context().settings.web
         user, problem = check_credentials(
-            extension("store"),
+            context().store,
             request.form.get("username", "").strip(),
             request.form.get("password", ""),
             web.login_attempts_before_lock,
@@ -163,12 +163,12 @@ def logout():
 
 @blueprint.route("/language", methods=["POST"])
 def set_language():
-    from edgeosteo.web import LANGUAGES, extension
+    from edgeosteo.web import LANGUAGES, context
 
     language = request.form.get("language")
     if language in LANGUAGES:
         session["language"] = language
         if g.get("user") is not None:
-            extension("store").set_user_language(g.user.id, language)
+            context().store.set_user_language(g.user.id, language)
     target = request.form.get("next", "")
     return redirect(target if target.startswith("/") and not target.startswith("//") else "/")

@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
+from edgeosteo.cases import patient_label, refusal_code
 from edgeosteo.clinical import ClinicalAnswers
-from edgeosteo.receiver.worker import refusal_code
-from edgeosteo.receiver.worklist import patient_label
+from edgeosteo.web import context
 from edgeosteo.web.auth import login_required
 from edgeosteo.web.form import CLINICAL_FIELDS, answers_from_form
 
@@ -56,9 +56,7 @@ CSV_COLUMNS = (
 
 
 def _store():
-    from edgeosteo.web import extension
-
-    return extension("store")
+    return context().store
 
 
 def _today() -> str:
@@ -93,9 +91,7 @@ def list_cases():
 
 def _worklist(records, text: str | None, day: str | None, with_pending: bool) -> list:
     """Cases, and received images still waiting or kept from screening, newest first."""
-    from edgeosteo.web import extension
-
-    receiver = extension("settings").receiver
+    receiver = context().settings.receiver
 
     def label(identity: dict, local_id: str | None) -> str:
         return patient_label(
@@ -213,8 +209,6 @@ def _form_values(record) -> dict[str, str]:
 def add_answers(case_id: int):
     """Clinical answers given after the image was screened: the decision is made again
     from the stored image findings (no image model runs twice)."""
-    from edgeosteo.web import extension
-
     record = _store().get_case(case_id)
     if record is None:
         abort(404)
@@ -228,7 +222,7 @@ def add_answers(case_id: int):
             p.field if p.field != "height_m" else "height_cm": p.code for p in parsed.problems
         }
         if not problems:
-            extension("service").add_answers(case_id, answers)
+            context().cases.add_answers(case_id, answers)
             return redirect(url_for("pages.case", case_id=case_id))
         status = 422
     return render_template(

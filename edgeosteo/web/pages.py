@@ -5,20 +5,15 @@ from __future__ import annotations
 from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
 from flask_babel import gettext as _
 
+from edgeosteo.cases import ScreeningRequest
 from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.errors import IntakeError
+from edgeosteo.web import context
 from edgeosteo.web.auth import login_required
 from edgeosteo.web.form import BODY_PARTS, CLINICAL_FIELDS, answers_from_form
 from edgeosteo.web.review import film_corners_from_form
-from edgeosteo.web.service import ScreeningRequest
 
 blueprint = Blueprint("pages", __name__)
-
-
-def _service():
-    from edgeosteo.web import extension
-
-    return extension("service")
 
 
 @blueprint.route("/")
@@ -56,7 +51,7 @@ def create_screening():
     if not problems and upload_error is None:
         try:
             film_corners = film_corners_from_form(values) if capture == "photo" else None
-            record = _service().screen_and_store(
+            record = context().cases.screen_and_store(
                 ScreeningRequest(
                     source=data,
                     answers=answers,
@@ -82,9 +77,7 @@ def create_screening():
 
 
 def _record(case_id: int):
-    from edgeosteo.web import extension
-
-    record = extension("store").get_case(case_id)
+    record = context().store.get_case(case_id)
     if record is None:
         abort(404)
     return record
@@ -102,10 +95,8 @@ def case(case_id: int):
 @blueprint.route("/cases/<int:case_id>/<any(display, heatmap):kind>.png")
 @login_required
 def case_image(case_id: int, kind: str):
-    from edgeosteo.web import extension
-
     record = _record(case_id)
     relative = record.display_file if kind == "display" else record.heatmap_file
     if not relative:
         abort(404)
-    return send_file(extension("store").data_dir / relative, mimetype="image/png")
+    return send_file(context().store.data_dir / relative, mimetype="image/png")

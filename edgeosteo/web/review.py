@@ -89,13 +89,13 @@ def review_json(review: PhotoReview, language: str) -> dict[str, object]:
 @blueprint.route("/screenings/photo-review", methods=["POST"])
 @login_required
 def photo_review():
-    from edgeosteo.web import extension, request_language
+    from edgeosteo.web import context, request_language
 
     language = request_language()
     upload = request.files.get("image")
     data = upload.read() if upload is not None else b""
     try:
-        review = extension("service").review_photo(data, film_corners_from_form(request.form))
+        review = context().cases.review_photo(data, film_corners_from_form(request.form))
     except IntakeError as exc:
         response = jsonify({"code": exc.code, "text": text(exc.code, language)})
         response.status_code = 422

@@ -1,4 +1,6 @@
-"""The page's, the API's and the receiver's one way to screen and store a case.
+"""The case workflow that the page, the API and the DICOM receiver share: screen an image
+through the one path, store it as a case, decide it again when answers come later, and say
+what state a case is in and how a list names its patient.
 
 Screening is CPU-bound and the box is small: a semaphore lets only `concurrency` screenings
 run at once, the rest queue, so concurrent uploads cannot oversubscribe the CPU.
@@ -11,12 +13,18 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
 
 from edgeosteo.errors import IntakeError
 from edgeosteo.intake.photo import FilmCorners
 from edgeosteo.intake.types import Capture
 from edgeosteo.screening import PhotoReview, Screener, Screening
 from edgeosteo.store import CaseRecord, CaseStore
+
+CaseState = Literal["screened", "needs_answers", "refused"]
+PSEUDONYMISED = "pseudonymised"
 
 
 @dataclass(frozen=True)
@@ -31,7 +39,9 @@ class ScreeningRequest:
     film_corners: FilmCorners | None = None
 
 
-class ScreeningService:
+class CaseWorkflow:
+    """Screens and stores cases for every entry point; holds the box's screening slots."""
+
     def __init__(self, screener: Screener, store: CaseStore, concurrency: int = 1) -> None:
         self.screener = screener
         self.store = store
@@ -62,18 +72,42 @@ class ScreeningService:
         if existing is not None:
             return existing
         screening = dataclasses.replace(self.screen(request), screening_id=case_uuid)
-        state = case_state(screening.to_dict(), bool(request.answers))
+        result = screening.to_dict()
+        state = case_state(result, bool(request.answers))
         hold_s = self.screener.settings.sync.hold_unanswered_hours * 3600.0
         return self.store.save_case(
-            screening.to_dict(),
+            result,
             identity=screening.identity,
             radiograph=screening.radiograph,
-            heatmap=_heatmap(screening),
+            heatmap=first_heatmap(screening),
             original_name=request.original_name,
             local_patient_id=request.local_patient_id,
             created_by=request.created_by,
             state=state,
             send_after=time.time() + hold_s if state == "needs_answers" else 0.0,
+        )
+
+    def screen_and_store(self, request: ScreeningRequest) -> CaseRecord:
+        """Screen, then store. An unreadable upload raises IntakeError and stores nothing:
+        the technician is still at the form and can choose another file."""
+        screening = self.screen(request)
+        if screening.intake_error:
+            raise IntakeError(
+                str(screening.intake_error["code"]), screening.intake_error.get("detail")
+            )
+        result = screening.to_dict()
+        return self.store.save_case(
+            result,
+            identity=screening.identity,
+            radiograph=screening.radiograph,
+            heatmap=first_heatmap(screening),
+            source_bytes=request.source,
+            original_name=request.original_name,
+            local_patient_id=request.local_patient_id,
+            created_by=request.created_by,
+            # the technician is at the form: a screening they gave no answers for is still
+            # theirs to finish on the page, not one that waits for answers like a received one
+            state=case_state(result, answered=True),
         )
 
     def add_answers(self, case_id: int, answers: Mapping[str, object]) -> CaseRecord | None:
@@ -90,41 +124,56 @@ class ScreeningService:
         self.store.set_case_state(case_id, state)
         return updated
 
-    def screen_and_store(self, request: ScreeningRequest) -> CaseRecord:
-        """Screen, then store. An unreadable upload raises IntakeError and stores nothing:
-        the technician is still at the form and can choose another file."""
-        screening = self.screen(request)
-        if screening.intake_error:
-            raise IntakeError(
-                str(screening.intake_error["code"]), screening.intake_error.get("detail")
-            )
-        heatmap = next(
-            (f.heatmap for f in screening.findings.results if f.heatmap is not None), None
-        )
-        quality = screening.quality
-        state = "screened" if quality is None or quality.usable else "refused"
-        return self.store.save_case(
-            screening.to_dict(),
-            identity=screening.identity,
-            radiograph=screening.radiograph,
-            heatmap=heatmap,
-            source_bytes=request.source,
-            original_name=request.original_name,
-            local_patient_id=request.local_patient_id,
-            created_by=request.created_by,
-            state=state,
-        )
 
-
-def case_state(result: Mapping[str, object], answered: bool) -> str:
+def case_state(result: Mapping[str, object], answered: bool) -> CaseState:
     """refused: intake or the quality gates refused the image; needs_answers: screened
     without clinical answers (an image from the X-ray unit); screened otherwise."""
-    quality = result.get("quality")
-    failed = isinstance(quality, Mapping) and quality.get("verdict") == "fail"
-    if result.get("intake_error") or failed:
+    if refusal_code(result) is not None:
         return "refused"
     return "screened" if answered else "needs_answers"
 
 
-def _heatmap(screening: Screening):
-    return next((f.heatmap for f in screening.findings.results if f.heatmap is not None), None)
+def refusal_code(result: Mapping[str, object]) -> str | None:
+    """The stable code that says why a stored screening refused its image, or None."""
+    error = result.get("intake_error")
+    if isinstance(error, Mapping):
+        return str(error.get("code"))
+    quality = result.get("quality")
+    if isinstance(quality, Mapping):
+        for gate in quality.get("gates", []):
+            if gate.get("verdict") == "fail":
+                return str(gate.get("code"))
+    return None
+
+
+def first_heatmap(screening: Screening) -> np.ndarray | None:
+    """The heatmap a case stores: the first model finding that drew one."""
+    return screening.findings.first_heatmap()
+
+
+def initials(name: str) -> str:
+    """ "WANG^XIAO MING" -> "W.X.M."; a Chinese name keeps its first character per part
+    ("张^三丰" -> "张三")."""
+    letters = []
+    for part in name.replace("^", " ").replace(",", " ").split():
+        first = part[0]
+        letters.append(first if not first.isascii() else first.upper() + ".")
+    return "".join(letters)
+
+
+def patient_label(
+    identity: Mapping[str, object],
+    local_patient_id: str | None,
+    mode: str,
+    id_chars: int,
+) -> str:
+    """The patient as the worklist shows them. Pseudonymised: initials and the last
+    ``id_chars`` characters of the ID (``…1234``); full: name and ID."""
+    name = str(identity.get("name") or "").strip()
+    patient_id = str(local_patient_id or identity.get("patient_id") or "").strip()
+    if mode != PSEUDONYMISED:
+        return " · ".join(x for x in (name.replace("^", " ").strip(), patient_id) if x)
+    tail = ""
+    if patient_id:
+        tail = patient_id if len(patient_id) <= id_chars else "…" + patient_id[-id_chars:]
+    return " ".join(x for x in (initials(name) if name else "", tail) if x)

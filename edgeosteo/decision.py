@@ -25,6 +25,7 @@ from edgeosteo.clinical import (
 from edgeosteo.config import PolicySettings
 from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
 from edgeosteo.messages import LANGUAGES, Evidence, both, field_names, quality_codes, text
+from edgeosteo.metrics import auc
 from edgeosteo.quality import QualityReport
 
 Category = Literal["cannot_assess", "retake", "routine", "consider", "refer", "urgent"]
@@ -610,20 +611,7 @@ def roc_auc(scores: Sequence[float], labels: Sequence[bool]) -> float:
     """Area under the ROC curve by ranks (Mann-Whitney U), ties counted as one half.
     Higher scores are taken to mean positive."""
     values, flags = _checked(scores, labels)
-    order = sorted(range(len(values)), key=values.__getitem__)
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            ranks[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    n_pos = sum(flags)
-    n_neg = len(flags) - n_pos
-    rank_sum = sum(r for r, y in zip(ranks, flags, strict=True) if y)
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+    return auc(values, flags)
 
 
 __all__ = [

@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from edgeosteo.clinical import osta_index
+from edgeosteo.metrics import auc
 from edgeosteo.screening import Screener
 
 TARGETS = {"t_le_-1": -1.0, "t_le_-2.5": -2.5}
@@ -83,27 +84,6 @@ def read_dataset(data_dir: Path) -> list[LabelledCase]:
                 )
             )
     return cases
-
-
-def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Rank-based AUC (Mann-Whitney U), ties counted half."""
-    positives, negatives = scores[labels == 1], scores[labels == 0]
-    if len(positives) == 0 or len(negatives) == 0:
-        return float("nan")
-    order = np.argsort(np.concatenate([positives, negatives]), kind="mergesort")
-    ranks = np.empty(len(order))
-    combined = np.concatenate([positives, negatives])[order]
-    i = 0
-    while i < len(combined):
-        j = i
-        while j + 1 < len(combined) and combined[j + 1] == combined[i]:
-            j += 1
-        ranks[order[i : j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    rank_sum = ranks[: len(positives)].sum()
-    return float(
-        (rank_sum - len(positives) * (len(positives) + 1) / 2) / (len(positives) * len(negatives))
-    )
 
 
 def _bootstrap(statistic: Callable[[np.ndarray], float], n: int) -> list[float]:

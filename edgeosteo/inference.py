@@ -182,11 +182,7 @@ class ModelRunner:
             unavailable.append(UnavailableFinding("model.not_run_quality", "image"))
         else:
             part = (body_part or "").upper() or None
-            image_models = [
-                m
-                for m in self.registry.of_kind("image")
-                if part and m.body_part and m.body_part.upper() == part
-            ]
+            image_models = self.registry.of_kind("image", part) if part else []
             if not image_models:
                 unavailable.append(
                     UnavailableFinding(
@@ -195,7 +191,6 @@ class ModelRunner:
                 )
             for manifest in image_models:
                 attempt(manifest, radiograph)
-            for manifest in self.registry.of_kind("fused"):
-                if part and manifest.body_part and manifest.body_part.upper() == part:
-                    attempt(manifest, radiograph)
+            for manifest in self.registry.of_kind("fused", part) if part else []:
+                attempt(manifest, radiograph)
         return Findings(results=tuple(results), unavailable=tuple(unavailable))

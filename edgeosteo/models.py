@@ -115,6 +115,14 @@ class ModelManifest:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelError("model.manifest_invalid", f"{where}: {exc}") from exc
 
+    def reads_body_part(self, body_part: str | None) -> bool:
+        """Whether this model may run for an image of this body part: the one rule. A
+        clinical model reads no image, so any; an image or fused model only the body part
+        its manifest names, so an unknown part, or a manifest that names none, runs nothing."""
+        if self.kind == "clinical":
+            return True
+        return bool(body_part and self.body_part) and self.body_part.upper() == body_part.upper()
+
     def file(self, role: str) -> ModelFile | None:
         return next((f for f in self.files if f.role == role), None)
 
@@ -245,10 +253,9 @@ class ModelRegistry:
         return self._manifests.get(model_id)
 
     def of_kind(self, kind: str, body_part: str | None = None) -> list[ModelManifest]:
-        wanted = body_part.upper() if body_part else None
+        """The installed models of a kind; with ``body_part``, only those that read it."""
         return [
             m
             for m in self._manifests.values()
-            if m.kind == kind
-            and (m.body_part is None or wanted is None or m.body_part.upper() == wanted)
+            if m.kind == kind and (body_part is None or m.reads_body_part(body_part))
         ]

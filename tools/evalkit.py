@@ -19,6 +19,7 @@ import numpy as np
 from scipy.stats import rankdata
 from sklearn.model_selection import StratifiedKFold
 
+from edgeosteo.metrics import auc as edgeosteo_auc
 from edgeosteo.models import GOVERNANCE_SCHEMES
 
 BOOT_B = 2000
@@ -46,12 +47,7 @@ def loso_splits(source: np.ndarray):
 
 
 def auc(y: np.ndarray, s: np.ndarray) -> float:
-    y = np.asarray(y).astype(bool)
-    npos, nneg = y.sum(), (~y).sum()
-    if npos == 0 or nneg == 0:
-        return float("nan")
-    r = rankdata(s)
-    return float((r[y].sum() - npos * (npos + 1) / 2) / (npos * nneg))
+    return edgeosteo_auc(s, y)
 
 
 def _auc_rows(y: np.ndarray, S: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ model, validated by repeated CV AND leave-one-source-out (LOSO)?
 Usage: python tools/image_research.py DATA_DIR [--report tools/reports/image_research.json]
        [--cnn-repeats 2]
 
-Pipeline: automatic knee ROI (tools/knee_roi.py: joint line + knee-width scale, 160 px per
+Pipeline: automatic knee ROI (edgeosteo/knee_roi.py: joint line + knee-width scale, 160 px per
 knee width, 256 px crop, percentile normalisation), one crop per knee (bilateral images give
 two instances; patient prediction = mean over knees).
 
@@ -43,9 +43,9 @@ from sklearn.linear_model import LogisticRegression, Ridge
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import evalkit as ek
 import knee_data
-import knee_roi
 import train_clinical as tc
 
+from edgeosteo import knee_roi
 from edgeosteo.models import governance_rule_holds
 
 TARGETS = tc.TARGETS

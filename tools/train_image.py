@@ -24,8 +24,9 @@ import evalkit as ek
 import image_research as ir
 import knee_cnn
 import knee_data
-import knee_roi
 import train_clinical as tc
+
+from edgeosteo import knee_roi
 
 torch.set_num_threads(2)
 REPORTS = Path(__file__).resolve().parent / "reports"

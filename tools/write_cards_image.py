@@ -267,7 +267,7 @@ def preprocessing(res: dict) -> dict:
     p = res["roi_params"]
     return {
         "algorithm": p["version"],
-        "reference_implementation": "edgeosteo/knee_roi.py (re-exported by tools/knee_roi.py; numpy + OpenCV only; detect_knees + crop_knee)",
+        "reference_implementation": "edgeosteo/knee_roi.py (numpy + OpenCV only; detect_knees + crop_knee)",
         "steps": [
             "decode to grayscale float32 in [0,1], bone bright: raster via cv2.imread(IMREAD_UNCHANGED), colour -> "
             "cv2.COLOR_BGR2GRAY, divide by dtype max; DICOM: modality LUT, min-max scale, invert MONOCHROME1",

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from flask_babel import lazy_gettext as _l
 
+from edgeosteo.clinical import RANGES
+
 
 @dataclass(frozen=True)
 class Field:
@@ -21,11 +23,31 @@ class Field:
     women_only: bool = False
 
 
+def _bounds(name: str, scale: float = 1.0) -> dict[str, float]:
+    """The form's limits are the clinical tools' plausible ranges (clinical.RANGES), shown
+    in the form's unit."""
+    low, high = (round(value * scale, 6) for value in RANGES[name])
+    return {
+        "minimum": int(low) if low.is_integer() else low,
+        "maximum": int(high) if high.is_integer() else high,
+    }
+
+
 CLINICAL_FIELDS: tuple[Field, ...] = (
-    Field("age_years", _l("Age"), "number", _l("years"), 18, 110, "1", required=True),
+    Field(
+        "age_years",
+        _l("Age"),
+        "number",
+        _l("years"),
+        **_bounds("age_years"),
+        step="1",
+        required=True,
+    ),
     Field("sex", _l("Sex"), "sex", required=True),
-    Field("weight_kg", _l("Weight"), "number", "kg", 25, 200, "0.1", required=True),
-    Field("height_cm", _l("Height"), "number", "cm", 100, 220, "0.5"),
+    Field(
+        "weight_kg", _l("Weight"), "number", "kg", **_bounds("weight_kg"), step="0.1", required=True
+    ),
+    Field("height_cm", _l("Height"), "number", "cm", **_bounds("height_m", 100.0), step="0.5"),
     Field("prior_fragility_fracture", _l("Fracture from a minor fall, as an adult"), "yesno"),
     Field(
         "glucocorticoids_3_months",

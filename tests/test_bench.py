@@ -54,3 +54,31 @@ def test_whole_screening_benchmark(benchmark, pydicom_data_dir, settings):
         lambda: screener.screen(path, {"age_years": 70, "sex": "female", "weight_kg": 50})
     )
     assert result.quality.usable
+
+
+def test_bench_server_runs_beside_a_box_that_holds_the_default_ports(tmp_path):
+    """On an appliance the service always holds the page's and the receiver's ports: the
+    bench's own server must open free ones for everything it starts."""
+    import socket
+
+    from edgeosteo.bench import make_inputs, server_memory_and_cold_start
+    from edgeosteo.config import ReceiverSettings, WebSettings
+
+    models = model_factory.build_models_dir(tmp_path / "models")
+    inputs = make_inputs(tmp_path / "inputs")
+    held = []
+    for port in (WebSettings().port, ReceiverSettings().port):
+        holder = socket.socket()
+        try:
+            holder.bind(("127.0.0.1", port))
+            holder.listen()
+            held.append(holder)
+        except OSError:  # something already listens there: the port is taken either way
+            holder.close()
+    try:
+        server = server_memory_and_cold_start(inputs["largest_40mp"], models)
+    finally:
+        for holder in held:
+            holder.close()
+    assert server["first_status"] == 201
+    assert server["rss_after_start_mb"] > 0

@@ -78,3 +78,40 @@ def test_info_reports_versions_backends_and_models(tmp_path):
     assert set(details["versions"]) >= {"onnxruntime", "openvino", "pydicom", "opencv"}
     assert details["models"]["test-clinical"]["verified"] is True
     assert details["models"]["test-knee-image"]["used_for_referral"] is False
+
+
+def test_a_failing_command_says_why_in_both_languages_without_a_traceback(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[web]\nport = 'eighty'\n")
+    result = run("--data-dir", str(tmp_path), "--config", str(bad), "info")
+    assert result.returncode == 2
+    assert "config.invalid" in result.stderr and "设置文件无效" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+    unset = run("--data-dir", str(tmp_path / "box"), "sync")
+    assert unset.returncode == 2
+    assert "sync.not_configured" in unset.stderr and "区域中心" in unset.stderr
+    assert "Traceback" not in unset.stderr + unset.stdout
+
+
+def test_an_unexpected_fault_is_a_coded_message_not_a_traceback():
+    """A defect inside any command ends in the coded bilingual message and exit 1; the
+    command group is edgeosteo's own, the failing command a stand-in for a defect."""
+    import click
+    from click.testing import CliRunner
+
+    from edgeosteo.cli import Commands
+
+    @click.group(cls=Commands)
+    def group() -> None:
+        pass
+
+    @group.command()
+    def broken() -> None:
+        raise KeyError("a defect")
+
+    result = CliRunner().invoke(group, ["broken"])
+    assert result.exit_code == 1
+    assert "cli.unexpected" in result.output and "意外故障" in result.output
+    assert "KeyError" in result.output and "Traceback" not in result.output
+    assert not isinstance(result.exception, KeyError)

@@ -92,6 +92,19 @@ def codes(referral: Referral) -> set[str]:
 def test_category_order_is_explicit() -> None:
     assert CATEGORY_ORDER == ("cannot_assess", "retake", "routine", "consider", "refer", "urgent")
     assert [SEVERITY[c] for c in CATEGORY_ORDER] == list(range(6))
+    # each pair by name, not through a table built from the order itself
+    assert SEVERITY["urgent"] > SEVERITY["refer"] > SEVERITY["consider"] > SEVERITY["routine"]
+    assert SEVERITY["routine"] > SEVERITY["retake"] > SEVERITY["cannot_assess"]
+
+
+def test_urgent_evidence_outranks_refer_evidence() -> None:
+    """A fracture with a probable osteoporosis (urgent) beside a probability above the refer
+    threshold (refer): the recommendation is urgent, and its reason comes first."""
+    answers = dataclasses.replace(LOW_RISK, prior_fragility_fracture=True)
+    referral = run(answers, image(0.9, 0.95), PASS)
+    assert referral.category == "urgent"
+    assert referral.reasons[0].points_to == "urgent"
+    assert {r.points_to for r in referral.reasons} >= {"urgent", "refer"}
 
 
 def test_image_above_threshold_refers_with_evidence() -> None:

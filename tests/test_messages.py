@@ -6,7 +6,11 @@ from pathlib import Path
 from edgeosteo.messages import CATALOGUE, text
 
 PACKAGE = Path(__file__).resolve().parents[1] / "edgeosteo"
-CODE_LITERAL = re.compile(r"[\"']((?:intake|quality|model|config)\.[a-z0-9_]+)[\"']")
+# every code family a person can see; a family missing here goes unchecked
+CODE_LITERAL = re.compile(
+    r"[\"']((?:intake|quality|model|config|photo|receiver|decision|cli|bench|"
+    r"maintenance)\.[a-z0-9_]+)[\"']"
+)
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -17,6 +21,8 @@ def test_every_code_used_in_the_package_has_both_languages():
     assert len(used) > 20
     missing = sorted(code for code in used if code not in CATALOGUE)
     assert missing == []
+    # the photo path's codes are among those checked (they live in messages_photo.py)
+    assert {"photo.no_film_found", "photo.too_narrow"} <= used
 
 
 def test_every_catalogue_entry_is_complete():

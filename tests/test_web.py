@@ -359,3 +359,54 @@ def test_every_page_string_is_translated():
     assert {"Log in", "Print report", "Age"} <= used  # both extractors ran
     assert sorted(m for m in used if m not in known) == []
     assert {m.id: m.string for m in catalog if m.id} == {m.id: m.string for m in compiled if m.id}
+
+
+def test_an_upload_the_quality_gates_refuse_is_stored_as_refused(admin_client, app):
+    """A readable image that fails a gate (too small to assess) is a refused case, in the
+    store and in the list, never a screened one."""
+    small = np.random.default_rng(3).integers(0, 255, (120, 120), dtype=np.uint8)
+    ok, png = cv2.imencode(".png", small)
+    response = _upload(admin_client, png.tobytes(), "small.png", body_part="KNEE")
+    assert response.status_code == 302
+    record = app.extensions["edgeosteo"].store.get_case(1)
+    assert record.result["quality"]["verdict"] == "fail"
+    assert record.state == "refused"
+
+
+def test_saved_language_applies_at_once_and_in_the_file_that_was_read(tmp_path):
+    """The admin page writes the settings file the box was started with (here one named by
+    --config, not the data directory's), and the new language and thresholds apply to the
+    next page and the next screening without a restart."""
+    from edgeosteo.app import build
+    from edgeosteo.config import load_settings
+    from edgeosteo.web.auth import ensure_admin
+
+    config = tmp_path / "site" / "box.toml"
+    config.parent.mkdir()
+    config.write_text('language = "zh_CN"\n[policy]\npolicy_version = "site-3"\n')
+    settings = load_settings(data_dir=tmp_path / "box", config_file=config, environ={})
+    assert settings.config_file == config and settings.policy.policy_version == "site-3"
+    box = build(settings)
+    ensure_admin(box.store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    anonymous = box.web.test_client()
+    assert "登录" in anonymous.get("/login").get_data(as_text=True)
+    admin = box.web.test_client()
+    log_in(admin)
+    token = csrf_token(admin, "/settings/")
+    response = admin.post(
+        "/settings/",
+        data={"csrf_token": token, "refer_p_osteoporosis": "0.8", "language": "en"},
+    )
+    assert response.status_code == 302
+    saved = config.read_text()
+    assert 'language = "en"' in saved and "refer_p_osteoporosis = 0.8" in saved
+    assert 'policy_version = "site-3"' in saved
+    assert not (tmp_path / "box" / "edgeosteo.toml").exists()
+    assert box.screener.policy.refer_p_osteoporosis == 0.8
+    assert box.web.extensions["edgeosteo"].settings.language == "en"
+    # a visitor who chose no language now sees the box's new one
+    page = box.web.test_client().get("/login").get_data(as_text=True)
+    assert "Log in" in page and "登录" not in page
+    # and a restart reads what was saved
+    restarted = load_settings(data_dir=tmp_path / "box", config_file=config, environ={})
+    assert restarted.language == "en" and restarted.policy.refer_p_osteoporosis == 0.8

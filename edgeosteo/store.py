@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from edgeosteo.config import DISPLAY_LONG_SIDE_PX
+from edgeosteo.hardware import boot_id
 from edgeosteo.intake.pixels import shrink_to_long_side
 from edgeosteo.intake.types import PatientIdentity, Radiograph
 from edgeosteo.records import (
@@ -145,13 +146,6 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SYNC_STATUS_KEYS = ("last_attempt_at", "last_success_at", "last_error", "last_error_at")
-
-
-def boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return "unknown"
 
 
 def clock_synchronised() -> bool:

@@ -16,12 +16,10 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import cv2
 import numpy as np
 
-from edgeosteo.config import DISPLAY_LONG_SIDE_PX
 from edgeosteo.hardware import boot_id
-from edgeosteo.intake.pixels import shrink_to_long_side
+from edgeosteo.imaging import display_png, heatmap_png
 from edgeosteo.intake.types import PatientIdentity, Radiograph
 from edgeosteo.records import (
     CaseRecord,
@@ -153,35 +151,6 @@ def clock_synchronised() -> bool:
     return Path("/run/systemd/timesync/synchronized").exists()
 
 
-def display_png(pixels: np.ndarray) -> bytes:
-    """Gray [0, 1] pixels as the PNG the page shows (long side at most DISPLAY_LONG_SIDE_PX)."""
-    small, _ = shrink_to_long_side(pixels, DISPLAY_LONG_SIDE_PX)
-    ok, encoded = cv2.imencode(".png", np.clip(small * 255.0, 0, 255).astype(np.uint8))
-    if not ok:
-        raise ValueError("display image could not be encoded")
-    return encoded.tobytes()
-
-
-def _heatmap_png(heatmap: np.ndarray, shape: tuple[int, int]) -> bytes:
-    """A colour overlay at the display image's size, transparent where cold or where the
-    model did not look (NaN)."""
-    h, w = shape
-    scale = min(1.0, DISPLAY_LONG_SIDE_PX / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    values = cv2.resize(np.asarray(heatmap, dtype=np.float32), size, interpolation=cv2.INTER_LINEAR)
-    looked = np.isfinite(values)
-    finite = values[looked]
-    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
-    unit = np.where(looked, (values - lo) / (hi - lo) if hi > lo else 0.0, 0.0)
-    unit = np.clip(unit, 0.0, 1.0).astype(np.float32)
-    colour = cv2.applyColorMap((unit * 255).astype(np.uint8), cv2.COLORMAP_JET)
-    alpha = np.where(looked, unit * 160, 0).astype(np.uint8)
-    ok, encoded = cv2.imencode(".png", np.dstack([colour, alpha]))
-    if not ok:
-        raise ValueError("heatmap could not be encoded")
-    return encoded.tobytes()
-
-
 class CaseStore:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
@@ -266,7 +235,7 @@ class CaseStore:
                 )
                 if heatmap is not None:
                     heatmap_file = self._write_file(
-                        f"{case_uuid}.heatmap.png", _heatmap_png(heatmap, radiograph.shape), written
+                        f"{case_uuid}.heatmap.png", heatmap_png(heatmap, radiograph.shape), written
                     )
             referral = result.get("referral") or {}
             quality = result.get("quality") or {}

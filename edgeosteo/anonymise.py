@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeosteo.config import SyncSettings
-from edgeosteo.store import CaseRecord, OutboxRecord
+from edgeosteo.records import CaseRecord, OutboxRecord
 
 SITE_SECRET_NAME = "site-secret"
 SITE_SECRET_BYTES = 32

@@ -30,7 +30,7 @@ from edgeosteo.clinical import ClinicalAnswers, assess_clinical
 from edgeosteo.config import CONFIG_FILE_NAME, Settings
 from edgeosteo.decision import decide
 from edgeosteo.errors import CommandError
-from edgeosteo.hardware import cpu_features, cpu_model, physical_cores
+from edgeosteo.hardware import cpu_features, cpu_model, physical_cores, process_memory_kb
 from edgeosteo.intake import read_image
 from edgeosteo.intake.photo import read_photo
 from edgeosteo.intake.types import Capture
@@ -260,15 +260,6 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _rss_kb(pid: int) -> dict[str, int]:
-    values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            values[key] = int(rest.split()[0])
-    return values
-
-
 def server_memory_and_cold_start(largest: Path, models_dir: Path) -> dict[str, object]:
     """Start `edgeosteo serve` in a fresh data dir; measure start, first result and RSS."""
     port = _free_port()
@@ -321,11 +312,11 @@ def server_memory_and_cold_start(largest: Path, models_dir: Path) -> dict[str, o
                         ) from None
                     time.sleep(0.05)
             ready_s = time.perf_counter() - started
-            after_start = _rss_kb(process.pid)
+            after_start = process_memory_kb(process.pid)
             first = _post(base, largest.with_name("knee-2000x2400.jpg"), password)
             first_result_s = time.perf_counter() - started
             _post(base, largest, password)
-            after_largest = _rss_kb(process.pid)
+            after_largest = process_memory_kb(process.pid)
             return {
                 "ready_s": round(ready_s, 2),
                 "cold_start_to_first_result_s": round(first_result_s, 2),

@@ -1,5 +1,6 @@
-"""What CPU the box has: read once from /proc/cpuinfo, used by the runtime, config,
-`edgeosteo info` and the benchmarks."""
+"""What the box's kernel reports under /proc: what CPU it has (read from /proc/cpuinfo, used
+by the runtime, config, `edgeosteo info` and the benchmarks), which boot this is (the store
+stamps it on outbox records) and how much memory a process holds (the benchmarks)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,22 @@ def cpu_features(cpuinfo: str | None = None) -> list[str]:
             flags = set(line.split(":", 1)[1].split())
             return [f for f in INFERENCE_FEATURES if f in flags]
     return []
+
+
+def boot_id() -> str:
+    """This boot's random id from the kernel, or "unknown" where there is none."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return "unknown"
+
+
+def process_memory_kb(pid: int, fields: tuple[str, ...] = ("VmRSS", "VmHWM")) -> dict[str, int]:
+    """The ``fields`` of /proc/<pid>/status that the process reports, in kB (VmRSS: resident
+    now, VmHWM: the peak)."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in fields:
+            values[key] = int(rest.split()[0])
+    return values

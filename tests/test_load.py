@@ -33,6 +33,7 @@ import requests
 
 from conftest import ADMIN_PASSWORD, REPO
 from edgeosteo.config import REPO_MODELS_DIR
+from edgeosteo.hardware import process_memory_kb
 from edgeosteo.intake import read_image
 from edgeosteo.store import CaseStore
 
@@ -49,10 +50,10 @@ STARTUP_S = 120
 
 
 def _memory_mb(pid: int, field: str = "VmRSS") -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
+    values = process_memory_kb(pid, (field,))
+    if field not in values:
+        raise AssertionError(f"no {field} in /proc/{pid}/status")
+    return values[field] / 1024
 
 
 def _free_port() -> int:

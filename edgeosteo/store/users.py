@@ -1,0 +1,79 @@
+"""Users of the box's web pages: accounts, roles, login failures and lockout."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from edgeosteo.records import User
+from edgeosteo.store.db import Database, row_to, utc_now
+
+
+class Users(Database):
+    """Accounts and logins."""
+
+    def create_user(
+        self, username: str, role: str, password_hash: str, language: str | None = None
+    ) -> User:
+        with self.transaction() as connection:
+            connection.execute(
+                "INSERT INTO users (username, role, password_hash, language, created_at) "
+                "VALUES (?,?,?,?,?)",
+                (username, role, password_hash, language, utc_now()),
+            )
+        user = self.get_user(username)
+        assert user is not None
+        return user
+
+    def get_user(self, username: str) -> User | None:
+        with self.connect() as connection:
+            row = connection.execute("SELECT * FROM users WHERE username=?", (username,)).fetchone()
+        return _user(row) if row else None
+
+    def get_user_by_id(self, user_id: int) -> User | None:
+        with self.connect() as connection:
+            row = connection.execute("SELECT * FROM users WHERE id=?", (user_id,)).fetchone()
+        return _user(row) if row else None
+
+    def list_users(self) -> list[User]:
+        with self.connect() as connection:
+            return [_user(r) for r in connection.execute("SELECT * FROM users ORDER BY id")]
+
+    def count_users(self) -> int:
+        with self.connect() as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM users").fetchone()[0])
+
+    def record_login(
+        self, user_id: int, success: bool, lock_after: int, lock_seconds: float
+    ) -> None:
+        with self.transaction() as connection:
+            if success:
+                connection.execute(
+                    "UPDATE users SET failed_logins=0, locked_until=0 WHERE id=?", (user_id,)
+                )
+                return
+            failures = (
+                connection.execute(
+                    "SELECT failed_logins FROM users WHERE id=?", (user_id,)
+                ).fetchone()[0]
+                + 1
+            )
+            locked_until = time.time() + lock_seconds if failures >= lock_after else 0
+            connection.execute(
+                "UPDATE users SET failed_logins=?, locked_until=? WHERE id=?",
+                (failures, locked_until, user_id),
+            )
+
+    def set_user_language(self, user_id: int, language: str) -> None:
+        with self.transaction() as connection:
+            connection.execute("UPDATE users SET language=? WHERE id=?", (language, user_id))
+
+    def set_password(self, user_id: int, password_hash: str) -> None:
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE users SET password_hash=? WHERE id=?", (password_hash, user_id)
+            )
+
+
+def _user(row: sqlite3.Row) -> User:
+    return row_to(User, row)

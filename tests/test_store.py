@@ -1,0 +1,181 @@
+"""The store's one row-to-record mapper (edgeosteo.store.db.row_to): every record type comes
+back from its table with the values and types it went in with (JSON columns decoded, 0/1
+flags as bools, columns without a field left out), and a mapping that does not fit is an
+error rather than a record with a wrong field."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sqlite3
+
+import pytest
+
+from edgeosteo.intake.types import PatientIdentity
+from edgeosteo.records import CaseRecord, OutboxRecord, ReceivedInstance, ScreeningJob, User
+from edgeosteo.store import CaseStore, IncomingInstance
+from edgeosteo.store.db import row_to
+
+RESULT = {
+    "screening_id": "0f5c1c8e-0000-4000-8000-00000000000a",
+    "created_at": "2026-01-02T03:04:05+00:00",
+    "body_part": "hand",
+    "referral": {"category": "refer"},
+    "quality": {"verdict": "pass"},
+    "probabilities": [0.25, 0.75],
+    "note": "Ünïcode stays",
+}
+
+
+def _types(record: object) -> dict[str, type]:
+    return {f.name: type(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+def test_a_case_and_its_outbox_record_come_back_as_stored(tmp_path):
+    store = CaseStore(tmp_path)
+    identity = PatientIdentity(patient_id="P-1", name="Doe^Jane", sex="F")
+    case = store.save_case(
+        RESULT,
+        identity=identity,
+        original_name="hand.dcm",
+        local_patient_id="L-7",
+        created_by="tech",
+        state="screened",
+    )
+    assert case == CaseRecord(
+        id=case.id,
+        uuid=RESULT["screening_id"],
+        created_at=RESULT["created_at"],
+        created_by="tech",
+        local_patient_id="L-7",
+        state="screened",
+        category="refer",
+        body_part="hand",
+        quality_verdict="pass",
+        result=RESULT,
+        identity={"patient_id": "P-1", "name": "Doe^Jane", "sex": "F"},
+        original_name="hand.dcm",
+        image_file=None,
+        display_file=None,
+        heatmap_file=None,
+    )
+    assert isinstance(case.result, dict) and isinstance(case.identity, dict)
+    assert store.get_case_by_uuid(case.uuid) == case == store.search_cases()[0]
+
+    (record,) = store.case_outbox(case.id)
+    assert isinstance(record, OutboxRecord)
+    assert record.record_uuid == case.uuid and record.case_id == case.id
+    assert (record.state, record.attempts, record.revision, record.supersedes) == (
+        "pending",
+        0,
+        1,
+        None,
+    )
+    assert record.clock_synchronised in (True, False)
+    assert type(record.clock_synchronised) is bool and record.offered is False
+    assert type(record.monotonic_ns) is int and type(record.next_attempt_at) is float
+    store.mark_offered([record.record_uuid])
+    offered = store.get_outbox(record.record_uuid)
+    assert offered == dataclasses.replace(record, offered=True) and offered.offered is True
+    assert store.due_outbox(0.0, 10, 3600.0) == [offered]
+
+
+def test_users_received_instances_and_jobs_come_back_as_stored(tmp_path):
+    store = CaseStore(tmp_path)
+    user = store.create_user("admin", "admin", "hash", "de")
+    assert user == User(
+        id=user.id,
+        username="admin",
+        role="admin",
+        password_hash="hash",
+        language="de",
+        failed_logins=0,
+        locked_until=0.0,
+    )
+    assert user.is_admin and type(user.locked_until) is float
+    assert store.get_user_by_id(user.id) == user and store.list_users() == [user]
+
+    incoming = IncomingInstance(
+        source="scp",
+        file="inbox/a.dcm",
+        size_bytes=123,
+        content_sha256="ab" * 32,
+        eligible=True,
+        body_part="hand",
+        sop_instance_uid="1.2.3",
+        calling_ae="XRAY",
+        modality="DX",
+        identity={"patient_id": "P-2", "name": "Roe^Ann"},
+    )
+    received, new = store.record_received(incoming, queue_limit=5)
+    assert new is True
+    assert received == ReceivedInstance(
+        id=received.id,
+        received_at=received.received_at,
+        source="scp",
+        sop_instance_uid="1.2.3",
+        sop_class_uid=None,
+        calling_ae="XRAY",
+        peer=None,
+        origin_path=None,
+        file="inbox/a.dcm",
+        size_bytes=123,
+        content_sha256="ab" * 32,
+        modality="DX",
+        dicom_body_part=None,
+        view_position=None,
+        laterality=None,
+        body_part="hand",
+        identity={"patient_id": "P-2", "name": "Roe^Ann"},
+        state="queued",
+        reason_code=None,
+        case_id=None,
+    )
+    assert store.record_received(incoming, queue_limit=5) == (received, False)
+    assert store.get_received(received.id) == received == store.list_received()[0]
+
+    job = store.claim_job()
+    assert job == ScreeningJob(
+        id=job.id,
+        instance_id=received.id,
+        case_uuid=job.case_uuid,
+        state="running",
+        attempts=1,
+        last_error=None,
+    )
+    assert store.get_job_for_instance(received.id) == job
+
+
+def _row(sql: str) -> sqlite3.Row:
+    connection = sqlite3.connect(":memory:")
+    connection.row_factory = sqlite3.Row
+    return connection.execute(sql).fetchone()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Thing:
+    id: int
+    flag: bool
+    payload: dict
+    note: str | None = None
+
+
+def test_row_to_maps_columns_by_name_and_converts_json_and_flags():
+    row = _row(
+        "SELECT 1 AS flag, 7 AS id, 'x' AS extra, NULL AS note, "
+        """'{"a": [1, 2]}' AS payload_json"""
+    )
+    thing = row_to(_Thing, row, flag=bool, payload=json.loads)
+    assert thing == _Thing(id=7, flag=True, payload={"a": [1, 2]}, note=None)
+    assert _types(thing) == {"id": int, "flag": bool, "payload": dict, "note": type(None)}
+
+
+def test_row_to_refuses_a_mapping_that_does_not_fit():
+    full = "SELECT 7 AS id, 0 AS flag, '{}' AS payload_json, NULL AS note"
+    with pytest.raises(TypeError, match="payload_json needs a converter"):
+        row_to(_Thing, _row(full), flag=bool)
+    with pytest.raises(TypeError, match="no field nothing"):
+        row_to(_Thing, _row(full), payload=json.loads, nothing=bool)
+    # a field with a default still needs its column: no silent default for a missing one
+    with pytest.raises(KeyError, match="note"):
+        row_to(_Thing, _row("SELECT 7 AS id, 0 AS flag, '{}' AS payload_json"), payload=json.loads)

@@ -19,7 +19,7 @@ from edgeosteo.intake.types import Intake, PatientIdentity, Radiograph
 _EXIF_ORIENTATION = 0x0112
 
 
-def _header(data: bytes, limits: IntakeLimits) -> tuple[int, int, int]:
+def raster_header(data: bytes, limits: IntakeLimits) -> tuple[int, int, int]:
     """Width, height and EXIF orientation from the header alone, before any decoding."""
     try:
         with warnings.catch_warnings():
@@ -49,7 +49,7 @@ def _header(data: bytes, limits: IntakeLimits) -> tuple[int, int, int]:
 
 
 def read_raster(data: bytes, kind: Kind, limits: IntakeLimits, content_sha256: str) -> Intake:
-    _, _, orientation = _header(data, limits)
+    _, _, orientation = raster_header(data, limits)
     buffer = np.frombuffer(data, dtype=np.uint8)
     # ANYDEPTH keeps 16-bit PNG/TIFF; without IMREAD_UNCHANGED OpenCV applies EXIF orientation
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR

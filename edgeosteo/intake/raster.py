@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 
 import cv2
 import numpy as np
@@ -22,15 +21,13 @@ _EXIF_ORIENTATION = 0x0112
 def raster_header(data: bytes, limits: IntakeLimits) -> tuple[int, int, int]:
     """Width, height and EXIF orientation from the header alone, before any decoding."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as img:
-                width, height = img.size
-                frames = getattr(img, "n_frames", 1)
-                try:
-                    orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
-                except Exception:
-                    orientation = 1
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            frames = getattr(img, "n_frames", 1)
+            try:
+                orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
+            except Exception:
+                orientation = 1
     except Image.DecompressionBombError as exc:
         raise IntakeError("intake.too_large", str(exc)) from exc
     except UnidentifiedImageError as exc:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from edgeosteo.warnings_filter import install_warning_filters
+
+# the decoders' warnings about files intake reads anyway, ignored once for the process
+install_warning_filters()
+
 __version__ = "0.1.0"
 
 

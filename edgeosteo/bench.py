@@ -32,10 +32,11 @@ from edgeosteo.decision import decide
 from edgeosteo.errors import CommandError
 from edgeosteo.hardware import cpu_features, cpu_model, physical_cores, process_memory_kb
 from edgeosteo.intake import read_image
-from edgeosteo.intake.photo import read_photo
+from edgeosteo.intake.photo import PhotoResult, read_photo
 from edgeosteo.intake.types import Capture
 from edgeosteo.models import ModelManifest
 from edgeosteo.quality import QualityReport, assess
+from edgeosteo.quality_photo import photo_gates as judge_photo
 from edgeosteo.runtime import open_session
 from edgeosteo.screening import Screener
 from edgeosteo.store import CaseStore
@@ -69,6 +70,12 @@ def _timed(function: Callable[[], object]) -> tuple[float, object]:
     start = time.perf_counter()
     value = function()
     return time.perf_counter() - start, value
+
+
+def _photo_with_gates(screener: Screener, path: Path) -> tuple[PhotoResult, tuple]:
+    """A photo read and rectified, and its photo gates (as Screener.screen takes them)."""
+    photo = read_photo(path, screener.settings.photo, None, screener.settings.intake)
+    return photo, judge_photo(photo, screener.settings.photo)
 
 
 def _pydicom_data() -> Path | None:
@@ -136,11 +143,9 @@ def stage_timings(
                 samples.setdefault(name, []).append(seconds)
 
         if capture == "photo":
-            seconds, photo = _timed(
-                lambda: read_photo(path, screener.settings.photo, None, screener.settings.intake)
-            )
+            seconds, (photo, photo_gates) = _timed(lambda: _photo_with_gates(screener, path))
             add("decode_find_film_rectify_photo_gates", seconds)
-            radiograph, photo_gates = photo.radiograph, tuple(photo.gates)
+            radiograph = photo.radiograph
         else:
             seconds, intake = _timed(lambda: read_image(path, screener.settings.intake))
             add("decode", seconds)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeosteo import __version__
+from edgeosteo import __version__, quality_photo
 from edgeosteo.clinical import ClinicalAnswers, ClinicalAssessment, assess_clinical
 from edgeosteo.config import Settings, load_settings
 from edgeosteo.decision import Referral, SitePolicy, decide
@@ -154,8 +154,12 @@ class Screener:
                     photo = read_photo(
                         source, self.settings.photo, film_corners, self.settings.intake
                     )
-                    radiograph, photo_gates = photo.radiograph, tuple(photo.gates)
-                    photo_details = photo.describe()
+                    radiograph = photo.radiograph
+                    photo_gates = quality_photo.photo_gates(photo, self.settings.photo)
+                    photo_details = {
+                        **photo.describe(),
+                        "quality": QualityReport(photo_gates).to_dict(),
+                    }
                 else:
                     intake = read_image(source, self.settings.intake)
                     radiograph, identity = intake.radiograph, intake.identity
@@ -200,7 +204,8 @@ class Screener:
         file raises IntakeError: the technician is at the form and chooses another."""
         photo = load_photo(source, self.settings.intake)
         film = rectify_file(photo, self.settings.photo, film_corners)
-        return PhotoReview(photo.rgb, film, self._quality(film.radiograph, film.gates))
+        gates = quality_photo.photo_gates(film, self.settings.photo)
+        return PhotoReview(photo.rgb, film, self._quality(film.radiograph, gates))
 
     def _quality(
         self, radiograph: Radiograph, photo_gates: Sequence[GateResult] = ()

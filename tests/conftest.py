@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from edgeosteo.config import load_settings
+from edgeosteo.warnings_filter import install_warning_filters
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,6 +18,14 @@ def _site_data(package: str, *parts: str) -> Path:
     spec = importlib.util.find_spec(package)
     assert spec is not None and spec.submodule_search_locations, f"{package} not installed"
     return Path(next(iter(spec.submodule_search_locations))).joinpath(*parts)
+
+
+@pytest.fixture(autouse=True)
+def _decoder_warnings_ignored():
+    """pytest restores its own warning filters after collection and around each test, which
+    drops those edgeosteo installs when it is imported: put them back, as the server has
+    them (tests/test_warnings_filter.py checks the import in a fresh process)."""
+    install_warning_filters()
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,8 @@ import numpy as np
 
 from edgeosteo.config import PhotoThresholds
 from edgeosteo.intake.photo import PhotoResult, read_photo
+from edgeosteo.quality import QualityReport
+from edgeosteo.quality_photo import photo_quality
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from photo_sim import (
@@ -45,11 +47,12 @@ BAD_CONDITIONS = tuple(c for c in CONDITIONS if c != "good")
 class Outcome:
     photo: SimPhoto
     result: PhotoResult
+    quality: QualityReport  # the photo gates' report
     seconds: float
 
     @property
     def fail_codes(self) -> tuple[str, ...]:
-        return tuple(g.code for g in self.result.gates if g.verdict == "fail")
+        return tuple(g.code for g in self.quality.gates if g.verdict == "fail")
 
     @property
     def refused(self) -> bool:
@@ -112,7 +115,8 @@ def run(
         photo = simulate(sources[name], seed + i, condition, name)
         start = time.perf_counter()
         result = read_photo(photo.jpeg, thresholds)
-        outcomes.append(Outcome(photo, result, time.perf_counter() - start))
+        quality = photo_quality(result, thresholds)
+        outcomes.append(Outcome(photo, result, quality, time.perf_counter() - start))
     return outcomes
 
 
@@ -208,7 +212,7 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, object]:
         group = [o for o in outcomes if o.photo.condition == condition]
         values: dict[str, list[float]] = {}
         for o in group:
-            for g in o.result.gates:
+            for g in o.quality.gates:
                 if isinstance(g.measured, (int, float)) and not isinstance(g.measured, bool):
                     values.setdefault(g.gate, []).append(float(g.measured))
         if group:
@@ -236,9 +240,7 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, object]:
         "unusable_by_condition": per_condition,
         "good_refused": round(sum(o.refused for o in good) / max(1, len(good)), 4),
         "good_refused_by_code": refused_good,
-        "good_warned": round(
-            sum(o.result.quality.verdict == "warn" for o in good) / max(1, len(good)), 4
-        ),
+        "good_warned": round(sum(o.quality.verdict == "warn" for o in good) / max(1, len(good)), 4),
         "gate_measurements_by_condition": measured,
         "image_drift_good": {
             key: _summary([d[key] for d in drift]) for key in (drift[0] if drift else {})

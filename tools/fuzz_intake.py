@@ -17,7 +17,8 @@ tests/fuzz_corpus/ so that tests/test_fuzz.py replays them from then on.
 --target picks what is fuzzed (the default, ``intake``, is read_image as above):
 
 - ``photo``: the bytes of a phone photo of a printed film through the photo path
-  (edgeosteo.intake.photo: load_photo, film detection, rectification, photo gates), as
+  (edgeosteo.intake.photo: load_photo, film detection, rectification; then the photo gates
+  of edgeosteo.quality_photo), as
   Screener.review_photo and then Screener.screen with the review's corners take it. Seeds
   are small photos from the project's simulator (tools/photo_sim.py) of a pydicom-data
   radiograph: a 640x480 JPEG, a JPEG stored sideways with an EXIF orientation, a 320x240
@@ -260,9 +261,10 @@ def _check_film(film, limits):
     Returns its quality report (photo gates and the image gates, as screening builds it)."""
     import numpy as np
 
-    from edgeosteo.config import QualityThresholds
+    from edgeosteo.config import PhotoThresholds, QualityThresholds
     from edgeosteo.messages import CATALOGUE
     from edgeosteo.quality import QualityReport, assess
+    from edgeosteo.quality_photo import photo_gates
 
     pixels = film.radiograph.pixels
     assert pixels.dtype == np.float32 and pixels.ndim == 2, (pixels.dtype, pixels.shape)
@@ -273,12 +275,14 @@ def _check_film(film, limits):
     assert film.glare_mask.shape == pixels.shape, (film.glare_mask.shape, pixels.shape)
     assert film.corners.shape == (4, 2) and np.all(np.isfinite(film.corners)), film.corners
     assert np.isfinite(film.tilt_deg) and np.isfinite(film.film_fraction)
-    quality = QualityReport(tuple(film.gates) + assess(film.radiograph, QualityThresholds()).gates)
+    gates = photo_gates(film, PhotoThresholds())
+    quality = QualityReport(gates + assess(film.radiograph, QualityThresholds()).gates)
     for gate in quality.gates:
         _finite_gate(gate, CATALOGUE)
     if min(pixels.shape) < limits.min_side_px:
         assert not quality.usable, f"a {pixels.shape} film judged usable"
-    json.dumps(film.describe(), allow_nan=False)
+    # as screening records it: the film's summary with the photo gates' report
+    json.dumps({**film.describe(), "quality": QualityReport(gates).to_dict()}, allow_nan=False)
     return quality
 
 
@@ -370,6 +374,7 @@ def _instrument(target: str) -> None:
     with HookManager({"edgeosteo"}, set(), True, trace_dataflow=False):
         import edgeosteo.intake.photo
         import edgeosteo.quality
+        import edgeosteo.quality_photo
         import edgeosteo.screening  # noqa: F401
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 
 import numpy as np
 import pydicom
@@ -76,9 +75,7 @@ def _int(ds: Dataset, keyword: str, default: int) -> int:
 
 def _decode(ds: Dataset) -> np.ndarray:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return ds.pixel_array
+        return ds.pixel_array
     except NotImplementedError as exc:
         # pydicom's way of saying no installed plugin decodes this transfer syntax
         raise IntakeError("intake.unsupported_transfer_syntax", str(exc)) from exc
@@ -112,17 +109,13 @@ def _monochrome(ds: Dataset, stored: np.ndarray) -> tuple[np.ndarray, list[str]]
     transforms: list[str] = []
     bits_stored = _int(ds, "BitsStored", 16)
     signed = _int(ds, "PixelRepresentation", 0) == 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        values = np.asarray(apply_rescale(stored, ds), dtype=np.float64)
+    values = np.asarray(apply_rescale(stored, ds), dtype=np.float64)
     if "RescaleSlope" in ds or "ModalityLUTSequence" in ds:
         transforms.append("modality_lut")
     has_window = "WindowCenter" in ds and "WindowWidth" in ds
     if "VOILUTSequence" in ds or has_window:
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                windowed = apply_voi_lut(values, ds, index=0)
+            windowed = apply_voi_lut(values, ds, index=0)
             lo, hi = float(np.min(windowed)), float(np.max(windowed))
             if hi > lo:
                 values = (windowed - lo) / (hi - lo)
@@ -134,12 +127,10 @@ def _monochrome(ds: Dataset, stored: np.ndarray) -> tuple[np.ndarray, list[str]]
         # image stays faint instead of being stretched into something it is not.
         low_stored = -(2 ** (bits_stored - 1)) if signed else 0
         high_stored = 2 ** (bits_stored - 1) - 1 if signed else 2**bits_stored - 1
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ends = np.asarray(
-                apply_rescale(np.array([low_stored, high_stored], dtype=np.int64), ds),
-                dtype=np.float64,
-            )
+        ends = np.asarray(
+            apply_rescale(np.array([low_stored, high_stored], dtype=np.int64), ds),
+            dtype=np.float64,
+        )
         lo, hi = float(np.min(ends)), float(np.max(ends))
         if not hi > lo:
             lo, hi = float(np.min(values)), float(np.max(values))
@@ -157,12 +148,10 @@ def _monochrome(ds: Dataset, stored: np.ndarray) -> tuple[np.ndarray, list[str]]
 
 def read_dicom(data: bytes, limits: IntakeLimits, content_sha256: str) -> Intake:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            ds = pydicom.dcmread(io.BytesIO(data))
-            # touch the elements we need so a damaged header fails here, typed
-            ds.get("PixelData")
-            ds.get("Rows")
+        ds = pydicom.dcmread(io.BytesIO(data))
+        # touch the elements we need so a damaged header fails here, typed
+        ds.get("PixelData")
+        ds.get("Rows")
     except InvalidDicomError as exc:
         raise IntakeError("intake.not_an_image", str(exc)) from exc
     except (
@@ -183,9 +172,7 @@ def read_dicom(data: bytes, limits: IntakeLimits, content_sha256: str) -> Intake
         raise IntakeError("intake.too_large", "header asks for too much memory") from exc
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            identity = _identity(ds)
+        identity = _identity(ds)
     except Exception as exc:
         raise IntakeError("intake.truncated", f"patient header unreadable: {exc}") from exc
 
@@ -217,9 +204,7 @@ def read_dicom(data: bytes, limits: IntakeLimits, content_sha256: str) -> Intake
     colour = 0.0
     try:
         if photometric == "PALETTE COLOR":
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                rgb = apply_color_lut(stored, ds)
+            rgb = apply_color_lut(stored, ds)
             colour = colourfulness(rgb)
             pixels = to_gray_float(rgb)
             transforms.append("palette_to_gray")

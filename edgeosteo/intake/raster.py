@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import struct
-import warnings
 
 import cv2
 import numpy as np
@@ -19,18 +18,16 @@ from edgeosteo.intake.types import Intake, PatientIdentity, Radiograph
 _EXIF_ORIENTATION = 0x0112
 
 
-def _header(data: bytes, limits: IntakeLimits) -> tuple[int, int, int]:
+def raster_header(data: bytes, limits: IntakeLimits) -> tuple[int, int, int]:
     """Width, height and EXIF orientation from the header alone, before any decoding."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(io.BytesIO(data)) as img:
-                width, height = img.size
-                frames = getattr(img, "n_frames", 1)
-                try:
-                    orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
-                except Exception:
-                    orientation = 1
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            frames = getattr(img, "n_frames", 1)
+            try:
+                orientation = int(img.getexif().get(_EXIF_ORIENTATION, 1))
+            except Exception:
+                orientation = 1
     except Image.DecompressionBombError as exc:
         raise IntakeError("intake.too_large", str(exc)) from exc
     except UnidentifiedImageError as exc:
@@ -49,7 +46,7 @@ def _header(data: bytes, limits: IntakeLimits) -> tuple[int, int, int]:
 
 
 def read_raster(data: bytes, kind: Kind, limits: IntakeLimits, content_sha256: str) -> Intake:
-    _, _, orientation = _header(data, limits)
+    _, _, orientation = raster_header(data, limits)
     buffer = np.frombuffer(data, dtype=np.uint8)
     # ANYDEPTH keeps 16-bit PNG/TIFF; without IMREAD_UNCHANGED OpenCV applies EXIF orientation
     flags = cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR

@@ -8,7 +8,6 @@ reason code (edgeosteo.messages), never dropped.
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 from datetime import date
 
@@ -135,9 +134,7 @@ def _body_part(facts: HeaderFacts, rules: ReceiverSettings) -> str | None:
 
 def _text(ds: Dataset, keyword: str) -> str | None:
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            value = ds.get(keyword)
+        value = ds.get(keyword)
     except Exception:  # a damaged element is as good as a missing one for these rules
         return None
     if value is None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import logging
-import warnings
 from collections.abc import Callable
 
 import pydicom
@@ -98,12 +97,10 @@ class StorageSCP:
         peer = event.assoc.requestor.address
         try:
             data = event.encoded_dataset(include_meta=True)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                ds = pydicom.dcmread(io.BytesIO(data))
-                # parse every element now: a damaged one must fail here, not in the worker
-                for _ in ds.iterall():
-                    pass
+            ds = pydicom.dcmread(io.BytesIO(data))
+            # parse every element now: a damaged one must fail here, not in the worker
+            for _ in ds.iterall():
+                pass
             facts = HeaderFacts.from_dataset(ds)
             if not (facts.sop_instance_uid and facts.sop_class_uid):
                 raise ValueError("no SOP instance or class UID")

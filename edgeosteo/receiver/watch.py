@@ -13,7 +13,6 @@ import io
 import logging
 import threading
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,9 +133,7 @@ class FolderWatcher:
         kind = detect_kind(data[:132])
         if kind == "dicom":
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+                ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
                 facts = HeaderFacts.from_dataset(ds)
             except Exception:  # any parse failure of the file
                 self._reject(path, "receiver.malformed_dicom")

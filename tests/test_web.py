@@ -365,7 +365,7 @@ def test_an_upload_the_quality_gates_refuse_is_stored_as_refused(admin_client, a
     """A readable image that fails a gate (too small to assess) is a refused case, in the
     store and in the list, never a screened one."""
     small = np.random.default_rng(3).integers(0, 255, (120, 120), dtype=np.uint8)
-    ok, png = cv2.imencode(".png", small)
+    _, png = cv2.imencode(".png", small)
     response = _upload(admin_client, png.tobytes(), "small.png", body_part="KNEE")
     assert response.status_code == 302
     record = app.extensions["edgeosteo"].store.get_case(1)

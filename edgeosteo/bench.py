@@ -26,17 +26,13 @@ import numpy as np
 import tomli_w
 
 from edgeosteo import __version__
-from edgeosteo.clinical import ClinicalAnswers, assess_clinical
+from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.config import CONFIG_FILE_NAME, Settings
-from edgeosteo.decision import decide
 from edgeosteo.errors import CommandError
 from edgeosteo.hardware import cpu_features, cpu_model, physical_cores, process_memory_kb
 from edgeosteo.intake import read_image
-from edgeosteo.intake.photo import PhotoResult, read_photo
 from edgeosteo.intake.types import Capture
 from edgeosteo.models import ModelManifest
-from edgeosteo.quality import QualityReport, assess
-from edgeosteo.quality_photo import photo_gates as judge_photo
 from edgeosteo.runtime import open_session
 from edgeosteo.screening import Screener
 from edgeosteo.store import CaseStore
@@ -70,12 +66,6 @@ def _timed(function: Callable[[], object]) -> tuple[float, object]:
     start = time.perf_counter()
     value = function()
     return time.perf_counter() - start, value
-
-
-def _photo_with_gates(screener: Screener, path: Path) -> tuple[PhotoResult, tuple]:
-    """A photo read and rectified, and its photo gates (as Screener.screen takes them)."""
-    photo = read_photo(path, screener.settings.photo, None, screener.settings.intake)
-    return photo, judge_photo(photo, screener.settings.photo)
 
 
 def _pydicom_data() -> Path | None:
@@ -134,7 +124,6 @@ def stage_timings(
 ) -> dict[str, dict[str, float]]:
     samples: dict[str, list[float]] = {}
     parsed = ClinicalAnswers.from_dict(BENCH_PATIENT).answers
-    clinical_values = parsed.to_dict()
     for index in range(warmup + runs):
         record = index >= warmup
 
@@ -142,41 +131,27 @@ def stage_timings(
             if record:
                 samples.setdefault(name, []).append(seconds)
 
-        if capture == "photo":
-            seconds, (photo, photo_gates) = _timed(lambda: _photo_with_gates(screener, path))
-            add("decode_find_film_rectify_photo_gates", seconds)
-            radiograph = photo.radiograph
-        else:
-            seconds, intake = _timed(lambda: read_image(path, screener.settings.intake))
-            add("decode", seconds)
-            radiograph, photo_gates = intake.radiograph, ()
-        seconds, gates = _timed(lambda r=radiograph: assess(r, screener.settings.quality))
+        # the screener's own stages, timed one by one, then the whole path
+        seconds, intake = _timed(lambda: screener.read(path, capture))
+        add("decode_find_film_rectify_photo_gates" if capture == "photo" else "decode", seconds)
+        seconds, quality = _timed(lambda i=intake: screener.check_quality(i))
         add("quality_gates", seconds)
-        quality = QualityReport(photo_gates + gates.gates)
-        part = body_part or radiograph.body_part
-        findings = screener.runner.findings(
-            radiograph, quality.usable, part, clinical_values, timings=samples if record else None
+        part = body_part or intake.radiograph.body_part
+        findings = screener.run_models(
+            intake, quality, part, parsed, timings=samples if record else None
         )
-        seconds, referral = _timed(
-            lambda f=findings, q=quality: decide(
-                parsed, assess_clinical(parsed), f, q, screener.policy
-            )
-        )
+        seconds, _ = _timed(lambda f=findings, q=quality: screener.decide(parsed, f, q))
         add("clinical_and_decision", seconds)
         seconds, screening = _timed(
             lambda: screener.screen(path, BENCH_PATIENT, body_part, capture=capture)
         )
         add("whole_screening", seconds)
-        heatmap = next(
-            (f.heatmap for f in screening.findings.results if f.heatmap is not None), None
-        )
         seconds, _ = _timed(
-            lambda s=screening, h=heatmap: store.save_case(
-                s.to_dict(), radiograph=s.radiograph, heatmap=h
+            lambda s=screening: store.save_case(
+                s.to_dict(), radiograph=s.radiograph, heatmap=s.findings.first_heatmap()
             )
         )
         add("store", seconds)
-        del referral
     return {name: summarise(values) for name, values in samples.items()}
 
 

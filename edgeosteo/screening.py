@@ -90,6 +90,66 @@ class PhotoReview:
         return FilmCorners(points, "user" if self.film.corner_source == "user" else "detected")
 
 
+@dataclass(frozen=True)
+class ImageIntake:
+    """The intake stage's result: a radiograph (with the photo gates' results for a film
+    photo), or the coded error that refused the file; all empty when no image was given."""
+
+    radiograph: Radiograph | None = field(default=None, repr=False)
+    identity: PatientIdentity = field(default_factory=PatientIdentity, repr=False)
+    error: Mapping[str, object] | None = None
+    photo_gates: tuple[GateResult, ...] = ()
+    photo_details: Mapping[str, object] | None = None
+
+    def describe(self) -> dict[str, object] | None:
+        if self.radiograph is None:
+            return None
+        photo = {"photo": self.photo_details} if self.photo_details else {}
+        return {**self.radiograph.describe(), **photo}
+
+
+@dataclass(frozen=True)
+class StoredImageResult:
+    """The image half of a stored screening, read back from its ``to_dict()`` form: what
+    ``reassess`` keeps while the clinical half is decided again."""
+
+    screening_id: str
+    image: Mapping[str, object] | None
+    intake_error: Mapping[str, object] | None
+    quality: QualityReport | None
+    findings: Findings  # image and fused findings only; heatmaps stay in the store's files
+    body_part: str | None
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> StoredImageResult:
+        stored_quality = stored.get("quality")
+        quality = (
+            QualityReport(tuple(GateResult(**gate) for gate in stored_quality["gates"]))
+            if stored_quality
+            else None
+        )
+        stored_findings = stored.get("findings") or {}
+        finding_fields = {f.name for f in fields(ModelFinding)} - {"heatmap"}
+        results = tuple(
+            ModelFinding(**{k: v for k, v in result.items() if k in finding_fields})
+            for result in stored_findings.get("results", [])
+            if result["kind"] != "clinical"
+        )
+        unavailable = tuple(
+            UnavailableFinding(**missing)
+            for missing in stored_findings.get("unavailable", [])
+            if missing.get("kind") != "clinical"
+        )
+        return cls(
+            screening_id=str(stored["screening_id"]),
+            image=stored.get("image"),
+            intake_error=stored.get("intake_error"),
+            quality=quality,
+            findings=Findings(results=results, unavailable=unavailable),
+            body_part=stored.get("body_part"),
+        )
+
+
 def _parsed_answers(
     patient: ClinicalAnswers | Mapping[str, object] | None,
 ) -> tuple[ClinicalAnswers, tuple]:
@@ -141,60 +201,88 @@ class Screener:
         the corners a review found), rectified and checked by the photo gates before the
         usual gates run."""
         answers, problems = _parsed_answers(patient)
-        clinical_values = answers.to_dict()
-        radiograph: Radiograph | None = None
-        identity = PatientIdentity()
-        intake_error = None
-        quality: QualityReport | None = None
-        photo_gates: tuple[GateResult, ...] = ()
-        photo_details: Mapping[str, object] | None = None
-        if source is not None:
-            try:
-                if capture == "photo":
-                    photo = read_photo(
-                        source, self.settings.photo, film_corners, self.settings.intake
-                    )
-                    radiograph = photo.radiograph
-                    photo_gates = quality_photo.photo_gates(photo, self.settings.photo)
-                    photo_details = {
-                        **photo.describe(),
-                        "quality": QualityReport(photo_gates).to_dict(),
-                    }
-                else:
-                    intake = read_image(source, self.settings.intake)
-                    radiograph, identity = intake.radiograph, intake.identity
-            except IntakeError as exc:
-                intake_error = exc.to_dict()
-        if radiograph is not None:
-            quality = self._quality(radiograph, photo_gates)
+        intake = self.read(source, capture, film_corners)
+        radiograph = intake.radiograph
+        quality = self.check_quality(intake)
         part = body_part or (radiograph.body_part if radiograph else None)
-        findings = self.runner.findings(
-            radiograph,
-            quality.usable if quality else False,
-            part,
-            clinical_values,
-            image_refused=intake_error is not None,
-        )
-        clinical = assess_clinical(answers)
-        referral = decide(answers, clinical, findings, quality, self.policy)
+        findings = self.run_models(intake, quality, part, answers)
+        clinical, referral = self.decide(answers, findings, quality)
         return Screening(
             screening_id=str(uuid.uuid4()),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            image=(
-                {**radiograph.describe(), **({"photo": photo_details} if photo_details else {})}
-                if radiograph
-                else None
-            ),
-            intake_error=intake_error,
+            image=intake.describe(),
+            intake_error=intake.error,
             quality=quality,
             findings=findings,
             clinical=clinical,
             referral=referral,
             answer_problems=tuple(p.to_dict() for p in problems),
             body_part=part.upper() if part else None,
-            identity=identity,
+            identity=intake.identity,
             radiograph=radiograph,
         )
+
+    # --- the stages, each callable on its own (reassess and bench call them) -------------
+
+    def read(
+        self,
+        source: ImageSource | None,
+        capture: Capture = "digital",
+        film_corners: FilmCorners | Sequence[Sequence[float]] | None = None,
+    ) -> ImageIntake:
+        """Intake: the file as a radiograph (a film photo found, rectified and measured by
+        its own gates), or the coded reason it could not be read. Never raises for a bad
+        file."""
+        if source is None:
+            return ImageIntake()
+        try:
+            if capture == "photo":
+                photo = read_photo(source, self.settings.photo, film_corners, self.settings.intake)
+                gates = quality_photo.photo_gates(photo, self.settings.photo)
+                return ImageIntake(
+                    radiograph=photo.radiograph,
+                    photo_gates=gates,
+                    photo_details={
+                        **photo.describe(),
+                        "quality": QualityReport(gates).to_dict(),
+                    },
+                )
+            read = read_image(source, self.settings.intake)
+            return ImageIntake(radiograph=read.radiograph, identity=read.identity)
+        except IntakeError as exc:
+            return ImageIntake(error=exc.to_dict())
+
+    def check_quality(self, intake: ImageIntake) -> QualityReport | None:
+        """The quality gates (after the photo gates, for a photo); None without an image."""
+        if intake.radiograph is None:
+            return None
+        return self._quality(intake.radiograph, intake.photo_gates)
+
+    def run_models(
+        self,
+        intake: ImageIntake,
+        quality: QualityReport | None,
+        body_part: str | None,
+        answers: ClinicalAnswers,
+        timings: dict[str, list[float]] | None = None,
+    ) -> Findings:
+        """Every installed model that applies: clinical ones always, image and fused ones
+        on a usable image of their body part."""
+        return self.runner.findings(
+            intake.radiograph,
+            quality.usable if quality else False,
+            body_part,
+            answers.to_dict(),
+            image_refused=intake.error is not None,
+            timings=timings,
+        )
+
+    def decide(
+        self, answers: ClinicalAnswers, findings: Findings, quality: QualityReport | None
+    ) -> tuple[ClinicalAssessment, Referral]:
+        """The clinical instruments, then the referral under the site's current policy."""
+        clinical = assess_clinical(answers)
+        return clinical, decide(answers, clinical, findings, quality, self.policy)
 
     def review_photo(
         self, source: ImageSource, film_corners: FilmCorners | None = None
@@ -225,43 +313,26 @@ class Screener:
         model runs twice. Fused models need the image and so keep their stored outcome.
         """
         answers, problems = _parsed_answers(patient)
-        stored_quality = stored.get("quality")
-        quality = (
-            QualityReport(tuple(GateResult(**gate) for gate in stored_quality["gates"]))
-            if stored_quality
-            else None
-        )
-        stored_findings = stored.get("findings") or {}
-        finding_fields = {f.name for f in fields(ModelFinding)} - {"heatmap"}
-        image_results = tuple(
-            ModelFinding(**{k: v for k, v in result.items() if k in finding_fields})
-            for result in stored_findings.get("results", [])
-            if result["kind"] != "clinical"
-        )
-        image_unavailable = tuple(
-            UnavailableFinding(**missing)
-            for missing in stored_findings.get("unavailable", [])
-            if missing.get("kind") != "clinical"
-        )
-        clinical_only = self.runner.findings(None, False, None, answers.to_dict())
+        image = StoredImageResult.from_dict(stored)
+        clinical_only = self.run_models(ImageIntake(), None, None, answers)
         findings = Findings(
-            results=tuple(r for r in clinical_only.results if r.kind == "clinical") + image_results,
+            results=tuple(r for r in clinical_only.results if r.kind == "clinical")
+            + image.findings.results,
             unavailable=tuple(u for u in clinical_only.unavailable if u.kind == "clinical")
-            + image_unavailable,
+            + image.findings.unavailable,
         )
-        clinical = assess_clinical(answers)
-        referral = decide(answers, clinical, findings, quality, self.policy)
+        clinical, referral = self.decide(answers, findings, image.quality)
         return Screening(
-            screening_id=str(stored["screening_id"]),
+            screening_id=image.screening_id,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            image=stored.get("image"),
-            intake_error=stored.get("intake_error"),
-            quality=quality,
+            image=image.image,
+            intake_error=image.intake_error,
+            quality=image.quality,
             findings=findings,
             clinical=clinical,
             referral=referral,
             answer_problems=tuple(p.to_dict() for p in problems),
-            body_part=stored.get("body_part"),
+            body_part=image.body_part,
         )
 
 

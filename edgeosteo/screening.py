@@ -291,7 +291,7 @@ class Screener:
         beside the photo before the technician screens it. Unlike screen(), an unreadable
         file raises IntakeError: the technician is at the form and chooses another."""
         photo = load_photo(source, self.settings.intake)
-        film = rectify_file(photo, self.settings.photo, film_corners)
+        film = rectify_file(photo, self.settings.photo, film_corners, self.settings.intake)
         gates = quality_photo.photo_gates(film, self.settings.photo)
         return PhotoReview(photo.rgb, film, self._quality(film.radiograph, gates))
 

@@ -265,3 +265,22 @@ def test_photo_model_drift_compares_paired_films_with_a_bootstrap():
     assert low <= first["pooled"]["auc_change"] <= high
     change = np.mean([s["auc_change"] for s in first["per_set"]])
     assert abs(first["pooled"]["auc_change"] - change) < 1e-3
+
+
+def test_the_sites_intake_limit_applies_to_photos():
+    """The smallest side a photo may have comes from the site's [intake] settings, not from
+    the defaults."""
+    import cv2
+    import numpy as np
+
+    from edgeosteo.config import IntakeLimits
+    from edgeosteo.errors import IntakeError
+    from edgeosteo.intake.photo import read_photo
+
+    # a 4000 x 300 strip: 2048 x 153 at working size, which the site's limit of 200 refuses
+    rgb = np.random.default_rng(5).integers(0, 255, (300, 4000, 3), dtype=np.uint8)
+    _, png = cv2.imencode(".png", rgb)
+    assert read_photo(png.tobytes()).radiograph is not None
+    with pytest.raises(IntakeError) as refused:
+        read_photo(png.tobytes(), limits=IntakeLimits(min_side_px=200))
+    assert refused.value.code == "photo.too_narrow"

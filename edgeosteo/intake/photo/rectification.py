@@ -52,7 +52,6 @@ CornerSource = Literal["detected", "user", "whole_frame"]
 
 # A photo whose short side falls below intake's own floor once its long side is reduced to
 # the working size (a strip, a panorama: longer than about 32:1) cannot show a film.
-_MIN_WORK_SIDE_PX = IntakeLimits().min_side_px
 
 
 @dataclass(frozen=True)
@@ -157,12 +156,14 @@ def rectify_file(
     photo: PhotoFile,
     thresholds: PhotoThresholds | None = None,
     corners: FilmCorners | np.ndarray | list[list[float]] | None = None,
+    limits: IntakeLimits | None = None,
 ) -> PhotoResult:
     """Rectify the film in a loaded photo and measure it."""
     return rectify_photo(
         photo.rgb,
         thresholds,
         corners,
+        min_side_px=(limits or IntakeLimits()).min_side_px,
         source_format=photo.source_format,
         content_sha256=photo.content_sha256,
         transforms=photo.transforms,
@@ -176,7 +177,7 @@ def read_photo(
     limits: IntakeLimits | None = None,
 ) -> PhotoResult:
     """Read a photo file (path, bytes or binary file) and rectify the film in it."""
-    return rectify_file(load_photo(source, limits), thresholds, corners)
+    return rectify_file(load_photo(source, limits), thresholds, corners, limits)
 
 
 def rectify_photo(
@@ -184,6 +185,7 @@ def rectify_photo(
     thresholds: PhotoThresholds | None = None,
     corners: FilmCorners | np.ndarray | list[list[float]] | None = None,
     *,
+    min_side_px: int = IntakeLimits.min_side_px,
     source_format: Literal["jpeg", "png", "tiff"] = "jpeg",
     content_sha256: str = "",
     transforms: tuple[str, ...] = (),
@@ -204,7 +206,8 @@ def rectify_photo(
         image = image.astype(np.uint8)
     rgb = np.ascontiguousarray(image[:, :, :3])
     work, work_scale = shrink_to_long_side(rgb, t.work_long_side_px)
-    if min(work.shape[:2]) < _MIN_WORK_SIDE_PX:
+    # the site's intake limit, applied to the photo at working size
+    if min(work.shape[:2]) < min_side_px:
         raise IntakeError("photo.too_narrow", f"{rgb.shape[1]}x{rgb.shape[0]}")
     work_gray = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
 

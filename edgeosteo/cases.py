@@ -72,20 +72,10 @@ class CaseWorkflow:
         if existing is not None:
             return existing
         screening = dataclasses.replace(self.screen(request), screening_id=case_uuid)
-        result = screening.to_dict()
-        state = case_state(result, bool(request.answers))
+        state = case_state(screening.to_dict(), bool(request.answers))
         hold_s = self.screener.settings.sync.hold_unanswered_hours * 3600.0
-        return self.store.save_case(
-            result,
-            identity=screening.identity,
-            radiograph=screening.radiograph,
-            heatmap=first_heatmap(screening),
-            original_name=request.original_name,
-            local_patient_id=request.local_patient_id,
-            created_by=request.created_by,
-            state=state,
-            send_after=time.time() + hold_s if state == "needs_answers" else 0.0,
-        )
+        send_after = time.time() + hold_s if state == "needs_answers" else 0.0
+        return self._save(screening, request, state, send_after=send_after)
 
     def screen_and_store(self, request: ScreeningRequest) -> CaseRecord:
         """Screen, then store. An unreadable upload raises IntakeError and stores nothing:
@@ -95,19 +85,30 @@ class CaseWorkflow:
             raise IntakeError(
                 str(screening.intake_error["code"]), screening.intake_error.get("detail")
             )
-        result = screening.to_dict()
+        # the technician is at the form: a screening they gave no answers for is still
+        # theirs to finish on the page, not one that waits for answers like a received one
+        state = case_state(screening.to_dict(), answered=True)
+        return self._save(screening, request, state, source_bytes=request.source)
+
+    def _save(
+        self,
+        screening: Screening,
+        request: ScreeningRequest,
+        state: CaseState,
+        source_bytes: bytes | None = None,
+        send_after: float = 0.0,
+    ) -> CaseRecord:
         return self.store.save_case(
-            result,
+            screening.to_dict(),
             identity=screening.identity,
             radiograph=screening.radiograph,
             heatmap=first_heatmap(screening),
-            source_bytes=request.source,
+            source_bytes=source_bytes,
             original_name=request.original_name,
             local_patient_id=request.local_patient_id,
             created_by=request.created_by,
-            # the technician is at the form: a screening they gave no answers for is still
-            # theirs to finish on the page, not one that waits for answers like a received one
-            state=case_state(result, answered=True),
+            state=state,
+            send_after=send_after,
         )
 
     def add_answers(self, case_id: int, answers: Mapping[str, object]) -> CaseRecord | None:

@@ -136,9 +136,9 @@ def stage_timings(
         add("decode_find_film_rectify_photo_gates" if capture == "photo" else "decode", seconds)
         seconds, quality = _timed(lambda i=intake: screener.check_quality(i))
         add("quality_gates", seconds)
-        part = body_part or intake.radiograph.body_part
+        choice = screener.choose_body_part(intake, body_part)
         findings = screener.run_models(
-            intake, quality, part, parsed, timings=samples if record else None
+            intake, quality, choice, parsed, timings=samples if record else None
         )
         seconds, _ = _timed(lambda f=findings, q=quality: screener.decide(parsed, f, q))
         add("clinical_and_decision", seconds)

@@ -37,6 +37,18 @@ class ScreeningRequest:
     created_by: str | None = None
     capture: Capture = "digital"
     film_corners: FilmCorners | None = None
+    # the technician says the body part chosen is right where the image's header disagrees
+    body_part_confirmed: bool = False
+
+
+@dataclass(frozen=True)
+class UploadFacts:
+    body_part: str | None
+    view: str | None
+    body_part_source: str | None
+
+    def to_dict(self) -> dict[str, object]:
+        return dataclasses.asdict(self)
 
 
 class CaseWorkflow:
@@ -55,7 +67,14 @@ class CaseWorkflow:
                 request.body_part,
                 capture=request.capture,
                 film_corners=request.film_corners,
+                body_part_confirmed=request.body_part_confirmed,
             )
+
+    def upload_facts(self, source: bytes) -> UploadFacts:
+        """What the page can tell the technician about a file before screening it: the
+        body part and view its header states. Reads the header only (no slot needed)."""
+        header = self.screener.header_anatomy(source)
+        return UploadFacts(header.body_part, header.view, header.body_part_source)
 
     def review_photo(self, source: bytes, film_corners: FilmCorners | None) -> PhotoReview:
         """The film photo's review before screening; takes a screening slot like a screening

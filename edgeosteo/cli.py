@@ -148,7 +148,16 @@ def _summary_lines(result: dict, language: str) -> list[str]:
     default=None,
     help="Oral glucocorticoids for 3 months or more.",
 )
-@click.option("--body-part", help="Body part shown, when the file does not say (e.g. KNEE).")
+@click.option(
+    "--body-part",
+    help="Body part shown (e.g. KNEE); by default the file's own header says. A choice the "
+    "header contradicts runs no image model unless --body-part-confirmed.",
+)
+@click.option(
+    "--body-part-confirmed",
+    is_flag=True,
+    help="The --body-part given is right even where the image's header says otherwise.",
+)
 @click.option(
     "--photo",
     is_flag=True,
@@ -172,6 +181,7 @@ def screen(
     prior_fracture,
     glucocorticoids,
     body_part,
+    body_part_confirmed: bool,
     photo: bool,
     film_corners: str | None,
     as_json: bool,
@@ -221,6 +231,7 @@ def screen(
                 body_part,
                 capture="photo" if photo else "digital",
                 film_corners=corners,
+                body_part_confirmed=body_part_confirmed,
             ).to_dict()
             error = result.get("intake_error")
             quality = result.get("quality")

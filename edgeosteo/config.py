@@ -150,6 +150,81 @@ class PolicySettings:
 
 
 @dataclass(frozen=True)
+class AnatomySettings:
+    """The one table from what a header says to a body part and a view (edgeosteo.anatomy).
+
+    Coded values (BodyPartExamined, ViewPosition) are looked up whole; a coded value the
+    table does not know stands for itself (EXTREMITY is not KNEE). Descriptions (Study,
+    Series, Protocol) are searched for the patterns in order, so longer, more specific
+    patterns come first. 正位 (frontal) is PA for a chest or a hand and AP otherwise.
+    """
+
+    body_parts: dict[str, str] = field(
+        default_factory=lambda: {
+            "KNEE": "KNEE",
+            "HIP": "HIP",
+            "PELVIS": "HIP",
+            "LSPINE": "LSPINE",
+            "LUMBAR SPINE": "LSPINE",
+            "TSPINE": "TSPINE",
+            "TLSPINE": "TLSPINE",
+            "CHEST": "CHEST",
+            "THORAX": "CHEST",
+            "HAND": "HAND",
+            "JAW": "JAW",
+            "MANDIBLE": "JAW",
+        }
+    )
+    views: dict[str, str] = field(
+        default_factory=lambda: {
+            "AP": "AP",
+            "PA": "PA",
+            "LL": "LATERAL",
+            "RL": "LATERAL",
+            "LAT": "LATERAL",
+            "LATERAL": "LATERAL",
+        }
+    )
+    description_body_parts: tuple[tuple[str, str], ...] = (
+        ("膝", "KNEE"),
+        ("KNEE", "KNEE"),
+        ("胸腰", "TLSPINE"),
+        ("腰椎", "LSPINE"),
+        ("L-SPINE", "LSPINE"),
+        ("LUMBAR", "LSPINE"),
+        ("胸椎", "TSPINE"),
+        ("THORACIC SPINE", "TSPINE"),
+        ("胸部", "CHEST"),
+        ("胸片", "CHEST"),
+        ("CHEST", "CHEST"),
+        ("骨盆", "HIP"),
+        ("PELVIS", "HIP"),
+        ("髋", "HIP"),
+        ("HIP", "HIP"),
+        ("手", "HAND"),
+        ("HAND", "HAND"),
+        ("全景", "JAW"),
+        ("曲面断层", "JAW"),
+        ("PANORAMIC", "JAW"),
+        ("OPG", "JAW"),
+    )
+    description_views: tuple[tuple[str, str], ...] = (
+        ("全景", "PANORAMIC"),
+        ("曲面断层", "PANORAMIC"),
+        ("PANORAMIC", "PANORAMIC"),
+        ("侧位", "LATERAL"),
+        ("LATERAL", "LATERAL"),
+        (" LAT", "LATERAL"),
+        ("斜位", "OBLIQUE"),
+        ("OBLIQUE", "OBLIQUE"),
+        ("正位", "FRONTAL"),
+        ("负重位", "AP"),
+        (" AP", "AP"),
+        (" PA", "PA"),
+    )
+
+
+@dataclass(frozen=True)
 class RuntimeSettings:
     backend: str = "auto"  # "auto" | "onnxruntime" | "openvino"; see backend_for_cpu()
     precision: str = "int8"  # "int8" | "fp32"
@@ -168,6 +243,7 @@ class Settings:
     web: WebSettings = field(default_factory=lambda: WebSettings())
     sync: SyncSettings = field(default_factory=lambda: SyncSettings())
     photo: PhotoThresholds = field(default_factory=lambda: PhotoThresholds())
+    anatomy: AnatomySettings = field(default_factory=AnatomySettings)
     receiver: ReceiverSettings = field(default_factory=lambda: ReceiverSettings())
     hub: HubSettings = field(default_factory=lambda: HubSettings())
     policy: PolicySettings = field(default_factory=PolicySettings)

@@ -160,7 +160,11 @@ class ModelRunner:
         clinical: Mapping[str, object],
         image_refused: bool = False,
         timings: dict[str, list[float]] | None = None,
+        view: str | None = None,
+        image_refusal: UnavailableFinding | None = None,
     ) -> Findings:
+        """Every model that applies. ``image_refusal``: why no image model may run on this
+        image at all (a body part that contradicts the image's own header, say)."""
         results: list[ModelFinding] = []
         unavailable: list[UnavailableFinding] = []
 
@@ -180,6 +184,8 @@ class ModelRunner:
             unavailable.append(UnavailableFinding("model.no_image", "image"))
         elif not image_usable:
             unavailable.append(UnavailableFinding("model.not_run_quality", "image"))
+        elif image_refusal is not None:
+            unavailable.append(image_refusal)
         else:
             part = (body_part or "").upper() or None
             image_models = self.registry.of_kind("image", part) if part else []
@@ -189,8 +195,17 @@ class ModelRunner:
                         "model.unavailable_body_part", "image", None, part or UNKNOWN_BODY_PART
                     )
                 )
-            for manifest in image_models:
-                attempt(manifest, radiograph)
-            for manifest in self.registry.of_kind("fused", part) if part else []:
-                attempt(manifest, radiograph)
+            fused_models = self.registry.of_kind("fused", part) if part else []
+            for manifest in (*image_models, *fused_models):
+                if manifest.reads_view(view):
+                    attempt(manifest, radiograph)
+                else:
+                    unavailable.append(
+                        UnavailableFinding(
+                            "image.wrong_view",
+                            manifest.kind,
+                            manifest.id,
+                            f"{view.upper() if view else ''}; accepts {manifest.view}",
+                        )
+                    )
         return Findings(results=tuple(results), unavailable=tuple(unavailable))

@@ -225,6 +225,18 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "The settings file is invalid. Ask your IT support to check it.",
         "设置文件无效。请联系信息科检查。",
     ),
+    # --- the right tool for the right image ---
+    "image.wrong_body_part": (
+        "The body part chosen does not match what the image's own header says, so no image "
+        "model was run. Choose the body part the header shows, or confirm your choice if the "
+        "header is wrong.",
+        "所选部位与图像自身信息记录的部位不一致，因此未运行图像模型。请选择图像信息所示部位；"
+        "若图像信息有误，请确认您的选择。",
+    ),
+    "image.wrong_view": (
+        "This model reads another projection (view) than this image's, so it was not run.",
+        "该模型适用的投照体位与本图像不同，因此未运行。",
+    ),
     # --- the command line ---
     "maintenance.refused": (
         "The backup, restore or support bundle was refused; the reason is given beside this.",

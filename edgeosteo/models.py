@@ -123,6 +123,14 @@ class ModelManifest:
             return True
         return bool(body_part and self.body_part) and self.body_part.upper() == body_part.upper()
 
+    def reads_view(self, view: str | None) -> bool:
+        """Whether this model may run for an image of this view: the view its manifest
+        names, or any when it names none; an image whose view is not known is not refused
+        for it (raster files carry no view)."""
+        if self.kind == "clinical" or not self.view or not view:
+            return True
+        return self.view.upper() == view.upper()
+
     def file(self, role: str) -> ModelFile | None:
         return next((f for f in self.files if f.role == role), None)
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeosteo import __version__, quality_photo
+from edgeosteo import __version__, anatomy, quality_photo
+from edgeosteo.anatomy import BodyPartChoice
 from edgeosteo.clinical import ClinicalAnswers, ClinicalAssessment, assess_clinical
 from edgeosteo.config import Settings, load_settings
 from edgeosteo.decision import Referral, SitePolicy, decide
@@ -25,12 +26,14 @@ from edgeosteo.errors import IntakeError
 from edgeosteo.findings import Findings, ModelFinding, UnavailableFinding
 from edgeosteo.inference import ModelRunner
 from edgeosteo.intake import ImageSource, read_image
+from edgeosteo.intake.detect import detect_kind
+from edgeosteo.intake.dicom import header_anatomy
 from edgeosteo.intake.photo import FilmCorners, PhotoResult, load_photo, read_photo, rectify_file
 from edgeosteo.intake.types import Capture, PatientIdentity, Radiograph
 from edgeosteo.models import ModelRegistry
 from edgeosteo.quality import GateResult, QualityReport, assess
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: "anatomy" (header and chosen body part, view)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,8 @@ class Screening:
     referral: Referral
     answer_problems: tuple[Mapping[str, object], ...] = ()
     body_part: str | None = None
+    # the body part and view from the header and from the technician, and which was used
+    anatomy: Mapping[str, object] | None = None
     # kept apart: never serialised with the result
     identity: PatientIdentity = field(default_factory=PatientIdentity, repr=False)
     radiograph: Radiograph | None = field(default=None, repr=False, compare=False)
@@ -58,6 +63,7 @@ class Screening:
             "screening_id": self.screening_id,
             "created_at": self.created_at,
             "body_part": self.body_part,
+            "anatomy": dict(self.anatomy) if self.anatomy else None,
             "image": dict(self.image) if self.image else None,
             "intake_error": dict(self.intake_error) if self.intake_error else None,
             "quality": self.quality.to_dict() if self.quality else None,
@@ -119,6 +125,7 @@ class StoredImageResult:
     quality: QualityReport | None
     findings: Findings  # image and fused findings only; heatmaps stay in the store's files
     body_part: str | None
+    anatomy: Mapping[str, object] | None = None
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> StoredImageResult:
@@ -147,6 +154,7 @@ class StoredImageResult:
             quality=quality,
             findings=Findings(results=results, unavailable=unavailable),
             body_part=stored.get("body_part"),
+            anatomy=stored.get("anatomy"),
         )
 
 
@@ -195,17 +203,21 @@ class Screener:
         body_part: str | None = None,
         capture: Capture = "digital",
         film_corners: FilmCorners | Sequence[Sequence[float]] | None = None,
+        body_part_confirmed: bool = False,
     ) -> Screening:
         """Screen one case. ``capture="photo"`` means a phone photograph of a printed film:
         the film is found (or taken from ``film_corners``: four clicks in photo pixels, or
         the corners a review found), rectified and checked by the photo gates before the
-        usual gates run."""
+        usual gates run. ``body_part`` is the technician's choice; None takes the image's
+        header, and a choice the header contradicts runs no image model unless
+        ``body_part_confirmed``."""
         answers, problems = _parsed_answers(patient)
         intake = self.read(source, capture, film_corners)
         radiograph = intake.radiograph
         quality = self.check_quality(intake)
-        part = body_part or (radiograph.body_part if radiograph else None)
-        findings = self.run_models(intake, quality, part, answers)
+        choice = self.choose_body_part(intake, body_part, body_part_confirmed)
+        part = choice.body_part
+        findings = self.run_models(intake, quality, choice, answers)
         clinical, referral = self.decide(answers, findings, quality)
         return Screening(
             screening_id=str(uuid.uuid4()),
@@ -217,7 +229,8 @@ class Screener:
             clinical=clinical,
             referral=referral,
             answer_problems=tuple(p.to_dict() for p in problems),
-            body_part=part.upper() if part else None,
+            body_part=part,
+            anatomy=choice.to_dict(),
             identity=intake.identity,
             radiograph=radiograph,
         )
@@ -258,23 +271,58 @@ class Screener:
             return None
         return self._quality(intake.radiograph, intake.photo_gates)
 
+    def header_anatomy(self, data: bytes) -> anatomy.Anatomy:
+        """The body part and view a file's own header states, read without decoding the
+        image (the page sets its body-part control from it); empty for raster files."""
+        if detect_kind(data[:132]) != "dicom":
+            return anatomy.Anatomy()
+        fields_ = header_anatomy(data)
+        if fields_ is None:
+            return anatomy.Anatomy()
+        return anatomy.from_header(
+            fields_.body_part_examined,
+            fields_.view_position,
+            fields_.descriptions,
+            self.settings.anatomy,
+        )
+
+    def choose_body_part(
+        self, intake: ImageIntake, chosen: str | None, confirmed: bool = False
+    ) -> BodyPartChoice:
+        """The body part and view the models are chosen for: the header's, the
+        technician's, and whether they agree."""
+        radiograph = intake.radiograph
+        header = (
+            anatomy.from_header(
+                radiograph.body_part,
+                radiograph.view_position,
+                radiograph.descriptions,
+                self.settings.anatomy,
+            )
+            if radiograph is not None
+            else anatomy.Anatomy()
+        )
+        return anatomy.choose_body_part(chosen, confirmed, header, self.settings.anatomy)
+
     def run_models(
         self,
         intake: ImageIntake,
         quality: QualityReport | None,
-        body_part: str | None,
+        choice: BodyPartChoice | None,
         answers: ClinicalAnswers,
         timings: dict[str, list[float]] | None = None,
     ) -> Findings:
         """Every installed model that applies: clinical ones always, image and fused ones
-        on a usable image of their body part."""
+        on a usable image of their body part and view."""
         return self.runner.findings(
             intake.radiograph,
             quality.usable if quality else False,
-            body_part,
+            choice.body_part if choice else None,
             answers.to_dict(),
             image_refused=intake.error is not None,
             timings=timings,
+            view=choice.view if choice else None,
+            image_refusal=choice.refusal() if choice else None,
         )
 
     def decide(
@@ -333,6 +381,7 @@ class Screener:
             referral=referral,
             answer_problems=tuple(p.to_dict() for p in problems),
             body_part=image.body_part,
+            anatomy=image.anatomy,
         )
 
 

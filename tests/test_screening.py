@@ -62,7 +62,16 @@ def _screener_with_models(tmp_path, governance=None):
 def test_models_run_when_they_apply(tmp_path, pydicom_data_dir):
     screener = _screener_with_models(tmp_path)
     patient = {"age_years": 72, "sex": "female", "weight_kg": 48, "height_m": 1.52}
-    result = screener.screen(pydicom_data_dir / "RG3_UNCR.dcm", patient, body_part="knee")
+    # RG3's header says EXTREMITY: a knee chosen against it runs no image model until the
+    # technician confirms the choice
+    refused = screener.screen(pydicom_data_dir / "RG3_UNCR.dcm", patient, body_part="knee")
+    assert {f.kind for f in refused.findings.results} == {"clinical"}
+    assert "image.wrong_body_part" in [u.code for u in refused.findings.unavailable]
+    assert refused.anatomy["header_body_part"] == "EXTREMITY"
+    assert refused.anatomy["chosen_body_part"] == "KNEE" and refused.anatomy["conflict"]
+    result = screener.screen(
+        pydicom_data_dir / "RG3_UNCR.dcm", patient, body_part="knee", body_part_confirmed=True
+    )
     kinds = {f.kind: f for f in result.findings.results}
     assert set(kinds) == {"clinical", "image"}
     # the heatmap is drawn back onto the image at display size (1760 px -> 1024 px)
@@ -82,7 +91,9 @@ def test_image_model_drives_referral_only_with_added_value(tmp_path, pydicom_dat
 
     screener = _screener_with_models(tmp_path, governance=WITH_VALUE)
     patient = {"age_years": 72, "sex": "female", "weight_kg": 48, "height_m": 1.52}
-    result = screener.screen(pydicom_data_dir / "RG3_UNCR.dcm", patient, body_part="KNEE")
+    result = screener.screen(
+        pydicom_data_dir / "RG3_UNCR.dcm", patient, body_part="KNEE", body_part_confirmed=True
+    )
     assert result.findings.for_referral().kind == "image"
 
 

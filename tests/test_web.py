@@ -410,3 +410,44 @@ def test_saved_language_applies_at_once_and_in_the_file_that_was_read(tmp_path):
     # and a restart reads what was saved
     restarted = load_settings(data_dir=tmp_path / "box", config_file=config, environ={})
     assert restarted.language == "en" and restarted.policy.refer_p_osteoporosis == 0.8
+
+
+def test_the_files_header_sets_the_body_part_and_a_contradiction_is_recorded(
+    admin_client, app, pydicom_data_dir
+):
+    """A chest CR's header says CHEST: the page learns it before screening; screened at the
+    page's default (the header) no knee model runs; a knee chosen against the header runs
+    none until confirmed, and the case records both."""
+    chest = (pydicom_data_dir / "RG1_UNCR.dcm").read_bytes()
+    token = csrf_token(admin_client, "/screenings/new")
+    facts = admin_client.post(
+        "/screenings/upload-facts",
+        data={"csrf_token": token, "image": (io.BytesIO(chest), "chest.dcm")},
+        content_type="multipart/form-data",
+    ).get_json()
+    assert facts["body_part"] == "CHEST" and facts["listed"] and facts["view"] == "PA"
+    assert facts["body_part_source"] == "BodyPartExamined"
+    page = admin_client.get("/screenings/new").get_data(as_text=True)
+    assert '<option value="" selected>' in page  # the default is the header's body part
+
+    assert _upload(admin_client, chest, "chest.dcm", body_part="").status_code == 302
+    automatic = app.extensions["edgeosteo"].store.get_case(1).result
+    assert automatic["body_part"] == "CHEST"
+    assert automatic["anatomy"]["header_body_part"] == "CHEST"
+
+    assert _upload(admin_client, chest, "chest.dcm", body_part="KNEE").status_code == 302
+    against = app.extensions["edgeosteo"].store.get_case(2).result
+    assert against["anatomy"]["chosen_body_part"] == "KNEE" and against["anatomy"]["conflict"]
+    codes = [u["code"] for u in against["findings"]["unavailable"]]
+    assert "image.wrong_body_part" in codes
+    assert {r["kind"] for r in against["findings"]["results"]} <= {"clinical"}
+    shown = admin_client.get("/cases/2").get_data(as_text=True)
+    assert "image.wrong_body_part" in shown or "所选部位与图像自身信息" in shown
+
+    confirmed = _upload(
+        admin_client, chest, "chest.dcm", body_part="KNEE", body_part_confirmed="on"
+    )
+    assert confirmed.status_code == 302
+    record = app.extensions["edgeosteo"].store.get_case(3).result
+    assert record["anatomy"]["confirmed"] and not record["anatomy"]["conflict"]
+    assert record["body_part"] == "KNEE"

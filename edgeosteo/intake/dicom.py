@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pydicom
@@ -146,6 +147,32 @@ def _monochrome(ds: Dataset, stored: np.ndarray) -> tuple[np.ndarray, list[str]]
     return values.astype(np.float32), transforms
 
 
+@dataclass(frozen=True)
+class HeaderAnatomy:
+    """What a DICOM header says of the body part and view, read without the pixels."""
+
+    body_part_examined: str | None = None
+    view_position: str | None = None
+    descriptions: tuple[str, ...] = ()
+
+
+DESCRIPTION_KEYWORDS = ("StudyDescription", "SeriesDescription", "ProtocolName")
+
+
+def header_anatomy(data: bytes) -> HeaderAnatomy | None:
+    """The body part and view fields of a DICOM file's header; None for anything that is
+    not a readable DICOM (a raster file has no header)."""
+    try:
+        ds = pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True)
+    except Exception:  # pydicom raises many kinds for a file that is not DICOM
+        return None
+    return HeaderAnatomy(
+        body_part_examined=_text(ds, "BodyPartExamined"),
+        view_position=_text(ds, "ViewPosition"),
+        descriptions=tuple(t for k in DESCRIPTION_KEYWORDS if (t := _text(ds, k))),
+    )
+
+
 def read_dicom(data: bytes, limits: IntakeLimits, content_sha256: str) -> Intake:
     try:
         ds = pydicom.dcmread(io.BytesIO(data))
@@ -236,5 +263,6 @@ def read_dicom(data: bytes, limits: IntakeLimits, content_sha256: str) -> Intake
         colourfulness=colour,
         transforms=tuple(transforms),
         content_sha256=content_sha256,
+        descriptions=tuple(t for k in DESCRIPTION_KEYWORDS if (t := _text(ds, k))),
     )
     return Intake(radiograph=radiograph, identity=identity)

@@ -35,6 +35,9 @@ class Radiograph:
     colourfulness: float = 0.0
     transforms: tuple[str, ...] = ()
     content_sha256: str = ""
+    # the console's free-text Study/Series/Protocol descriptions, read for the body part
+    # and view (edgeosteo.anatomy); free text can name a person, so never serialised
+    descriptions: tuple[str, ...] = field(default=(), repr=False)
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -119,6 +119,7 @@ def post_screening():
                 source=data,
                 answers=answers,
                 body_part=request.form.get("body_part") or None,
+                body_part_confirmed=request.form.get("body_part_confirmed") == "true",
                 original_name=upload.filename if upload is not None else None,
                 local_patient_id=request.form.get("local_patient_id") or None,
                 created_by=user.username,

@@ -63,13 +63,15 @@ CLINICAL_FIELDS: tuple[Field, ...] = (
     Field("iof_one_minute_positive", _l("IOF one-minute test positive"), "yesno"),
 )
 
+# "" lets the image's own header say (the default); a raster file without one then runs no
+# image model until a body part is chosen
 BODY_PARTS = (
+    ("", _l("As the image's header says")),
     ("KNEE", _l("Knee")),
-    ("HIP", _l("Hip")),
+    ("HIP", _l("Hip / pelvis")),
     ("LSPINE", _l("Lumbar spine")),
     ("CHEST", _l("Chest")),
     ("HAND", _l("Hand")),
-    ("", _l("Other / not sure")),
 )
 
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, render_template, request, send_file, url_for
+from flask import (
+    Blueprint,
+    abort,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from edgeosteo.cases import ScreeningRequest
@@ -35,6 +45,21 @@ def new_screening():
     )
 
 
+@blueprint.route("/screenings/upload-facts", methods=["POST"])
+@login_required
+def upload_facts():
+    """What the chosen file's own header says (body part, view), so the page can set its
+    body-part control before the technician screens."""
+    upload = request.files.get("image")
+    data = upload.read() if upload is not None else b""
+    facts = context().cases.upload_facts(data).to_dict()
+    labels = dict(BODY_PARTS)
+    part = facts["body_part"]
+    facts["listed"] = part in labels
+    facts["label"] = str(labels[part]) if part in labels else part
+    return jsonify(facts)
+
+
 @blueprint.route("/screenings", methods=["POST"])
 @login_required
 def create_screening():
@@ -61,6 +86,7 @@ def create_screening():
                     created_by=g.user.username,
                     capture=capture,
                     film_corners=film_corners,
+                    body_part_confirmed=values.get("body_part_confirmed") == "on",
                 )
             )
             return redirect(url_for("pages.case", case_id=record.id))

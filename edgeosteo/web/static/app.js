@@ -159,6 +159,46 @@
     });
     if (isPhoto()) { ask(null); }
   }
+  // the body part: the chosen file's own header sets it; a choice against it needs a tick
+  var part = document.getElementById("body-part");
+  var fileInput = document.getElementById("image");
+  if (form && part && fileInput) {
+    var headerPart = null;
+    var note = document.getElementById("header-part");
+    var confirmRow = document.getElementById("confirm-part");
+    var confirmBox = document.getElementById("body-part-confirmed");
+    var judge = function () {
+      var against = headerPart !== null && part.value !== "" && part.value !== headerPart;
+      confirmRow.hidden = !against;
+      confirmBox.required = against;
+      if (!against) { confirmBox.checked = false; }
+    };
+    var facts = function () {
+      headerPart = null;
+      note.hidden = true;
+      judge();
+      if (!fileInput.files || !fileInput.files[0]) { return; }
+      var body = new FormData();
+      body.append("csrf_token", form.querySelector("input[name=csrf_token]").value);
+      body.append("image", fileInput.files[0]);
+      fetch(part.dataset.factsUrl, { method: "POST", body: body, credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (answer) {
+          if (!answer || !answer.body_part) { return; }
+          headerPart = answer.body_part;
+          document.getElementById("header-part-name").textContent = answer.label;
+          note.hidden = false;
+          part.value = answer.listed ? answer.body_part : "";
+          judge();
+        })
+        .catch(function () { /* the screening reads the header itself */ });
+    };
+    fileInput.addEventListener("change", facts);
+    document.getElementById("drop").addEventListener("drop", function () {
+      window.setTimeout(facts, 0);
+    });
+    part.addEventListener("change", judge);
+  }
   // both the new-screening form and the answers form hide women-only questions for men
   var sex = document.getElementById("f-sex");
   if (sex) {

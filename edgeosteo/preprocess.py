@@ -83,19 +83,46 @@ def preprocess(radiograph: Radiograph, params: Mapping[str, Any]) -> PreparedIma
     return function(radiograph, params)
 
 
+# the outer share of each region's side over which its heatmap fades to the region's coldest
+# value: a model's zero padding and the crop's upsampling make the border its hottest band
+HEATMAP_BORDER_TAPER = 0.12
+
+
+def taper_border(patch: np.ndarray, fraction: float = HEATMAP_BORDER_TAPER) -> np.ndarray:
+    """``patch`` faded towards its coldest value over the outer ``fraction`` of each side
+    (a raised-cosine ramp, zero on the edge itself), so its hottest point is inside."""
+    values = np.asarray(patch, np.float32)
+    rows, columns = values.shape
+    finite = values[np.isfinite(values)]
+    if not finite.size or fraction <= 0:
+        return values
+
+    def ramp(n: int) -> np.ndarray:
+        margin = max(1, round(n * fraction))
+        distance = np.minimum(np.arange(n), np.arange(n)[::-1]).astype(np.float32)
+        return 0.5 - 0.5 * np.cos(np.pi * np.clip(distance / margin, 0.0, 1.0))
+
+    weight = np.outer(ramp(rows), ramp(columns)).astype(np.float32)
+    coldest = np.float32(finite.min())
+    return coldest + (values - coldest) * weight
+
+
 def heatmap_on_image(
     maps: np.ndarray, regions: tuple[Region, ...], shape: tuple[int, int], long_side: int
 ) -> np.ndarray:
     """Per-region heatmaps placed back on the image, at ``long_side`` resolution; NaN where
-    no region was looked at."""
+    no region was looked at. Each region's map fades to its coldest value at the region's
+    border (`taper_border`): what the page shows as hottest is inside the crop."""
     rows, columns = shape
     scale = min(1.0, long_side / max(rows, columns))
     height, width = max(1, round(rows * scale)), max(1, round(columns * scale))
     canvas = np.full((height, width), np.nan, np.float32)
     for heatmap, region in zip(maps, regions, strict=True):
         side = max(1, round(region.side * scale))
-        patch = cv2.resize(
-            np.asarray(heatmap, np.float32), (side, side), interpolation=cv2.INTER_LINEAR
+        patch = taper_border(
+            cv2.resize(
+                np.asarray(heatmap, np.float32), (side, side), interpolation=cv2.INTER_LINEAR
+            )
         )
         x0, y0 = round(region.x0 * scale), round(region.y0 * scale)
         sx0, sy0 = max(x0, 0), max(y0, 0)

@@ -83,47 +83,43 @@ def preprocess(radiograph: Radiograph, params: Mapping[str, Any]) -> PreparedIma
     return function(radiograph, params)
 
 
-# the outer share of each region's side over which its heatmap fades to the region's coldest
-# value: a model's zero padding and the crop's upsampling make the border its hottest band
-HEATMAP_BORDER_TAPER = 0.12
+# the outer share of a model's heatmap (of its cells, before upsampling) not shown: the knee
+# model's border cells, read through its zero padding, are its hottest in every crop (the two
+# outer rows of its 16 x 16 map), so the page would point at the crop's edge, not the joint
+HEATMAP_BORDER = 0.125
 
 
-def taper_border(patch: np.ndarray, fraction: float = HEATMAP_BORDER_TAPER) -> np.ndarray:
-    """``patch`` faded towards its coldest value over the outer ``fraction`` of each side
-    (a raised-cosine ramp, zero on the edge itself), so its hottest point is inside."""
-    values = np.asarray(patch, np.float32)
+def quiet_border(heatmap: np.ndarray, fraction: float = HEATMAP_BORDER) -> np.ndarray:
+    """``heatmap`` with its outer ``fraction`` of cells on each side set to the coldest value
+    inside them: the colours are scaled on the inside alone, and the hottest point is there."""
+    values = np.array(heatmap, dtype=np.float32)
     rows, columns = values.shape
-    finite = values[np.isfinite(values)]
-    if not finite.size or fraction <= 0:
+    top, side = max(1, round(rows * fraction)), max(1, round(columns * fraction))
+    if fraction <= 0 or rows <= 2 * top or columns <= 2 * side:
         return values
-
-    def ramp(n: int) -> np.ndarray:
-        margin = max(1, round(n * fraction))
-        distance = np.minimum(np.arange(n), np.arange(n)[::-1]).astype(np.float32)
-        return 0.5 - 0.5 * np.cos(np.pi * np.clip(distance / margin, 0.0, 1.0))
-
-    weight = np.outer(ramp(rows), ramp(columns)).astype(np.float32)
-    coldest = np.float32(finite.min())
-    return coldest + (values - coldest) * weight
+    inside = values[top:-top, side:-side]
+    finite = inside[np.isfinite(inside)]
+    if not finite.size:
+        return values
+    border = np.ones(values.shape, dtype=bool)
+    border[top:-top, side:-side] = False
+    values[border] = finite.min()
+    return values
 
 
 def heatmap_on_image(
     maps: np.ndarray, regions: tuple[Region, ...], shape: tuple[int, int], long_side: int
 ) -> np.ndarray:
     """Per-region heatmaps placed back on the image, at ``long_side`` resolution; NaN where
-    no region was looked at. Each region's map fades to its coldest value at the region's
-    border (`taper_border`): what the page shows as hottest is inside the crop."""
+    no region was looked at. Each region's border cells are quietened first (`quiet_border`):
+    what the page shows as hottest is inside the crop, not on its edge."""
     rows, columns = shape
     scale = min(1.0, long_side / max(rows, columns))
     height, width = max(1, round(rows * scale)), max(1, round(columns * scale))
     canvas = np.full((height, width), np.nan, np.float32)
     for heatmap, region in zip(maps, regions, strict=True):
         side = max(1, round(region.side * scale))
-        patch = taper_border(
-            cv2.resize(
-                np.asarray(heatmap, np.float32), (side, side), interpolation=cv2.INTER_LINEAR
-            )
-        )
+        patch = cv2.resize(quiet_border(heatmap), (side, side), interpolation=cv2.INTER_LINEAR)
         x0, y0 = round(region.x0 * scale), round(region.y0 * scale)
         sx0, sy0 = max(x0, 0), max(y0, 0)
         sx1, sy1 = min(x0 + side, width), min(y0 + side, height)

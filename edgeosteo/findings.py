@@ -84,8 +84,10 @@ class Findings:
         return next((r for kind in KIND_PREFERENCE for r in usable if r.kind == kind), None)
 
     def first_heatmap(self) -> np.ndarray | None:
-        """The heatmap a case stores and shows: the first finding that drew one."""
-        return next((r.heatmap for r in self.results if r.heatmap is not None), None)
+        """The heatmap a case stores: the first finding that drew one, preferring a model
+        used for the referral (the case page reads which from the findings' JSON)."""
+        drawn = [r for r in self.results if r.heatmap is not None]
+        return next((r.heatmap for r in sorted(drawn, key=lambda r: not r.used_for_referral)), None)
 
     def to_dict(self) -> dict[str, object]:
         """The findings' JSON form; the primary model is the referral's, so Screening adds

@@ -83,20 +83,43 @@ def preprocess(radiograph: Radiograph, params: Mapping[str, Any]) -> PreparedIma
     return function(radiograph, params)
 
 
+# the outer share of a model's heatmap (of its cells, before upsampling) not shown: the knee
+# model's border cells, read through its zero padding, are its hottest in every crop (the two
+# outer rows of its 16 x 16 map), so the page would point at the crop's edge, not the joint
+HEATMAP_BORDER = 0.125
+
+
+def quiet_border(heatmap: np.ndarray, fraction: float = HEATMAP_BORDER) -> np.ndarray:
+    """``heatmap`` with its outer ``fraction`` of cells on each side set to the coldest value
+    inside them: the colours are scaled on the inside alone, and the hottest point is there."""
+    values = np.array(heatmap, dtype=np.float32)
+    rows, columns = values.shape
+    top, side = max(1, round(rows * fraction)), max(1, round(columns * fraction))
+    if fraction <= 0 or rows <= 2 * top or columns <= 2 * side:
+        return values
+    inside = values[top:-top, side:-side]
+    finite = inside[np.isfinite(inside)]
+    if not finite.size:
+        return values
+    border = np.ones(values.shape, dtype=bool)
+    border[top:-top, side:-side] = False
+    values[border] = finite.min()
+    return values
+
+
 def heatmap_on_image(
     maps: np.ndarray, regions: tuple[Region, ...], shape: tuple[int, int], long_side: int
 ) -> np.ndarray:
     """Per-region heatmaps placed back on the image, at ``long_side`` resolution; NaN where
-    no region was looked at."""
+    no region was looked at. Each region's border cells are quietened first (`quiet_border`):
+    what the page shows as hottest is inside the crop, not on its edge."""
     rows, columns = shape
     scale = min(1.0, long_side / max(rows, columns))
     height, width = max(1, round(rows * scale)), max(1, round(columns * scale))
     canvas = np.full((height, width), np.nan, np.float32)
     for heatmap, region in zip(maps, regions, strict=True):
         side = max(1, round(region.side * scale))
-        patch = cv2.resize(
-            np.asarray(heatmap, np.float32), (side, side), interpolation=cv2.INTER_LINEAR
-        )
+        patch = cv2.resize(quiet_border(heatmap), (side, side), interpolation=cv2.INTER_LINEAR)
         x0, y0 = round(region.x0 * scale), round(region.y0 * scale)
         sx0, sy0 = max(x0, 0), max(y0, 0)
         sx1, sy1 = min(x0 + side, width), min(y0 + side, height)

@@ -141,7 +141,9 @@ def test_knee_flow_with_heatmap_and_printout(page):
     _fill_and_screen(page, image, "KNEE")
     assert page.is_visible("#banner")
     assert page.is_hidden("#heatmap")
-    page.check("#heatmap-toggle")
+    # every shipped knee image model is experimental: its heatmap has its own toggle
+    assert page.locator("#heatmap-toggle").count() == 0
+    page.check("#experimental-heatmap-toggle")
     assert page.is_visible("#heatmap")
     assert "experimental, not used for the recommendation" in page.inner_text("main")
     # the scores table says which model the recommendation used, row by row
@@ -157,6 +159,8 @@ def test_knee_flow_with_heatmap_and_printout(page):
     page.screenshot(path=str(ARTIFACTS / "result-knee-en.png"), full_page=True)
     pdf = ARTIFACTS / "report-knee-en.pdf"
     page.emulate_media(media="print")
+    # shown on screen, but the printed report carries no experimental heatmap
+    assert page.is_hidden("#heatmap") and page.is_hidden("#heatmap-legend")
     page.pdf(path=str(pdf), format="A4", print_background=True)
     data = pdf.read_bytes()
     assert data.startswith(b"%PDF")
@@ -273,3 +277,47 @@ def _shape(jpeg: bytes) -> tuple[int, int]:
     from edgeosteo.intake.photo import decode_photo
 
     return decode_photo(jpeg).shape[:2]
+
+
+def _latin_words(text: str) -> list[str]:
+    return re.findall(r"[A-Za-z]{2,}", text)
+
+
+def test_experimental_heatmap_toggle_shows_it_with_its_legend_in_chinese(page):
+    """zh-CN, desktop and a 390 px phone: the experimental model's heatmap is hidden until its
+    own labelled toggle is clicked, then shows with the colour legend, all in Chinese."""
+    knee = shared_knee_dir()
+    if knee is None:
+        pytest.skip("../shared/data/knee is not present")
+    ARTIFACTS.mkdir(exist_ok=True)
+    _choose_language(page, "zh_CN")
+    image = sorted((knee / "images").iterdir())[1]
+    _fill_and_screen(page, image, "KNEE")
+    assert page.is_hidden("#heatmap") and page.is_hidden("#heatmap-legend")
+    toggle = page.locator("label.toggle.experimental")
+    label = toggle.inner_text()
+    assert "显示实验性模型的热力图" in label and "实验性结果，不用于推荐意见" in label
+    model_id = page.get_attribute("#heatmap", "data-model")
+    assert model_id and _latin_words(label.replace(model_id, "")) == []
+    page.click("#experimental-heatmap-toggle")
+    assert page.is_checked("#experimental-heatmap-toggle")
+    assert page.is_visible("#heatmap") and page.is_visible("#heatmap-legend")
+    assert page.eval_on_selector("#heatmap", "img => img.complete && img.naturalWidth") > 100
+    legend = page.inner_text("#heatmap-legend")
+    assert "热力图颜色" in legend and "热（红色）" in legend and "冷（蓝色、较淡）" in legend
+    assert _latin_words(legend) == []
+    # the overlay covers the radiograph exactly
+    under = page.locator("#radiograph").bounding_box()
+    over = page.locator("#heatmap").bounding_box()
+    assert all(abs(under[k] - over[k]) < 1.5 for k in ("x", "y", "width", "height"))
+    page.screenshot(path=str(ARTIFACTS / "heatmap-experimental-zh_CN.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.is_visible("#heatmap") and page.is_visible("#heatmap-legend")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, width  # nothing runs off the side of a phone
+    for part in ("#heatmap-legend", "label.toggle.experimental", "#heatmap"):
+        box = page.locator(part).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, (part, box)
+    page.screenshot(path=str(ARTIFACTS / "heatmap-experimental-zh_CN-390.png"), full_page=True)
+    page.click("#experimental-heatmap-toggle")
+    assert page.is_hidden("#heatmap") and page.is_hidden("#heatmap-legend")

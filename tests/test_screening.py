@@ -161,3 +161,16 @@ def test_knee_jpeg_screens_end_to_end(tmp_path, knee_dir):
     )
     assert result.quality.usable
     assert {f.kind for f in result.findings.results} == {"clinical", "image"}
+
+
+def test_the_stored_heatmap_is_a_referral_models_when_one_drew_one():
+    from edgeosteo.findings import Findings, ModelFinding
+
+    def finding(model_id, used, value):
+        heat = None if value is None else np.full((4, 4), value, np.float32)
+        return ModelFinding(model_id, "1", "image", used_for_referral=used, heatmap=heat)
+
+    experimental, used = finding("a", False, 1.0), finding("b", True, 2.0)
+    assert Findings((experimental, used)).first_heatmap()[0, 0] == 2.0
+    assert Findings((experimental, finding("c", True, None))).first_heatmap()[0, 0] == 1.0
+    assert Findings((finding("c", True, None),)).first_heatmap() is None

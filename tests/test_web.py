@@ -3,6 +3,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
+from html.parser import HTMLParser
 
 import cv2
 import numpy as np
@@ -451,3 +453,154 @@ def test_the_files_header_sets_the_body_part_and_a_contradiction_is_recorded(
     record = app.extensions["edgeosteo"].store.get_case(3).result
     assert record["anatomy"]["confirmed"] and not record["anatomy"]["conflict"]
     assert record["body_part"] == "KNEE"
+
+
+class _Elements(HTMLParser):
+    """Each element of a page that has an id: its tag, attributes and text."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.by_id: dict[str, dict] = {}
+        self._open: list[tuple[str, dict | None]] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        element = None
+        if "id" in attributes:
+            element = {"tag": tag, "attrs": attributes, "text": ""}
+            self.by_id[attributes["id"]] = element
+        if tag not in ("img", "input", "br", "meta", "link"):
+            self._open.append((tag, element))
+
+    def handle_endtag(self, tag):
+        while self._open:
+            if self._open.pop()[0] == tag:
+                break
+
+    def handle_data(self, data):
+        for _, element in self._open:
+            if element is not None:
+                element["text"] += data
+
+
+def _heatmap_box(tmp_path, governance=None):
+    """A box whose knee image model (test-built, drawing a heatmap) is experimental, or,
+    with a governance record of added value, used for the recommendation."""
+    import model_factory
+    from edgeosteo.app import build
+    from edgeosteo.config import load_settings
+    from edgeosteo.web.auth import ensure_admin
+
+    models = model_factory.build_models_dir(tmp_path / "models", image_governance=governance)
+    settings = load_settings(data_dir=tmp_path / "box", environ={}, models_dir=str(models))
+    box = build(settings)
+    ensure_admin(box.store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    client = box.web.test_client()
+    assert log_in(client).status_code == 302
+    return box, client
+
+
+def _screen_knee(client, pydicom_data_dir) -> str:
+    data = (pydicom_data_dir / "RG3_UNCR.dcm").read_bytes()
+    response = _upload(client, data, "knee.dcm", body_part="KNEE")
+    assert response.status_code == 302
+    return response.headers["Location"]
+
+
+def _toggle_label(page: str, input_id: str) -> str:
+    start = page.index(f'id="{input_id}"')
+    label = page[page.rindex("<label", 0, start) : page.index("</label>", start)]
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", label)).strip()
+
+
+LEGEND = {
+    "en": ("Heatmap colours", "Hot (red)", "Cold (blue, faint)"),
+    "zh_CN": ("热力图颜色", "热（红色）", "冷（蓝色、较淡）"),
+}
+EXPERIMENTAL = {
+    "en": (
+        "Show the experimental model's heatmap",
+        "experimental, not used for the recommendation",
+    ),
+    "zh_CN": ("显示实验性模型的热力图", "实验性结果，不用于推荐意见"),
+}
+
+
+@pytest.mark.parametrize("language", ["zh_CN", "en"])
+def test_an_experimental_models_heatmap_is_hidden_behind_its_own_labelled_toggle(
+    tmp_path, pydicom_data_dir, language
+):
+    box, client = _heatmap_box(tmp_path)
+    location = _screen_knee(client, pydicom_data_dir)
+    record = box.store.get_case(1)
+    assert record.heatmap_file
+    image = next(f for f in record.result["findings"]["results"] if f["kind"] == "image")
+    assert image["has_heatmap"] and image["used_for_referral"] is False
+    _set_language(client, language)
+    page = client.get(location).get_data(as_text=True)
+    elements = _Elements(page).by_id
+    # nothing shown by default, and no ordinary toggle for a model not used for the referral
+    assert "heatmap-toggle" not in elements
+    heatmap = elements["heatmap"]
+    assert "hidden" in heatmap["attrs"]
+    assert heatmap["attrs"]["data-model"] == "test-knee-image"
+    # the printed report leaves it out even when shown on screen
+    assert {"experimental", "no-print"} <= set(heatmap["attrs"]["class"].split())
+    toggle = elements["experimental-heatmap-toggle"]
+    assert toggle["attrs"]["data-heatmap"] == "heatmap"
+    label = _toggle_label(page, "experimental-heatmap-toggle")
+    assert all(words in label for words in EXPERIMENTAL[language]), label
+    assert "test-knee-image" in label
+    legend = elements["heatmap-legend"]
+    assert "hidden" in legend["attrs"] and "no-print" in legend["attrs"]["class"]
+    assert all(words in legend["text"] for words in LEGEND[language]), legend["text"]
+    if language == "zh_CN":
+        assert "Hot" not in legend["text"] and "experimental" not in label
+    assert client.get(location + "/heatmap.png").data.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize("language", ["zh_CN", "en"])
+def test_a_heatmap_from_a_model_used_for_the_referral_is_behind_the_normal_toggle(
+    tmp_path, pydicom_data_dir, language
+):
+    from test_models import WITH_VALUE
+
+    box, client = _heatmap_box(tmp_path, governance=WITH_VALUE)
+    location = _screen_knee(client, pydicom_data_dir)
+    image = next(
+        f for f in box.store.get_case(1).result["findings"]["results"] if f["kind"] == "image"
+    )
+    assert image["has_heatmap"] and image["used_for_referral"] is True
+    _set_language(client, language)
+    page = client.get(location).get_data(as_text=True)
+    elements = _Elements(page).by_id
+    assert "experimental-heatmap-toggle" not in elements
+    assert elements["heatmap-toggle"]["attrs"]["data-heatmap"] == "heatmap"
+    heatmap = elements["heatmap"]
+    assert "hidden" in heatmap["attrs"]
+    assert not {"experimental", "no-print"} & set(heatmap["attrs"]["class"].split())
+    label = _toggle_label(page, "heatmap-toggle")
+    assert EXPERIMENTAL[language][1] not in label
+    legend = elements["heatmap-legend"]
+    assert "no-print" not in legend["attrs"]["class"]
+    assert all(words in legend["text"] for words in LEGEND[language])
+
+
+def test_a_stored_heatmap_whose_model_the_result_does_not_name_counts_as_experimental(
+    tmp_path, pydicom_data_dir
+):
+    from test_models import WITH_VALUE
+
+    box, client = _heatmap_box(tmp_path, governance=WITH_VALUE)
+    location = _screen_knee(client, pydicom_data_dir)
+    result = box.store.get_case(1).result
+    for finding in result["findings"]["results"]:
+        del finding["has_heatmap"]
+    with box.store.transaction() as connection:
+        connection.execute(
+            "UPDATE cases SET result_json=? WHERE id=1", (json.dumps(result, ensure_ascii=False),)
+        )
+    elements = _Elements(client.get(location).get_data(as_text=True)).by_id
+    assert "heatmap-toggle" not in elements and "experimental-heatmap-toggle" in elements
+    assert "no-print" in elements["heatmap"]["attrs"]["class"]

@@ -210,12 +210,15 @@
     sex.addEventListener("change", womenOnly);
     womenOnly();
   }
-  var toggle = document.getElementById("heatmap-toggle");
-  if (toggle) {
-    toggle.addEventListener("change", function () {
-      document.getElementById("heatmap").hidden = !toggle.checked;
-    });
-  }
+  // a heatmap toggle (the used model's, or the experimental model's) shows it and its legend
+  document.querySelectorAll("input[data-heatmap]").forEach(function (toggle) {
+    var show = function () {
+      document.getElementById(toggle.getAttribute("data-heatmap")).hidden = !toggle.checked;
+      document.getElementById("heatmap-legend").hidden = !toggle.checked;
+    };
+    toggle.addEventListener("change", show);
+    show();
+  });
   var print = document.getElementById("print");
   if (print) { print.addEventListener("click", function () { window.print(); }); }
 })();

@@ -502,8 +502,9 @@ def _heatmap_box(tmp_path, governance=None):
 
 
 def _screen_knee(client, pydicom_data_dir) -> str:
+    # RG3's header says EXTREMITY: the test models read it only when KNEE is confirmed
     data = (pydicom_data_dir / "RG3_UNCR.dcm").read_bytes()
-    response = _upload(client, data, "knee.dcm", body_part="KNEE")
+    response = _upload(client, data, "knee.dcm", body_part="KNEE", body_part_confirmed="on")
     assert response.status_code == 302
     return response.headers["Location"]
 

@@ -321,3 +321,23 @@ def test_experimental_heatmap_toggle_shows_it_with_its_legend_in_chinese(page):
     page.screenshot(path=str(ARTIFACTS / "heatmap-experimental-zh_CN-390.png"), full_page=True)
     page.click("#experimental-heatmap-toggle")
     assert page.is_hidden("#heatmap") and page.is_hidden("#heatmap-legend")
+
+
+def test_a_chest_crs_header_sets_the_body_part_and_a_knee_needs_a_tick(page, pydicom_data_dir):
+    """In zh-CN: choosing a chest CR sets the body-part control to 胸部 from its header; a knee
+    chosen against it shows the confirmation, which the form then requires."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    _choose_language(page, "zh_CN")
+    page.goto("/screenings/new")
+    assert page.input_value("#body-part") == ""
+    page.set_input_files("#image", str(pydicom_data_dir / "RG1_UNCR.dcm"))
+    page.wait_for_selector("#header-part:not([hidden])", timeout=20_000)
+    assert page.input_value("#body-part") == "CHEST"
+    assert "胸部" in page.inner_text("#header-part")
+    assert page.is_hidden("#confirm-part")
+    page.select_option("#body-part", "KNEE")
+    assert page.is_visible("#confirm-part")
+    assert page.evaluate("document.getElementById('body-part-confirmed').required")
+    page.screenshot(path=str(ARTIFACTS / "body-part-from-header-zh_CN.png"), full_page=True)
+    page.select_option("#body-part", "CHEST")
+    assert page.is_hidden("#confirm-part")

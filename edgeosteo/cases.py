@@ -25,6 +25,9 @@ from edgeosteo.store import CaseRecord, CaseStore
 
 CaseState = Literal["screened", "needs_answers", "refused"]
 PSEUDONYMISED = "pseudonymised"
+# gates that find no radiograph at all (a face, a document, a photo with no film in it):
+# such a file is refused before anything of it is written, on every path
+NOT_A_RADIOGRAPH = ("quality.not_radiograph", "photo.not_radiograph")
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class CaseWorkflow:
         if existing is not None:
             return existing
         screening = dataclasses.replace(self.screen(request), screening_id=case_uuid)
+        refuse_what_is_not_a_radiograph(screening)
         state = case_state(screening.to_dict(), bool(request.answers))
         hold_s = self.screener.settings.sync.hold_unanswered_hours * 3600.0
         send_after = time.time() + hold_s if state == "needs_answers" else 0.0
@@ -104,6 +108,7 @@ class CaseWorkflow:
             raise IntakeError(
                 str(screening.intake_error["code"]), screening.intake_error.get("detail")
             )
+        refuse_what_is_not_a_radiograph(screening)
         # the technician is at the form: a screening they gave no answers for is still
         # theirs to finish on the page, not one that waits for answers like a received one
         state = case_state(screening.to_dict(), answered=True)
@@ -143,6 +148,15 @@ class CaseWorkflow:
         updated = self.store.update_result(case_id, result, state)
         self.store.set_case_state(case_id, state)
         return updated
+
+
+def refuse_what_is_not_a_radiograph(screening: Screening) -> None:
+    """Raise IntakeError when the image is no radiograph: nothing of it may be kept, no
+    image, no thumbnail, no case row, so no report can ever show it."""
+    gates = screening.quality.gates if screening.quality else ()
+    failed = next((g for g in gates if g.verdict == "fail" and g.code in NOT_A_RADIOGRAPH), None)
+    if failed is not None:
+        raise IntakeError(failed.code, f"{failed.gate}: {failed.measured}")
 
 
 def case_state(result: Mapping[str, object], answered: bool) -> CaseState:

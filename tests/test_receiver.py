@@ -366,13 +366,52 @@ def test_age_comes_from_birth_and_study_date_when_patient_age_is_absent(pydicom_
     assert verdict.reason_code == "receiver.patient_too_young"
 
 
-def test_an_image_the_gates_refuse_is_a_refused_case_with_its_reason(make_box, pydicom_data_dir):
-    # SC_rgb is a colour picture with no body part; the site assumes knees for bare images
+def test_a_received_picture_that_is_no_radiograph_keeps_nothing_of_the_image(
+    make_box, pydicom_data_dir
+):
+    """SC_rgb is a colour picture (a secondary capture) with no body part; the site assumes
+    knees for bare images. It is listed as refused with its reason, but no case row, image
+    or thumbnail of it stays on the box."""
     box = make_box(default_body_part="KNEE", min_age_years=18)
     assert send(box.scp_address, [pydicom_data_dir / "SC_rgb.dcm"]) == [0x0000]
     box.worker.drain()
-    (instance,) = box.inbox.store.list_received()
+    store = box.inbox.store
+    (instance,) = store.list_received()
     assert (instance.state, instance.reason_code) == ("refused", "quality.not_radiograph")
+    assert instance.case_id is None and instance.file == ""
+    assert store.count_cases() == 0
+    kept = [p for p in store.data_dir.rglob("*") if p.is_file() and p.suffix in (".dcm", ".png")]
+    assert kept == []
+
+
+def test_an_image_the_gates_refuse_is_a_refused_case_with_its_reason(make_box, tmp_path):
+    """A radiograph too small to assess is a refused case with its reason (it is a
+    radiograph: the case is kept so the console's image is not lost)."""
+    import numpy as np
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.1"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(str(tmp_path / "small.dcm"), {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID = (
+        meta.MediaStorageSOPClassUID,
+        meta.MediaStorageSOPInstanceUID,
+    )
+    ds.Modality, ds.BodyPartExamined, ds.PatientAge = "CR", "KNEE", "070Y"
+    ds.Rows = ds.Columns = 120
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelData = np.random.default_rng(1).integers(0, 255, (120, 120), np.uint8).tobytes()
+    ds.save_as(tmp_path / "small.dcm", enforce_file_format=True)
+    box = make_box(min_age_years=18)
+    assert send(box.scp_address, [tmp_path / "small.dcm"]) == [0x0000]
+    box.worker.drain()
+    (instance,) = box.inbox.store.list_received()
+    assert (instance.state, instance.reason_code) == ("refused", "quality.resolution_too_low")
     case = box.inbox.store.get_case(instance.case_id)
     assert case.state == "refused"
     assert case.body_part == "KNEE"

@@ -605,3 +605,46 @@ def test_a_stored_heatmap_whose_model_the_result_does_not_name_counts_as_experim
     elements = _Elements(client.get(location).get_data(as_text=True)).by_id
     assert "heatmap-toggle" not in elements and "experimental-heatmap-toggle" in elements
     assert "no-print" in elements["heatmap"]["attrs"]["class"]
+
+
+def _colour_portrait() -> bytes:
+    """A colour photograph: a skin-toned face on a green background, as a phone JPEG."""
+    image = np.zeros((900, 700, 3), np.uint8)
+    image[:] = (60, 150, 70)  # BGR: a garden behind
+    cv2.ellipse(image, (350, 420), (190, 250), 0, 0, 360, (120, 160, 225), -1)
+    cv2.circle(image, (280, 360), 22, (60, 40, 30), -1)
+    cv2.circle(image, (420, 360), 22, (60, 40, 30), -1)
+    cv2.ellipse(image, (350, 540), (70, 25), 0, 0, 180, (70, 70, 190), -1)
+    _, encoded = cv2.imencode(".jpg", image)
+    return encoded.tobytes()
+
+
+def _files_in(folder) -> list:
+    return [p for p in folder.rglob("*") if p.is_file() and p.suffix in (".orig", ".png")]
+
+
+def test_a_photo_of_a_person_leaves_no_file_and_no_row(admin_client, app):
+    """Page and API: a colour photograph is refused before anything of it is written, so
+    no report can ever show it."""
+    store = app.extensions["edgeosteo"].store
+    response = _upload(admin_client, _colour_portrait(), "me.jpg", body_part="KNEE")
+    assert response.status_code == 422
+    assert "quality.not_radiograph" in response.get_data(as_text=True) or (
+        "不是X线" in response.get_data(as_text=True)
+        or "not a radiograph" in response.get_data(as_text=True).lower()
+    )
+    api = admin_client.post(
+        "/api/v1/screenings",
+        data={
+            "answers": json.dumps({"age_years": 70, "sex": "female", "weight_kg": 50}),
+            "image": (io.BytesIO(_colour_portrait()), "me.jpg"),
+        },
+        content_type="multipart/form-data",
+        headers=_basic("admin", ADMIN_PASSWORD),
+    )
+    assert api.status_code == 422
+    assert api.get_json()["error"]["code"] == "quality.not_radiograph"
+    assert store.count_cases() == 0
+    assert _files_in(store.data_dir) == []
+    with store.connect() as connection:
+        assert connection.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edgeosteo.cases import CaseWorkflow, ScreeningRequest, refusal_code
 from edgeosteo.config import ReceiverSettings
+from edgeosteo.errors import IntakeError
 from edgeosteo.store import ReceivedInstance, ScreeningJob
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,11 @@ class ScreeningWorker:
                 ),
                 job.case_uuid,
             )
+        except IntakeError as exc:  # no radiograph at all: keep nothing of the image
+            self.store.discard_received_image(instance.id)
+            self.store.finish_job(job.id, None, "refused", exc.code)
+            self._finished(instance.id)
+            return
         except Exception as exc:  # a worker outlives any one image
             logger.exception("screening of received image %d failed", instance.id)
             if job.attempts >= self.settings.job_max_attempts:

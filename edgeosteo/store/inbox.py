@@ -91,6 +91,16 @@ class Inbox(Database):
             ).fetchone()
         return _received(row) if row else None
 
+    def discard_received_image(self, instance_id: int) -> None:
+        """Delete a received file that holds no radiograph (a photo of a person, say); the
+        instance stays listed with its reason, without the image."""
+        instance = self.get_received(instance_id)
+        if instance is None or not instance.file:
+            return
+        with self.transaction() as connection:
+            connection.execute("UPDATE received_instances SET file='' WHERE id=?", (instance_id,))
+        (self.data_dir / instance.file).unlink(missing_ok=True)
+
     def clear_origin(self, instance_id: int) -> None:
         """The watch-folder file has been moved to processed/ or rejected/."""
         with self.transaction() as connection:

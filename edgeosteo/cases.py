@@ -150,6 +150,43 @@ class CaseWorkflow:
         return updated
 
 
+@dataclass(frozen=True)
+class ImageTool:
+    """Which tool reads (or will read) a case's image, or why none does: a stable code
+    (wording in edgeosteo.messages) and the models or body part it concerns."""
+
+    code: str
+    detail: str = ""
+
+
+def image_tool(result: Mapping[str, object]) -> ImageTool | None:
+    """The tool a stored screening's image went to: the image models that ran, else the
+    reason none did (no tool for the body part yet, a body part against the header, not a
+    knee ...). None when there was no image to read."""
+    findings = result.get("findings") or {}
+    ran = [f["model_id"] for f in findings.get("results", []) if f.get("kind") != "clinical"]
+    if ran:
+        return ImageTool("tool.image_model", ", ".join(ran))
+    for missing in findings.get("unavailable", []):
+        code = missing.get("code")
+        if missing.get("kind") == "clinical" or code in ("model.no_image", "model.image_refused"):
+            continue
+        if code == "model.unavailable_body_part":
+            return ImageTool("tool.none_for_body_part", str(missing.get("detail") or ""))
+        return ImageTool(str(code), str(missing.get("detail") or ""))
+    return None
+
+
+def tool_for_body_part(screener: Screener, body_part: str | None) -> ImageTool:
+    """The tool a queued image will go to, from its body part alone."""
+    if not body_part:
+        return ImageTool("tool.body_part_unknown")
+    models = screener.registry.of_kind("image", body_part)
+    if models:
+        return ImageTool("tool.image_model", ", ".join(m.id for m in models))
+    return ImageTool("tool.none_for_body_part", body_part)
+
+
 def refuse_what_is_not_a_radiograph(screening: Screening) -> None:
     """Raise IntakeError when the image is no radiograph: nothing of it may be kept, no
     image, no thumbnail, no case row, so no report can ever show it."""

@@ -515,17 +515,9 @@ class ReceiverSettings:
     watch_poll_seconds: float = 1.0
     # eligibility: which received images are screened automatically
     modalities: tuple[str, ...] = ("CR", "DX", "DR", "RG", "OT")
-    # BodyPartExamined (upper case) -> the body part whose models apply
-    body_parts: dict[str, str] = field(
-        default_factory=lambda: {
-            "KNEE": "KNEE",
-            "HIP": "HIP",
-            "PELVIS": "HIP",
-            "LSPINE": "LSPINE",
-            "CHEST": "CHEST",
-            "HAND": "HAND",
-        }
-    )
+    # extra BodyPartExamined (upper case) -> body part entries, added to [anatomy] body_parts
+    # (the one table); every body part is screened, by a model where one reads it
+    body_parts: dict[str, str] = field(default_factory=dict)
     # assumed when a file names no body part (plain image files, bare exports); "" refuses
     default_body_part: str = ""
     # ViewPosition values screened; empty: any view

@@ -237,6 +237,21 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "This model reads another projection (view) than this image's, so it was not run.",
         "该模型适用的投照体位与本图像不同，因此未运行。",
     ),
+    # --- which tool reads a received image (the worklist) ---
+    "tool.image_model": (
+        "Read by the image model:",
+        "由图像模型判读：",
+    ),
+    "tool.none_for_body_part": (
+        "No tool reads this body part yet: the case is a clinical screening once the answers "
+        "are given.",
+        "尚无可判读该部位的工具：补充临床信息后按临床信息进行筛查。",
+    ),
+    "tool.body_part_unknown": (
+        "The image names no body part, so no image tool reads it: the case is a clinical "
+        "screening once the answers are given.",
+        "图像未记录检查部位，因此没有图像工具判读：补充临床信息后按临床信息进行筛查。",
+    ),
     # --- the command line ---
     "maintenance.refused": (
         "The backup, restore or support bundle was refused; the reason is given beside this.",

@@ -164,13 +164,22 @@ def test_several_images_in_one_association_are_stored_once_and_screened_or_liste
         assert stored.PixelData == original.PixelData
     assert by_name["RG1_UNCR.dcm"].state == by_name["RG1_J2KR.dcm"].state == "queued"
     assert by_name["RG1_UNCR.dcm"].body_part == "CHEST"
-    assert by_name["RG3_UNCR.dcm"].reason_code == "receiver.body_part_not_screened"
+    # every body part is screened now (a model where one reads it, else clinically once
+    # the answers come); only what is no radiograph by its header is kept from screening
+    # RG3 is an EXTREMITY: its body part keeps nothing from screening now, its age (25) does
+    assert (by_name["RG3_UNCR.dcm"].state, by_name["RG3_UNCR.dcm"].body_part) == (
+        "ineligible",
+        "EXTREMITY",
+    )
+    assert by_name["RG3_UNCR.dcm"].reason_code == "receiver.patient_too_young"
     assert by_name["JPEG-LL.dcm"].reason_code == "receiver.modality_not_screened"
-    assert by_name["SC_rgb.dcm"].reason_code == "receiver.body_part_missing"
+    assert by_name["JPEG-LL.dcm"].state == "ineligible"
+    assert by_name["SC_rgb.dcm"].reason_code == "receiver.patient_too_young"  # 24 years
     assert {i.state for n, i in by_name.items() if not n.startswith("RG1")} == {"ineligible"}
 
     assert box.worker.drain() == 2
     store = box.inbox.store
+
     for name in ("RG1_UNCR.dcm", "RG1_J2KR.dcm"):
         instance = store.get_received(by_name[name].id)
         assert instance.state == "needs_answers"
@@ -346,7 +355,7 @@ def test_allow_lists_refuse_unknown_consoles(make_box, pydicom_data_dir):
         ({"ImageLaterality": "B"}, {}, "receiver.laterality_not_screened"),
         ({"Modality": "MG"}, {}, "receiver.modality_not_screened"),
         ({"BodyPartExamined": "pelvis"}, {}, None),
-        ({"BodyPartExamined": "SKULL"}, {}, "receiver.body_part_not_screened"),
+        ({"BodyPartExamined": "SKULL"}, {}, None),  # screened: no model reads it yet
     ],
 )
 def test_eligibility_rules_on_real_headers(pydicom_data_dir, changes, rules, expected):
@@ -693,14 +702,15 @@ def test_watch_folder_rejects_with_a_reason_file(folder_box, pydicom_data_dir):
         for p in rejected.glob("*.reason.txt")
     }
     assert reasons["notes.txt"][0] == "intake.not_an_image"
-    assert reasons["hand.dcm"][0] == "receiver.body_part_not_screened"  # EXTREMITY
+    assert "hand.dcm" not in reasons  # EXTREMITY: screened, waits for its answers
+    assert (folder / "processed" / "hand.dcm").is_file()
     assert reasons["photo.dcm"][0] == "quality.not_radiograph"
     for code, english, chinese in reasons.values():
         assert CATALOGUE[code] == (english, chinese)
-    assert {p.name for p in rejected.iterdir()} >= {"notes.txt", "hand.dcm", "photo.dcm"}
+    assert {p.name for p in rejected.iterdir()} >= {"notes.txt", "photo.dcm"}
     assert not any(p.is_file() for p in folder.iterdir())
     listed = box.inbox.store.list_received()
-    assert sorted(i.state for i in listed) == ["ineligible", "refused"]
+    assert sorted(i.state for i in listed) == ["needs_answers", "refused"]
     assert all(i.origin_path is None for i in listed)
 
 

@@ -89,7 +89,8 @@ def test_received_images_move_through_the_list(clinic, pydicom_data_dir):
 
     listing = _page(client)
     assert "Queued" in listing
-    assert "No screening model is set up for this body part" in listing
+    # RG3 (an EXTREMITY, age 25) is listed with the rule that kept it: its age
+    assert "The patient is younger than the screening age" in listing
     # pseudonymised by default: initials and the ID's last characters, never the name
     assert "C.R. 9RG1" in listing and "C.R. …1RG3" in listing
     assert "CompressedSamples" not in listing
@@ -185,5 +186,46 @@ def test_the_list_speaks_chinese(clinic, pydicom_data_dir):
     token = csrf_token(client, "/cases")
     client.post("/language", data={"csrf_token": token, "language": "zh_CN"})
     listing = _page(client)
-    assert "该部位未配置筛查模型" in listing
+    assert "患者未到筛查年龄" in listing
     assert "排队中" in listing
+
+
+def test_the_list_says_which_tool_reads_each_received_image(clinic, pydicom_data_dir, tmp_path):
+    """Every received image is screened: a chest by the chest model; a hand, for which no
+    tool exists yet, as a clinical screening once the answers come; the list says which,
+    before and after the worker ran, in both languages."""
+    import pydicom.uid
+
+    _app, box, client = clinic()
+    hand = pydicom.dcmread(pydicom_data_dir / "RG1_UNCR.dcm")
+    hand.BodyPartExamined = "HAND"
+    uid = pydicom.uid.generate_uid()
+    hand.SOPInstanceUID = hand.file_meta.MediaStorageSOPInstanceUID = uid
+    hand.save_as(tmp_path / "hand.dcm")
+    described = pydicom.dcmread(pydicom_data_dir / "RG1_UNCR.dcm")
+    del described.BodyPartExamined
+    described.SpecificCharacterSet = "ISO_IR 192"  # UTF-8, as Chinese consoles write
+    described.StudyDescription = "左手正位"
+    uid = pydicom.uid.generate_uid()
+    described.SOPInstanceUID = described.file_meta.MediaStorageSOPInstanceUID = uid
+    described.save_as(tmp_path / "described.dcm")
+    paths = [pydicom_data_dir / "RG1_UNCR.dcm", tmp_path / "hand.dcm", tmp_path / "described.dcm"]
+    assert send(box.scp_address, paths) == [0, 0, 0]
+    states = sorted((i.body_part, i.state) for i in box.inbox.store.list_received())
+    assert states == [("CHEST", "queued"), ("HAND", "queued"), ("HAND", "queued")]
+
+    queued = _page(client)
+    assert queued.count('data-tool="tool.image_model"') == 1
+    assert "Read by the image model: test-chest-image" in queued
+    assert queued.count('data-tool="tool.none_for_body_part"') == 2
+    assert "No tool reads this body part yet" in queued
+
+    assert box.worker.drain() == 3
+    screened = _page(client)
+    assert screened.count('data-tool="tool.image_model"') == 1
+    assert screened.count('data-tool="tool.none_for_body_part"') == 2
+    assert screened.count("/answers") >= 3  # each waits for its clinical answers
+    token = csrf_token(client, "/cases")
+    client.post("/language", data={"csrf_token": token, "language": "zh_CN"})
+    chinese = _page(client)
+    assert "由图像模型判读" in chinese and "尚无可判读该部位的工具" in chinese

@@ -35,9 +35,17 @@ class Receiver:
         self.settings = settings.receiver
         self.inbox = Inbox(workflow.store, self.settings)
         self.worker = ScreeningWorker(workflow, self.settings, on_finished=self._finished)
-        self.scp = StorageSCP(self.settings, self.inbox, on_queued=self.worker.wake)
+        self.scp = StorageSCP(
+            self.settings, self.inbox, on_queued=self.worker.wake, anatomy=settings.anatomy
+        )
         self.watcher = (
-            FolderWatcher(self.settings.watch_dir, self.settings, self.inbox, self.worker.wake)
+            FolderWatcher(
+                self.settings.watch_dir,
+                self.settings,
+                self.inbox,
+                self.worker.wake,
+                anatomy=settings.anatomy,
+            )
             if self.settings.watch_dir
             else None
         )

@@ -7,13 +7,15 @@ reason code (edgeosteo.messages), never dropped.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import date
 
 from pydicom.dataset import Dataset
 
-from edgeosteo.config import ReceiverSettings
+from edgeosteo.anatomy import from_header
+from edgeosteo.config import AnatomySettings, ReceiverSettings
 
 # Storage SOP classes the receiver accepts (and the watch folder screens)
 COMPUTED_RADIOGRAPHY = "1.2.840.10008.5.1.4.1.1.1"
@@ -55,6 +57,8 @@ class HeaderFacts:
     patient_sex: str | None = None
     patient_age: str | None = None
     birth_date: str | None = None
+    # Study/Series/Protocol descriptions, read for the body part (edgeosteo.anatomy)
+    descriptions: tuple[str, ...] = ()
 
     @classmethod
     def from_dataset(cls, ds: Dataset) -> HeaderFacts:
@@ -72,6 +76,11 @@ class HeaderFacts:
             patient_sex=_text(ds, "PatientSex"),
             patient_age=_text(ds, "PatientAge"),
             birth_date=_text(ds, "PatientBirthDate"),
+            descriptions=tuple(
+                t
+                for k in ("StudyDescription", "SeriesDescription", "ProtocolName")
+                if (t := _text(ds, k))
+            ),
         )
 
     def identity(self) -> dict[str, str]:
@@ -95,11 +104,14 @@ class Eligibility:
     body_part: str | None
 
 
-def assess_eligibility(facts: HeaderFacts, rules: ReceiverSettings) -> Eligibility:
-    """The first rule an image fails, in the order: storage class, modality, body part,
-    view, laterality, age. Plain image files carry no header: only the body part rule
-    (through ``default_body_part``) applies to them."""
-    body_part = _body_part(facts, rules)
+def assess_eligibility(
+    facts: HeaderFacts, rules: ReceiverSettings, anatomy: AnatomySettings | None = None
+) -> Eligibility:
+    """The first rule an image fails, in the order: storage class, modality, view,
+    laterality, age. Every body part is screened: by a model where one reads it, else as a
+    clinical screening once the answers are given (the worklist says which). Plain image
+    files carry no header: their body part is ``default_body_part``."""
+    body_part = _body_part(facts, rules, anatomy or AnatomySettings())
 
     def refuse(code: str) -> Eligibility:
         return Eligibility(False, code, body_part)
@@ -109,12 +121,6 @@ def assess_eligibility(facts: HeaderFacts, rules: ReceiverSettings) -> Eligibili
             return refuse("receiver.sop_class_not_accepted")
         if facts.modality not in {m.upper() for m in rules.modalities}:
             return refuse("receiver.modality_not_screened")
-    if body_part is None:
-        return refuse(
-            "receiver.body_part_not_screened"
-            if facts.body_part_examined
-            else "receiver.body_part_missing"
-        )
     views = {v.upper() for v in rules.view_positions}
     if views and facts.is_dicom and facts.view_position not in views:
         return refuse("receiver.view_not_screened")
@@ -125,11 +131,14 @@ def assess_eligibility(facts: HeaderFacts, rules: ReceiverSettings) -> Eligibili
     return Eligibility(True, None, body_part)
 
 
-def _body_part(facts: HeaderFacts, rules: ReceiverSettings) -> str | None:
-    if facts.body_part_examined:
-        mapping = {k.upper(): v.upper() for k, v in rules.body_parts.items()}
-        return mapping.get(facts.body_part_examined)
-    return rules.default_body_part.upper() or None
+def _body_part(facts: HeaderFacts, rules: ReceiverSettings, anatomy: AnatomySettings) -> str | None:
+    """The header's body part by the one [anatomy] table (a site's [receiver] body_parts
+    entries are added to it), else the site's default for bare files."""
+    if rules.body_parts:
+        table = {**anatomy.body_parts, **rules.body_parts}
+        anatomy = dataclasses.replace(anatomy, body_parts=table)
+    header = from_header(facts.body_part_examined, facts.view_position, facts.descriptions, anatomy)
+    return header.body_part or rules.default_body_part.upper() or None
 
 
 def _text(ds: Dataset, keyword: str) -> str | None:

@@ -16,7 +16,7 @@ from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.events import Event
 
-from edgeosteo.config import ReceiverSettings
+from edgeosteo.config import AnatomySettings, ReceiverSettings
 from edgeosteo.intake.dicom import _check_uncompressed_length as check_uncompressed_length
 from edgeosteo.receiver.eligibility import ACCEPTED_SOP_CLASSES, HeaderFacts, assess_eligibility
 from edgeosteo.receiver.inbox import Inbox
@@ -49,9 +49,14 @@ class StorageSCP:
     """One listening AE; ``start()`` returns the bound (host, port)."""
 
     def __init__(
-        self, settings: ReceiverSettings, inbox: Inbox, on_queued: Callable[[], None]
+        self,
+        settings: ReceiverSettings,
+        inbox: Inbox,
+        on_queued: Callable[[], None],
+        anatomy: AnatomySettings | None = None,
     ) -> None:
         self.settings = settings
+        self.anatomy = anatomy or AnatomySettings()
         self.inbox = inbox
         self.on_queued = on_queued
         self._server = None
@@ -116,7 +121,7 @@ class StorageSCP:
             return _status(DOES_NOT_MATCH_SOP_CLASS, "receiver.sop_mismatch")
         if not has_pixels:
             return _status(DOES_NOT_MATCH_SOP_CLASS, "receiver.no_pixel_data")
-        eligibility = assess_eligibility(facts, self.settings)
+        eligibility = assess_eligibility(facts, self.settings, self.anatomy)
         if eligibility.eligible and not self.inbox.has_room():
             return _status(OUT_OF_RESOURCES, "receiver.queue_full")
         try:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pydicom
 
-from edgeosteo.config import ReceiverSettings
+from edgeosteo.config import AnatomySettings, ReceiverSettings
 from edgeosteo.intake.detect import detect_kind
 from edgeosteo.messages import text
 from edgeosteo.receiver.eligibility import Eligibility, HeaderFacts, assess_eligibility
@@ -49,9 +49,11 @@ class FolderWatcher:
         settings: ReceiverSettings,
         inbox: Inbox,
         on_queued: Callable[[], None],
+        anatomy: AnatomySettings | None = None,
     ) -> None:
         self.folder = Path(folder)
         self.settings = settings
+        self.anatomy = anatomy or AnatomySettings()
         self.inbox = inbox
         self.store = inbox.store
         self.on_queued = on_queued
@@ -144,7 +146,7 @@ class FolderWatcher:
         else:
             self._reject(path, "intake.empty_file" if not data else "intake.not_an_image")
             return True
-        eligibility: Eligibility = assess_eligibility(facts, self.settings)
+        eligibility: Eligibility = assess_eligibility(facts, self.settings, self.anatomy)
         try:
             instance, new = self.inbox.accept(
                 data, facts, eligibility, source="folder", suffix=suffix, origin_path=str(path)

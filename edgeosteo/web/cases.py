@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 
-from edgeosteo.cases import patient_label, refusal_code
+from edgeosteo.cases import (
+    ImageTool,
+    image_tool,
+    patient_label,
+    refusal_code,
+    tool_for_body_part,
+)
 from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.web import context
 from edgeosteo.web.auth import login_required
@@ -39,6 +45,8 @@ class WorklistRow:
     category: str | None
     state: str  # a key of STATES
     reason_code: str | None
+    # which tool reads the image, or why none does (edgeosteo.cases.ImageTool)
+    tool: ImageTool | None = None
 
 
 CSV_COLUMNS = (
@@ -112,6 +120,7 @@ def _worklist(records, text: str | None, day: str | None, with_pending: bool) ->
                 category=record.category,
                 state=record.state if record.state in STATES else "screened",
                 reason_code=refusal_code(record.result) if record.state == "refused" else None,
+                tool=image_tool(record.result),
             )
         )
     if with_pending:
@@ -129,6 +138,9 @@ def _worklist(records, text: str | None, day: str | None, with_pending: bool) ->
                     category=None,
                     state="queued" if instance.state == "queued" else "refused",
                     reason_code=instance.reason_code,
+                    tool=tool_for_body_part(context().cases.screener, instance.body_part)
+                    if instance.state == "queued"
+                    else None,
                 )
             )
     return sorted(rows, key=lambda r: r.time, reverse=True)

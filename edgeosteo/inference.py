@@ -17,6 +17,7 @@ from edgeosteo.config import DISPLAY_LONG_SIDE_PX, RuntimeSettings
 from edgeosteo.errors import ModelError
 from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
 from edgeosteo.intake.types import Radiograph
+from edgeosteo.knee_check import knee_plausibility
 from edgeosteo.models import ModelManifest, ModelRegistry, TensorSpec, verify
 from edgeosteo.preprocess import PreparedImage, heatmap_on_image, preprocess
 from edgeosteo.runtime import InferenceSession, open_session
@@ -189,8 +190,17 @@ class ModelRunner:
                         "model.unavailable_body_part", "image", None, part or UNKNOWN_BODY_PART
                     )
                 )
+            fused = self.registry.of_kind("fused", part) if part else []
+            if part == "KNEE" and (image_models or fused):
+                # the knee models run only on what looks like a knee (a chest is not one)
+                check = knee_plausibility(radiograph.pixels)
+                if not check.plausible:
+                    unavailable.append(
+                        UnavailableFinding("image.not_knee", "image", None, check.detail)
+                    )
+                    image_models, fused = [], []
             for manifest in image_models:
                 attempt(manifest, radiograph)
-            for manifest in self.registry.of_kind("fused", part) if part else []:
+            for manifest in fused:
                 attempt(manifest, radiograph)
         return Findings(results=tuple(results), unavailable=tuple(unavailable))

@@ -17,6 +17,7 @@ from edgeosteo.config import DISPLAY_LONG_SIDE_PX, RuntimeSettings
 from edgeosteo.errors import ModelError
 from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
 from edgeosteo.intake.types import Radiograph
+from edgeosteo.knee_check import knee_plausibility
 from edgeosteo.models import ModelManifest, ModelRegistry, TensorSpec, verify
 from edgeosteo.preprocess import PreparedImage, heatmap_on_image, preprocess
 from edgeosteo.runtime import InferenceSession, open_session
@@ -196,6 +197,14 @@ class ModelRunner:
                     )
                 )
             fused_models = self.registry.of_kind("fused", part) if part else []
+            if part == "KNEE" and (image_models or fused_models):
+                # the knee models run only on what looks like a knee (a chest is not one)
+                check = knee_plausibility(radiograph.pixels)
+                if not check.plausible:
+                    unavailable.append(
+                        UnavailableFinding("image.not_knee", "image", None, check.detail)
+                    )
+                    image_models, fused_models = [], []
             for manifest in (*image_models, *fused_models):
                 if manifest.reads_view(view):
                     attempt(manifest, radiograph)

@@ -131,6 +131,11 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "Check that it is a standing AP knee view.",
         "未能在图像中找到膝关节，因此未运行膝关节模型。请确认为膝关节正位片。",
     ),
+    "image.not_knee": (
+        "The image does not look like a knee radiograph, so the knee models were not run. "
+        "Check the body part chosen, or send a standing AP knee view.",
+        "该图像看起来不是膝关节X线片，因此未运行膝关节模型。请检查所选部位，或发送膝关节站立正位片。",
+    ),
     "model.not_run_quality": (
         "The image failed the quality check, so no image model was run.",
         "图像未通过质量检查，因此未运行图像模型。",

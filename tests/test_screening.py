@@ -7,6 +7,7 @@ import pytest
 
 import model_factory
 from edgeosteo.config import load_settings
+from edgeosteo.intake import read_image
 from edgeosteo.screening import SCHEMA_VERSION, Screener
 
 
@@ -59,23 +60,35 @@ def _screener_with_models(tmp_path, governance=None):
     return Screener(load_settings(data_dir=tmp_path / "data", environ={}, models_dir=str(models)))
 
 
-def test_models_run_when_they_apply(tmp_path, pydicom_data_dir):
+def _knee_film(knee_dir):
+    """A real knee film: the knee models run only on a plausible knee (edgeosteo.knee_check),
+    and RG3_UNCR, used here before, is a lower leg/ankle (tests/test_knee_check.py)."""
+    return knee_dir / "images" / "N10.JPEG"
+
+
+def test_models_run_when_they_apply(tmp_path, pydicom_data_dir, knee_dir):
     screener = _screener_with_models(tmp_path)
     patient = {"age_years": 72, "sex": "female", "weight_kg": 48, "height_m": 1.52}
     # RG3's header says EXTREMITY: a knee chosen against it runs no image model until the
-    # technician confirms the choice
+    # technician confirms the choice; confirmed, the knee check still finds no knee in it
     refused = screener.screen(pydicom_data_dir / "RG3_UNCR.dcm", patient, body_part="knee")
     assert {f.kind for f in refused.findings.results} == {"clinical"}
     assert "image.wrong_body_part" in [u.code for u in refused.findings.unavailable]
     assert refused.anatomy["header_body_part"] == "EXTREMITY"
     assert refused.anatomy["chosen_body_part"] == "KNEE" and refused.anatomy["conflict"]
-    result = screener.screen(
+    confirmed = screener.screen(
         pydicom_data_dir / "RG3_UNCR.dcm", patient, body_part="knee", body_part_confirmed=True
     )
+    assert "image.not_knee" in [u.code for u in confirmed.findings.unavailable]
+    film = _knee_film(knee_dir)
+    result = screener.screen(film, patient, body_part="knee")
     kinds = {f.kind: f for f in result.findings.results}
     assert set(kinds) == {"clinical", "image"}
-    # the heatmap is drawn back onto the image at display size (1760 px -> 1024 px)
-    assert kinds["image"].heatmap is not None and kinds["image"].heatmap.shape == (1024, 1024)
+    # the heatmap is drawn back onto the image at display size (long side 1024 px)
+    rows, columns = read_image(film).radiograph.shape
+    scale = min(1.0, 1024 / max(rows, columns))
+    shape = (round(rows * scale), round(columns * scale))
+    assert kinds["image"].heatmap is not None and kinds["image"].heatmap.shape == shape
     assert np.isfinite(kinds["image"].heatmap).all()
     assert kinds["image"].used_for_referral is False
     assert result.findings.for_referral().kind == "clinical"
@@ -86,14 +99,12 @@ def test_models_run_when_they_apply(tmp_path, pydicom_data_dir):
     assert chest.body_part == "CHEST"
 
 
-def test_image_model_drives_referral_only_with_added_value(tmp_path, pydicom_data_dir):
+def test_image_model_drives_referral_only_with_added_value(tmp_path, knee_dir):
     from test_models import WITH_VALUE
 
     screener = _screener_with_models(tmp_path, governance=WITH_VALUE)
     patient = {"age_years": 72, "sex": "female", "weight_kg": 48, "height_m": 1.52}
-    result = screener.screen(
-        pydicom_data_dir / "RG3_UNCR.dcm", patient, body_part="KNEE", body_part_confirmed=True
-    )
+    result = screener.screen(_knee_film(knee_dir), patient, body_part="KNEE")
     assert result.findings.for_referral().kind == "image"
 
 

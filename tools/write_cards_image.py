@@ -301,6 +301,38 @@ def preprocessing(res: dict) -> dict:
     }
 
 
+def _applicability(reports: Path) -> list[str]:
+    """The knee applicability check's figures (tools/eval_knee_check.py), when measured."""
+    path = reports / "knee_check.json"
+    if not path.is_file():
+        return []
+    kc = json.loads(path.read_text())
+    non, films, t = kc["non_knee"], kc["knee_films"], kc["seconds_per_image"]
+    per_source = ", ".join(
+        f"{s} {v['accepted']}/{v['films']}" for s, v in films["by_source"].items()
+    )
+    public = ", ".join(
+        f"{s} {v['accepted_as_knee']}/{v['readable']}" for s, v in non["by_source"].items()
+    )
+    return [
+        "## Applicability check\n",
+        "Before this model runs on an image screened as KNEE, edgeosteo.knee_check.knee_plausibility asks "
+        "whether the knee finder's proposal looks like a knee joint: a dark joint space between femoral "
+        "condyles and tibial plateau that are brighter than the soft tissue beside them, femoral and tibial "
+        "shafts continuing away from the joint, and plausible bone-width proportions. When it does not, the "
+        "model is not run and the case records `image.not_knee` (measured by tools/eval_knee_check.py, "
+        "tools/reports/knee_check.json):\n",
+        f"- non-knee images (every image intake reads in pydicom-data and deid-data: chest, lower leg/ankle, "
+        f"CT, MR, ultrasound, nuclear medicine, test patterns, photographs), screened as KNEE: "
+        f"**{non['accepted_as_knee']} of {non['images']} accepted** ({public});",
+        f"- knee development films still accepted: **{films['accepted']} of {films['films']} "
+        f"({100 * films['share_accepted']:.1f}%)** (source {per_source}). The thresholds were set on these "
+        "same films and images, so this is not an independent estimate;",
+        f"- time per image (check only, after decoding): median {1000 * t['median']:.0f} ms, "
+        f"95th percentile {1000 * t['p95']:.0f} ms.\n",
+    ]
+
+
 def write(reports: Path, out: Path) -> None:
     img = json.loads((reports / "image.json").read_text())
     res = json.loads((reports / "image_research.json").read_text())
@@ -601,6 +633,7 @@ def write(reports: Path, out: Path) -> None:
         + ". Times exclude image decoding and ROI detection."
     )
     L.append(f"\nModel files total (all three models): {img['total_bytes'] / 1e6:.2f} MB.\n")
+    L += _applicability(reports)
     L.append("## Known failure modes and limits\n")
     L.append(wc.common_limits(pop))
     L.append(

@@ -244,6 +244,7 @@ class Settings:
     sync: SyncSettings = field(default_factory=lambda: SyncSettings())
     photo: PhotoThresholds = field(default_factory=lambda: PhotoThresholds())
     anatomy: AnatomySettings = field(default_factory=AnatomySettings)
+    capture: CaptureThresholds = field(default_factory=lambda: CaptureThresholds())
     receiver: ReceiverSettings = field(default_factory=lambda: ReceiverSettings())
     hub: HubSettings = field(default_factory=lambda: HubSettings())
     policy: PolicySettings = field(default_factory=PolicySettings)
@@ -484,6 +485,32 @@ class PhotoThresholds:
     fringe_share_of_colour: float = 0.4
     # Colourfulness of the white-balanced film (Hasler-Susstrunk, 0-255 scale).
     colour_fail: float = 12.0
+
+
+@dataclass(frozen=True)
+class CaptureThresholds:
+    """Is a raster file a phone photo of a film or a digital radiograph
+    (edgeosteo.intake.capture)? Measured by tools/eval_capture.py (report in
+    tools/reports/capture.json, figures in docs/photos.md)."""
+
+    # A phone's camera EXIF (make, model, exposure, focal length) is decisive on its own;
+    # the cues below are for photos whose EXIF was stripped. Each is fitted by the
+    # geometric mean of the radiographs' largest value (or a floor) and the 5th percentile
+    # of the simulated photos in which the film is visible (343 photos of the 147 knee
+    # films, 588 radiograph files; the same on either half of the films within 0.01).
+    # Median chroma (0-255, YCrCb) of the picture on a 1024 px copy: radiographs 0 (every
+    # knee file, every packaged export), photos' 5th percentile 1.0 (floor 0.25).
+    chroma_median_photo: float = 0.5
+    # Share of pixels with chroma >= 2: radiographs 0, photos' 5th percentile 0.15 (floor
+    # 0.02); overexposed photos 0-0.44, median 0.15: the cue that still finds most of them.
+    chroma_share_photo: float = 0.054
+    # Lit film border: a film outline (intake.photo.find_film) whose surrounding band is at
+    # least rim_min_level of the picture's brightest and brighter than the film by
+    # rim_step_photo (0-1): radiographs with an outline that bright step up by <= 0.153
+    # (floor 0.2), photos' 5th percentile 0.58; a gray-converted photo (no colour) is
+    # found by this alone (49 of 49 simulated).
+    rim_step_photo: float = 0.34
+    rim_min_level: float = 0.8
 
 
 @dataclass(frozen=True)

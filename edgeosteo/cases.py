@@ -9,8 +9,10 @@ run at once, the rest queue, so concurrent uploads cannot oversubscribe the CPU.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -18,6 +20,7 @@ from typing import Literal
 import numpy as np
 
 from edgeosteo.errors import IntakeError
+from edgeosteo.intake.capture import CaptureGuess
 from edgeosteo.intake.photo import FilmCorners
 from edgeosteo.intake.types import Capture
 from edgeosteo.screening import PhotoReview, Screener, Screening
@@ -28,6 +31,7 @@ PSEUDONYMISED = "pseudonymised"
 # gates that find no radiograph at all (a face, a document, a photo with no film in it):
 # such a file is refused before anything of it is written, on every path
 NOT_A_RADIOGRAPH = ("quality.not_radiograph", "photo.not_radiograph")
+GUESSES_KEPT = 32
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class UploadFacts:
     body_part: str | None
     view: str | None
     body_part_source: str | None
+    capture: str = "digital"  # "photo": the file looks like a phone photo of a film
 
     def to_dict(self) -> dict[str, object]:
         return dataclasses.asdict(self)
@@ -61,8 +66,13 @@ class CaseWorkflow:
         self.screener = screener
         self.store = store
         self._slots = threading.BoundedSemaphore(max(1, concurrency))
+        # capture guesses the page made while the technician filled the form, by file hash,
+        # so the screening does not measure the same file again
+        self._guesses: OrderedDict[str, CaptureGuess] = OrderedDict()
+        self._guesses_lock = threading.Lock()
 
     def screen(self, request: ScreeningRequest) -> Screening:
+        guess = self._cached_guess(request.source) if request.capture == "digital" else None
         with self._slots:
             return self.screener.screen(
                 request.source,
@@ -71,13 +81,34 @@ class CaseWorkflow:
                 capture=request.capture,
                 film_corners=request.film_corners,
                 body_part_confirmed=request.body_part_confirmed,
+                capture_guess=guess,
             )
+
+    def guess_capture(self, source: bytes) -> CaptureGuess:
+        """Whether a file looks like a phone photo of a film; remembered for its screening."""
+        guess = self.screener.guess_capture(source)
+        key = hashlib.sha256(source).hexdigest()
+        with self._guesses_lock:
+            self._guesses[key] = guess
+            while len(self._guesses) > GUESSES_KEPT:
+                self._guesses.popitem(last=False)
+        return guess
+
+    def _cached_guess(self, source: bytes | None) -> CaptureGuess | None:
+        if not source:
+            return None
+        key = hashlib.sha256(source).hexdigest()
+        with self._guesses_lock:
+            return self._guesses.pop(key, None)
 
     def upload_facts(self, source: bytes) -> UploadFacts:
         """What the page can tell the technician about a file before screening it: the
-        body part and view its header states. Reads the header only (no slot needed)."""
+        body part and view its header states, and whether it looks like a phone photo of a
+        film (so the page can offer the photo mode)."""
         header = self.screener.header_anatomy(source)
-        return UploadFacts(header.body_part, header.view, header.body_part_source)
+        with self._slots:  # measuring a raster file for photo cues is real work
+            guess = self.guess_capture(source)
+        return UploadFacts(header.body_part, header.view, header.body_part_source, guess.kind)
 
     def review_photo(self, source: bytes, film_corners: FilmCorners | None) -> PhotoReview:
         """The film photo's review before screening; takes a screening slot like a screening

@@ -242,6 +242,13 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "This model reads another projection (view) than this image's, so it was not run.",
         "该模型适用的投照体位与本图像不同，因此未运行。",
     ),
+    "intake.looks_like_photo": (
+        "This looks like a phone photo of a film, not a digital X-ray. Upload it again with "
+        "\u201cPhone photo of a printed film\u201d selected so it can be corrected before "
+        "screening.",
+        "这张图像看起来是用手机拍摄的胶片照片，而不是数字X线图像。请选择\u201c手机拍摄的胶片照片\u201d"
+        "模式重新上传，以便在筛查前进行校正。",
+    ),
     # --- which tool reads a received image (the worklist) ---
     "tool.image_model": (
         "Read by the image model:",
@@ -297,6 +304,7 @@ CATALOGUE.update(PHOTO_CATALOGUE)
 # is the catalogue's sentence, shown beside it. English evidence keeps the codes as stored.
 QUALITY_SHORT_ZH: dict[str, str] = {
     "quality.ok": "图像质量合格",
+    "intake.looks_like_photo": "疑似手机拍摄的胶片照片",
     "quality.resolution_low": "分辨率偏低",
     "quality.resolution_too_low": "分辨率过低",
     "quality.overexposed": "大面积过曝或欠曝",

@@ -25,7 +25,8 @@ from edgeosteo.decision import Referral, SitePolicy, decide
 from edgeosteo.errors import IntakeError
 from edgeosteo.findings import Findings, ModelFinding, UnavailableFinding
 from edgeosteo.inference import ModelRunner
-from edgeosteo.intake import ImageSource, read_image
+from edgeosteo.intake import ImageSource, read_bytes, read_image
+from edgeosteo.intake.capture import CaptureGuess, guess_capture
 from edgeosteo.intake.detect import detect_kind
 from edgeosteo.intake.dicom import header_anatomy
 from edgeosteo.intake.photo import FilmCorners, PhotoResult, load_photo, read_photo, rectify_file
@@ -158,6 +159,14 @@ class StoredImageResult:
         )
 
 
+def capture_gate(guess: CaptureGuess) -> GateResult:
+    """A digital upload's capture check: it warns (never refuses) when the file looks like a
+    phone photo of a film, which should go through the photo mode to be corrected."""
+    if guess.is_photo:
+        return GateResult("capture", "warn", "intake.looks_like_photo", round(guess.score, 3), 0.5)
+    return GateResult("capture", "pass", "quality.ok", round(guess.score, 3), 0.5)
+
+
 def _parsed_answers(
     patient: ClinicalAnswers | Mapping[str, object] | None,
 ) -> tuple[ClinicalAnswers, tuple]:
@@ -204,6 +213,7 @@ class Screener:
         capture: Capture = "digital",
         film_corners: FilmCorners | Sequence[Sequence[float]] | None = None,
         body_part_confirmed: bool = False,
+        capture_guess: CaptureGuess | None = None,
     ) -> Screening:
         """Screen one case. ``capture="photo"`` means a phone photograph of a printed film:
         the film is found (or taken from ``film_corners``: four clicks in photo pixels, or
@@ -212,7 +222,7 @@ class Screener:
         header, and a choice the header contradicts runs no image model unless
         ``body_part_confirmed``."""
         answers, problems = _parsed_answers(patient)
-        intake = self.read(source, capture, film_corners)
+        intake = self.read(source, capture, film_corners, capture_guess)
         radiograph = intake.radiograph
         quality = self.check_quality(intake)
         choice = self.choose_body_part(intake, body_part, body_part_confirmed)
@@ -237,15 +247,21 @@ class Screener:
 
     # --- the stages, each callable on its own (reassess and bench call them) -------------
 
+    def guess_capture(self, data: bytes) -> CaptureGuess:
+        """Whether a raster file looks like a phone photo of a film (DICOM: never)."""
+        return guess_capture(data, thresholds=self.settings.capture)
+
     def read(
         self,
         source: ImageSource | None,
         capture: Capture = "digital",
         film_corners: FilmCorners | Sequence[Sequence[float]] | None = None,
+        capture_guess: CaptureGuess | None = None,
     ) -> ImageIntake:
         """Intake: the file as a radiograph (a film photo found, rectified and measured by
         its own gates), or the coded reason it could not be read. Never raises for a bad
-        file."""
+        file. A digital upload that looks like a photo of a film carries the warning gate
+        ``intake.looks_like_photo`` (``capture_guess``: one the caller already made)."""
         if source is None:
             return ImageIntake()
         try:
@@ -260,10 +276,18 @@ class Screener:
                         "quality": QualityReport(gates).to_dict(),
                     },
                 )
-            read = read_image(source, self.settings.intake)
-            return ImageIntake(radiograph=read.radiograph, identity=read.identity)
+            data = read_bytes(source, self.settings.intake)
+            read = read_image(data, self.settings.intake)
         except IntakeError as exc:
             return ImageIntake(error=exc.to_dict())
+        if read.radiograph.source_format == "dicom":
+            return ImageIntake(radiograph=read.radiograph, identity=read.identity)
+        guess = capture_guess or self.guess_capture(data)
+        return ImageIntake(
+            radiograph=read.radiograph,
+            identity=read.identity,
+            photo_gates=(capture_gate(guess),),
+        )
 
     def check_quality(self, intake: ImageIntake) -> QualityReport | None:
         """The quality gates (after the photo gates, for a photo); None without an image."""

@@ -277,3 +277,33 @@ def test_the_command_line_screens_a_photo_with_clicked_corners(tmp_path, good_ph
     )
     assert bad.returncode == 2
     assert "do not outline the film" in bad.stderr
+
+
+def test_a_photo_uploaded_as_digital_is_recognised_everywhere(
+    admin_client, app, leg_film, settings
+):
+    """A phone photo of a film uploaded in the digital mode: the page's file check says it
+    looks like a photo (the page then offers the photo mode); the API's result and the
+    CLI's path carry the warning code; a digital radiograph gets neither."""
+    from conftest import csrf_token
+
+    photo = photo_sim.simulate(leg_film, seed=3, condition="good").jpeg
+    token = csrf_token(admin_client, "/screenings/new")
+    facts = admin_client.post(
+        "/screenings/upload-facts",
+        data={"csrf_token": token, "image": (io.BytesIO(photo), "p.jpg")},
+        content_type="multipart/form-data",
+    ).get_json()
+    assert facts["capture"] == "photo"
+    response = _screen(admin_client, photo, capture="digital")
+    assert response.status_code == 302
+    stored = app.extensions["edgeosteo"].store.get_case(1).result
+    assert "intake.looks_like_photo" in stored["quality"]["codes"]
+    assert stored["quality"]["verdict"] == "warn"
+
+    result = Screener(settings).screen(photo, {"age_years": 70, "sex": "female"})
+    assert "intake.looks_like_photo" in result.quality.codes
+    _, png = cv2.imencode(".png", (leg_film * 255).astype(np.uint8))
+    digital = Screener(settings).screen(png.tobytes(), {"age_years": 70, "sex": "female"})
+    assert "intake.looks_like_photo" not in digital.quality.codes
+    assert any(g.gate == "capture" and g.verdict == "pass" for g in digital.quality.gates)

@@ -791,3 +791,17 @@ def test_an_unanswered_case_waits_for_its_answers_before_it_is_sent(make_box, py
     summary = anonymise_case(store.get_case(case.id), due, b"k" * 32, settings.sync)
     assert "osta" in [i.name for i in summary.instruments]
     assert summary.age is not None and summary.sex == "female"
+
+
+def test_the_watch_folder_sends_a_phone_photo_down_the_photo_path(folder_box, pydicom_data_dir):
+    import photo_sim
+
+    box = folder_box(default_body_part="KNEE", min_age_years=18)
+    film = photo_sim.load_source(pydicom_data_dir / "RG1_UNCR.dcm")
+    photo = photo_sim.simulate(film, seed=3, condition="good").jpeg
+    _watch_once(box, box.watcher.folder / "phone.jpg", photo)
+    box.worker.drain()
+    (instance,) = box.inbox.store.list_received()
+    case = box.inbox.store.get_case(instance.case_id)
+    assert case.result["image"]["capture"] == "photo"
+    assert case.result["image"]["photo"]["corner_source"] == "detected"

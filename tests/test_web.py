@@ -502,9 +502,14 @@ def _heatmap_box(tmp_path, governance=None):
 
 
 def _screen_knee(client, pydicom_data_dir) -> str:
-    # RG3's header says EXTREMITY: the test models read it only when KNEE is confirmed
-    data = (pydicom_data_dir / "RG3_UNCR.dcm").read_bytes()
-    response = _upload(client, data, "knee.dcm", body_part="KNEE", body_part_confirmed="on")
+    # a real knee film: the knee models run only on what the knee check takes for a knee
+    from conftest import shared_knee_dir
+
+    knee = shared_knee_dir()
+    if knee is None:
+        pytest.skip("../shared/data/knee is not present")
+    data = (knee / "images" / "N10.JPEG").read_bytes()
+    response = _upload(client, data, "knee.jpg", body_part="KNEE")
     assert response.status_code == 302
     return response.headers["Location"]
 

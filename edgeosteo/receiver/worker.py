@@ -89,6 +89,8 @@ class ScreeningWorker:
             return
         try:
             data = (self.store.data_dir / instance.file).read_bytes()
+            # a phone photo of a film dropped into the watch folder goes down the photo path
+            photo = instance.source == "folder" and self.workflow.guess_capture(data).is_photo
             record = self.workflow.screen_and_store_received(
                 ScreeningRequest(
                     source=data,
@@ -97,6 +99,7 @@ class ScreeningWorker:
                     original_name=Path(instance.origin_path or instance.file).name,
                     local_patient_id=instance.identity.get("patient_id"),
                     created_by=RECEIVER_USER,
+                    capture="photo" if photo else "digital",
                 ),
                 job.case_uuid,
             )

@@ -176,6 +176,7 @@
     var facts = function () {
       headerPart = null;
       note.hidden = true;
+      document.getElementById("photo-hint").hidden = true;
       judge();
       if (!fileInput.files || !fileInput.files[0]) { return; }
       var body = new FormData();
@@ -184,7 +185,10 @@
       fetch(part.dataset.factsUrl, { method: "POST", body: body, credentials: "same-origin" })
         .then(function (response) { return response.ok ? response.json() : null; })
         .then(function (answer) {
-          if (!answer || !answer.body_part) { return; }
+          if (!answer) { return; }
+          var digital = form.querySelector("input[name=capture][value=digital]");
+          document.getElementById("photo-hint").hidden = !(answer.capture === "photo" && digital.checked);
+          if (!answer.body_part) { return; }
           headerPart = answer.body_part;
           document.getElementById("header-part-name").textContent = answer.label;
           note.hidden = false;
@@ -194,6 +198,17 @@
         .catch(function () { /* the screening reads the header itself */ });
     };
     fileInput.addEventListener("change", facts);
+    document.getElementById("use-photo-mode").addEventListener("click", function () {
+      var photoRadio = form.querySelector("input[name=capture][value=photo]");
+      photoRadio.checked = true;
+      photoRadio.dispatchEvent(new Event("change"));
+      document.getElementById("photo-hint").hidden = true;
+    });
+    form.querySelectorAll("input[name=capture]").forEach(function (radio) {
+      radio.addEventListener("change", function () {
+        if (radio.value === "photo" && radio.checked) { document.getElementById("photo-hint").hidden = true; }
+      });
+    });
     document.getElementById("drop").addEventListener("drop", function () {
       window.setTimeout(facts, 0);
     });

@@ -51,16 +51,28 @@ def test_bench_reports_each_stage_and_backend(bench_report):
     assert "jpeg_2000x2400" in format_report(report)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bench.make_inputs builds its 'knee' JPEG from RG3_UNCR, a lower leg/ankle film: "
-    "edgeosteo.knee_check refuses it (image.not_knee), so the knee model's stages are not timed "
-    "until the bench has a real knee film",
-)
-def test_bench_times_the_knee_models_stages(bench_report):
-    knee = bench_report["inputs"]["jpeg_2000x2400"]
+def test_bench_times_the_knee_models_stages_on_a_real_knee_film(tmp_path, knee_dir):
+    """pydicom-data holds no knee: given a real knee film, the bench times the knee
+    models' whole path; without one, its JPEG (the RG3 lower leg) runs no knee model."""
+    from edgeosteo.config import load_settings
+
+    models = model_factory.build_models_dir(tmp_path / "models")
+    configured = load_settings(data_dir=tmp_path / "data", environ={}, models_dir=str(models))
+    report = run_bench(
+        configured,
+        runs=2,
+        warmup=1,
+        workdir=tmp_path / "bench",
+        include_server=False,
+        knee_film=knee_dir / "images" / "N10.JPEG",
+    )
+    knee = report["inputs"]["jpeg_2000x2400"]
     for stage in ("preprocess:test-knee-image", "model:test-knee-image"):
         assert knee[stage]["n"] == 2 and knee[stage]["p50_ms"] > 0
+
+
+def test_without_a_knee_film_the_benchs_jpeg_runs_no_knee_model(bench_report):
+    assert "model:test-knee-image" not in bench_report["inputs"]["jpeg_2000x2400"]
 
 
 def test_whole_screening_benchmark(benchmark, pydicom_data_dir, settings):

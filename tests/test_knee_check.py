@@ -92,7 +92,10 @@ PATIENT = {"age_years": 72, "sex": "female", "weight_kg": 48, "height_m": 1.52}
 
 @pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "RG3_UNCR.dcm"])
 def test_non_knee_screened_as_knee_runs_no_knee_image_model(tmp_path, pydicom_data_dir, name):
-    result = _screener(tmp_path).screen(pydicom_data_dir / name, PATIENT, body_part="KNEE")
+    # confirmed against the header (CHEST, EXTREMITY), so it is the knee check that refuses
+    result = _screener(tmp_path).screen(
+        pydicom_data_dir / name, PATIENT, body_part="KNEE", body_part_confirmed=True
+    )
     assert {f.kind for f in result.findings.results} == {"clinical"}
     codes = [u.code for u in result.findings.unavailable]
     assert NOT_KNEE in codes

@@ -89,6 +89,18 @@ def csrf_token(client, path="/login") -> str:
     return match.group(1)
 
 
+def upload_facts(client, data: bytes, name: str) -> dict:
+    """What the page's file check says of a file before screening it."""
+    import io
+
+    token = csrf_token(client, "/screenings/new")
+    return client.post(
+        "/screenings/upload-facts",
+        data={"csrf_token": token, "image": (io.BytesIO(data), name)},
+        content_type="multipart/form-data",
+    ).get_json()
+
+
 @pytest.fixture
 def web_settings(tmp_path):
     return load_settings(data_dir=tmp_path / "box", environ={})

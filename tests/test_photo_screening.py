@@ -285,15 +285,10 @@ def test_a_photo_uploaded_as_digital_is_recognised_everywhere(
     """A phone photo of a film uploaded in the digital mode: the page's file check says it
     looks like a photo (the page then offers the photo mode); the API's result and the
     CLI's path carry the warning code; a digital radiograph gets neither."""
-    from conftest import csrf_token
+    from conftest import upload_facts
 
     photo = photo_sim.simulate(leg_film, seed=3, condition="good").jpeg
-    token = csrf_token(admin_client, "/screenings/new")
-    facts = admin_client.post(
-        "/screenings/upload-facts",
-        data={"csrf_token": token, "image": (io.BytesIO(photo), "p.jpg")},
-        content_type="multipart/form-data",
-    ).get_json()
+    facts = upload_facts(admin_client, photo, "p.jpg")
     assert facts["capture"] == "photo"
     response = _screen(admin_client, photo, capture="digital")
     assert response.status_code == 302

@@ -420,13 +420,10 @@ def test_the_files_header_sets_the_body_part_and_a_contradiction_is_recorded(
     """A chest CR's header says CHEST: the page learns it before screening; screened at the
     page's default (the header) no knee model runs; a knee chosen against the header runs
     none until confirmed, and the case records both."""
+    from conftest import upload_facts
+
     chest = (pydicom_data_dir / "RG1_UNCR.dcm").read_bytes()
-    token = csrf_token(admin_client, "/screenings/new")
-    facts = admin_client.post(
-        "/screenings/upload-facts",
-        data={"csrf_token": token, "image": (io.BytesIO(chest), "chest.dcm")},
-        content_type="multipart/form-data",
-    ).get_json()
+    facts = upload_facts(admin_client, chest, "chest.dcm")
     assert facts["body_part"] == "CHEST" and facts["listed"] and facts["view"] == "PA"
     assert facts["body_part_source"] == "BodyPartExamined"
     page = admin_client.get("/screenings/new").get_data(as_text=True)

@@ -16,6 +16,7 @@ from pydicom.dataset import Dataset
 
 from edgeosteo.anatomy import from_header
 from edgeosteo.config import AnatomySettings, ReceiverSettings
+from edgeosteo.intake.dicom import DESCRIPTION_KEYWORDS
 
 # Storage SOP classes the receiver accepts (and the watch folder screens)
 COMPUTED_RADIOGRAPHY = "1.2.840.10008.5.1.4.1.1.1"
@@ -76,11 +77,7 @@ class HeaderFacts:
             patient_sex=_text(ds, "PatientSex"),
             patient_age=_text(ds, "PatientAge"),
             birth_date=_text(ds, "PatientBirthDate"),
-            descriptions=tuple(
-                t
-                for k in ("StudyDescription", "SeriesDescription", "ProtocolName")
-                if (t := _text(ds, k))
-            ),
+            descriptions=tuple(t for k in DESCRIPTION_KEYWORDS if (t := _text(ds, k))),
         )
 
     def identity(self) -> dict[str, str]:

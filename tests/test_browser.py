@@ -339,5 +339,9 @@ def test_a_chest_crs_header_sets_the_body_part_and_a_knee_needs_a_tick(page, pyd
     assert page.is_visible("#confirm-part")
     assert page.evaluate("document.getElementById('body-part-confirmed').required")
     page.screenshot(path=str(ARTIFACTS / "body-part-from-header-zh_CN.png"), full_page=True)
+    # on a 390 px phone the form, the file chooser and the confirmation fit without scrolling
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "body-part-from-header-zh_CN-390.png"), full_page=True)
     page.select_option("#body-part", "CHEST")
     assert page.is_hidden("#confirm-part")

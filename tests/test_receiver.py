@@ -794,6 +794,11 @@ def test_an_unanswered_case_waits_for_its_answers_before_it_is_sent(make_box, py
 
 
 def test_the_watch_folder_sends_a_phone_photo_down_the_photo_path(folder_box, pydicom_data_dir):
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "tools"))
     import photo_sim
 
     box = folder_box(default_body_part="KNEE", min_age_years=18)

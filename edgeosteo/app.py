@@ -46,9 +46,12 @@ def build(settings: Settings, screener: Screener | None = None, *, exclusive: bo
     """Wire one box. ``screener`` lets a caller that already loaded the models share them.
 
     ``exclusive`` (``edgeosteo serve``): take the data directory's lock before anything else
-    (DataDirInUse when another process holds it; the lock is held for the process's life)."""
+    (DataDirInUse when another process holds it; the lock is held for the process's life),
+    then sweep the image files a killed process left that no case names."""
     lock = lock_data_dir(settings.data_dir) if exclusive else None
     store = CaseStore(settings.data_dir)
+    if exclusive:
+        store.sweep_orphan_files()
     screener = screener or Screener(settings)
     cases = CaseWorkflow(screener, store, settings.web.concurrent_screenings)
     return Box(

@@ -567,6 +567,15 @@ def test_killing_the_box_between_receive_and_screen_loses_nothing(
     screened = [i for i in instances if i.case_id is not None]
     assert len({i.case_id for i in screened}) == 3
     assert {i.state for i in screened} == {"needs_answers"}
+    # and the image tree holds only files a case names (a kill mid-store leaves none behind)
+    named = {
+        name
+        for case in store.search_cases()
+        for name in (case.image_file, case.display_file, case.heatmap_file)
+        if name
+    }
+    files = {str(p.relative_to(data_dir)) for p in (data_dir / "images").rglob("*") if p.is_file()}
+    assert files == named
 
 
 def _answers(url: str) -> bool:

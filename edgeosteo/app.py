@@ -15,7 +15,7 @@ from edgeosteo.cases import CaseWorkflow
 from edgeosteo.config import Settings
 from edgeosteo.receiver import Receiver
 from edgeosteo.screening import Screener
-from edgeosteo.store import CaseStore
+from edgeosteo.store import CaseStore, DataDirLock, lock_data_dir
 from edgeosteo.web import create_app
 
 
@@ -27,6 +27,7 @@ class Box:
     cases: CaseWorkflow
     web: Flask
     receiver: Receiver
+    lock: DataDirLock | None = None
 
     def start_receiver(self) -> list[str]:
         """Start the receiver's parts the settings turn on; returns what runs. A port that
@@ -41,9 +42,16 @@ class Box:
         self.receiver.stop()
 
 
-def build(settings: Settings, screener: Screener | None = None) -> Box:
-    """Wire one box. ``screener`` lets a caller that already loaded the models share them."""
+def build(settings: Settings, screener: Screener | None = None, *, exclusive: bool = False) -> Box:
+    """Wire one box. ``screener`` lets a caller that already loaded the models share them.
+
+    ``exclusive`` (``edgeosteo serve``): take the data directory's lock before anything else
+    (DataDirInUse when another process holds it; the lock is held for the process's life),
+    then sweep the image files a killed process left that no case names."""
+    lock = lock_data_dir(settings.data_dir) if exclusive else None
     store = CaseStore(settings.data_dir)
+    if exclusive:
+        store.sweep_orphan_files()
     screener = screener or Screener(settings)
     cases = CaseWorkflow(screener, store, settings.web.concurrent_screenings)
     return Box(
@@ -53,4 +61,5 @@ def build(settings: Settings, screener: Screener | None = None) -> Box:
         cases=cases,
         web=create_app(settings, cases),
         receiver=Receiver(settings, cases),
+        lock=lock,
     )

@@ -430,7 +430,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None) -> None:
     from edgeosteo.web.auth import ensure_admin
 
     settings = _settings(ctx)
-    box = build(settings)
+    # the data directory's lock first: a second serve refuses before it touches the queue
+    box = build(settings, exclusive=True)
     _start_receiver(ctx, box)
     if not settings.web.enabled:
         _wait_for_stop()
@@ -507,8 +508,13 @@ def backup(ctx: click.Context, destination: Path) -> None:
 def restore(ctx: click.Context, archive: Path, force: bool) -> None:
     """Restore a backup into the data directory (stop the edgeosteo service first)."""
     from edgeosteo.maintenance import restore as restore_backup
+    from edgeosteo.store import lock_data_dir
 
-    meta = restore_backup(archive, _settings(ctx).data_dir, force=force)
+    lock = lock_data_dir(_settings(ctx).data_dir)  # refuses while the service runs
+    try:
+        meta = restore_backup(archive, _settings(ctx).data_dir, force=force)
+    finally:
+        lock.release()
     store = meta.get("store", {})
     click.echo(
         f"restored {store.get('cases')} cases from {meta.get('created_at')} "

@@ -41,7 +41,9 @@ BACKUP_FORMAT = 1
 META_NAME = "backup.json"
 IMAGES = "images"
 # top-level data-directory entries that are rebuilt, never carried
-_NOT_CARRIED = re.compile(r"^(edgeosteo\.sqlite3(-wal|-shm|-journal)?|.*\.part|\.restore-.*)$")
+_NOT_CARRIED = re.compile(
+    r"^(edgeosteo\.sqlite3(-wal|-shm|-journal)?|edgeosteo\.lock|.*\.part|\.restore-.*)$"
+)
 # files in the data directory whose contents are secrets (sync names from SyncSettings)
 SECRET_FILES = ("web-secret-key", "site-secret", "sync-token")
 SECRET_KEY_PATTERN = re.compile(r"(secret|token|password|passwd|api_?key)", re.IGNORECASE)

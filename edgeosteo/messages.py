@@ -280,6 +280,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "DICOM接收端无法监听其端口：另一个程序（通常是正在运行的 edgeosteo 服务）正在使用。"
         "请停止该程序，或在 [receiver] 中设置其他端口。",
     ),
+    "cli.data_dir_in_use": (
+        "Another edgeosteo process is already using this data directory (usually the "
+        "running edgeosteo service). Stop it first, or give this one its own --data-dir.",
+        "另一个 edgeosteo 进程正在使用此数据目录（通常是正在运行的 edgeosteo 服务）。"
+        "请先停止它，或为本进程指定另一个 --data-dir。",
+    ),
     "cli.nothing_to_serve": (
         "There is nothing to serve: the page and every part of the receiver are turned off "
         "in the settings.",

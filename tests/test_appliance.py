@@ -24,7 +24,7 @@ from pathlib import Path
 from edgeosteo.appliance import HealthLoop, check_health, notify, watchdog_seconds
 from edgeosteo.config import REPO_MODELS_DIR, Settings, backend_for_cpu, load_settings
 from edgeosteo.intake.types import PatientIdentity
-from edgeosteo.store import CaseStore
+from edgeosteo.store import CaseStore, lock_data_dir
 
 EXE = Path(sys.executable).with_name("edgeosteo")
 ADMIN_PASSWORD = "station-admin-pass-1"
@@ -297,6 +297,31 @@ def test_backup_and_restore_round_trip_and_refuse_a_newer_store(tmp_path):
     forced = run("--data-dir", str(target), "restore", str(archive), "--force")
     assert forced.returncode == 0, forced.stderr
     assert CaseStore(target).count_cases() == 2
+
+
+def test_restore_refuses_while_a_box_holds_the_data_dir(tmp_path):
+    source = tmp_path / "source"
+    _station(source, cases=1)
+    archive = tmp_path / "b.tar.gz"
+    serving = lock_data_dir(source)  # a backup is taken while the box runs
+    try:
+        assert run("--data-dir", str(source), "backup", str(archive)).returncode == 0
+    finally:
+        serving.release()
+    target = tmp_path / "target"
+    _station(target, cases=3)
+    held = lock_data_dir(target)  # as a running `edgeosteo serve` holds it
+    try:
+        refused = run("--data-dir", str(target), "restore", str(archive), "--force")
+    finally:
+        held.release()
+    assert refused.returncode != 0
+    assert "cli.data_dir_in_use" in refused.stderr and f"pid {os.getpid()}" in refused.stderr
+    assert CaseStore(target).count_cases() == 3
+    with tarfile.open(archive) as backup:  # a backup never carries the lock
+        assert "edgeosteo.lock" not in backup.getnames()
+    assert run("--data-dir", str(target), "restore", str(archive), "--force").returncode == 0
+    assert CaseStore(target).count_cases() == 1
 
 
 def test_restore_refuses_a_damaged_backup(tmp_path):

@@ -567,6 +567,15 @@ def test_killing_the_box_between_receive_and_screen_loses_nothing(
     screened = [i for i in instances if i.case_id is not None]
     assert len({i.case_id for i in screened}) == 3
     assert {i.state for i in screened} == {"needs_answers"}
+    # and the image tree holds only files a case names (a kill mid-store leaves none behind)
+    named = {
+        name
+        for case in store.search_cases()
+        for name in (case.image_file, case.display_file, case.heatmap_file)
+        if name
+    }
+    files = {str(p.relative_to(data_dir)) for p in (data_dir / "images").rglob("*") if p.is_file()}
+    assert files == named
 
 
 def _answers(url: str) -> bool:
@@ -605,6 +614,64 @@ def test_serve_starts_page_receiver_worker_and_watch_folder_together(
         process.send_signal(signal.SIGTERM)
         assert process.wait() == 0
     assert CaseStore(data_dir).count_cases() == 2
+
+
+def test_a_second_serve_on_the_same_data_dir_refuses_and_leaves_the_queue_alone(
+    tmp_path, empty_models, pydicom_data_dir
+):
+    data_dir = tmp_path / "box"
+    first_config = tmp_path / "first.toml"
+    first_config.write_text(
+        f"[web]\nport = {_free_port()}\n[receiver]\nport = 0\nworker_enabled = false\n"
+    )
+    first, said = _serve(data_dir, first_config, empty_models)
+    try:
+        _wait_until(lambda: _answers(said["page"] + "/healthz"), "the page")
+        assert send(said["scp"], [pydicom_data_dir / "RG1_UNCR.dcm"]) == [0x0000]
+        job = CaseStore(data_dir).claim_job()  # the live box is screening it
+        assert job is not None and _job_states(data_dir) == {"running": 1}
+
+        # the same DICOM port as the live one, as a second service start would have it
+        second_config = tmp_path / "second.toml"
+        second_config.write_text(
+            f"[web]\nport = {_free_port()}\n[receiver]\nport = {said['scp'][1]}\n"
+            "worker_poll_seconds = 0.2\n"
+        )
+        second = subprocess.run(
+            [
+                str(Path(sys.executable).with_name("edgeosteo")),
+                "--data-dir",
+                str(data_dir),
+                "--config",
+                str(second_config),
+                "serve",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE_S,
+            env={**os.environ, "EDGEOSTEO_MODELS_DIR": str(empty_models)},
+        )
+        assert second.returncode != 0
+        assert "cli.data_dir_in_use" in second.stderr
+        assert f"pid {first.pid}" in second.stderr
+        assert CATALOGUE["cli.data_dir_in_use"][1] in second.stderr
+        assert "Traceback" not in second.stderr
+        assert "screening worker started" not in second.stdout
+        # the live box's job is still its own, on its first attempt
+        assert _job_states(data_dir) == {"running": 1}
+        with sqlite3.connect(data_dir / "edgeosteo.sqlite3") as connection:
+            assert connection.execute("SELECT attempts FROM jobs").fetchone()[0] == job.attempts
+        assert first.poll() is None
+        assert _answers(said["page"] + "/healthz")
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert first.wait() == 0
+
+    # the lock goes with the process: the next start takes it
+    again, said = _serve(data_dir, first_config, empty_models)
+    _wait_until(lambda: _answers(said["page"] + "/healthz"), "the page")
+    again.send_signal(signal.SIGTERM)
+    assert again.wait() == 0
 
 
 def test_serve_leaves_off_what_the_settings_turn_off(tmp_path, empty_models):

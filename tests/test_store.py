@@ -1,19 +1,31 @@
 """The store's one row-to-record mapper (edgeosteo.store.db.row_to): every record type comes
 back from its table with the values and types it went in with (JSON columns decoded, 0/1
 flags as bools, columns without a field left out), and a mapping that does not fit is an
-error rather than a record with a wrong field."""
+error rather than a record with a wrong field. Then the data directory's lock, and the case
+files a process killed while storing uploads leaves (a harness process: run this file with
+``upload-kill-harness``)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import random
+import signal
 import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
 
+import numpy as np
 import pytest
 
-from edgeosteo.intake.types import PatientIdentity
+from edgeosteo.intake.types import PatientIdentity, Radiograph
 from edgeosteo.records import CaseRecord, OutboxRecord, ReceivedInstance, ScreeningJob, User
-from edgeosteo.store import CaseStore, IncomingInstance
+from edgeosteo.store import CaseStore, DataDirInUse, IncomingInstance, lock_data_dir
 from edgeosteo.store.db import row_to
 
 RESULT = {
@@ -179,3 +191,103 @@ def test_row_to_refuses_a_mapping_that_does_not_fit():
     # a field with a default still needs its column: no silent default for a missing one
     with pytest.raises(KeyError, match="note"):
         row_to(_Thing, _row("SELECT 7 AS id, 0 AS flag, '{}' AS payload_json"), payload=json.loads)
+
+
+# --- the data directory's lock ------------------------------------------------------------
+
+
+def test_the_data_dir_lock_is_exclusive_names_its_holder_and_goes_with_it(tmp_path):
+    held = lock_data_dir(tmp_path)
+    with pytest.raises(DataDirInUse) as refused:
+        lock_data_dir(tmp_path)
+    assert refused.value.code == "cli.data_dir_in_use"
+    assert refused.value.pid == os.getpid()
+    held.release()
+    lock_data_dir(tmp_path).release()
+
+
+# --- case files after a power cut ---------------------------------------------------------
+
+UPLOAD_KILLS = 8
+
+
+def _files_no_case_names(data_dir: Path) -> list[Path]:
+    store = CaseStore(data_dir)
+    named = set()
+    for case in store.search_cases(limit=10**6):
+        named |= {case.image_file, case.display_file, case.heatmap_file} - {None}
+    return sorted(
+        p
+        for p in (data_dir / "images").rglob("*")
+        if p.is_file() and str(p.relative_to(data_dir)) not in named
+    )
+
+
+def test_uploads_killed_at_random_points_leave_no_file_that_no_case_names(tmp_path):
+    from edgeosteo.app import build
+    from edgeosteo.config import load_settings
+
+    data_dir = tmp_path / "box"
+    CaseStore(data_dir)
+    harness = subprocess.run(
+        [sys.executable, __file__, "upload-kill-harness", str(data_dir), str(UPLOAD_KILLS), "5"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert harness.returncode == 0, harness.stderr[-3000:]
+    summary = json.loads(harness.stdout.strip().splitlines()[-1])
+    assert summary["killed"] == UPLOAD_KILLS
+    stored = CaseStore(data_dir).count_cases()
+    assert stored > 0
+    left = _files_no_case_names(data_dir)
+    print(f"upload kill harness: {summary}, cases {stored}, files no case names {len(left)}")
+    time.sleep(0.05)  # the sweep takes only what is older than the start
+
+    # the restart `edgeosteo serve` does: the lock, then the sweep
+    box = build(load_settings(data_dir=data_dir, environ={}), exclusive=True)
+    try:
+        assert _files_no_case_names(data_dir) == []
+        assert box.store.count_cases() == stored
+        for case in box.store.search_cases(limit=10**6):  # and every case keeps its files
+            for name in (case.image_file, case.display_file, case.heatmap_file):
+                assert (data_dir / name).is_file()
+    finally:
+        box.lock.release()
+
+
+def _upload_kill_harness(data_dir: str, kills: int, seed: int) -> None:
+    """Each run: fork a child that stores uploads (an original, its display and heatmap PNGs)
+    as fast as it can, SIGKILL it after a random delay."""
+    rng = random.Random(seed)
+    pixels = np.random.default_rng(seed).random((768, 768), dtype=np.float32)
+    radiograph = Radiograph(pixels=pixels, source_format="png")
+    heatmap = np.random.default_rng(seed + 1).random((24, 24), dtype=np.float32)
+    original = os.urandom(1 << 20)
+    killed = 0
+    for _ in range(kills):
+        child = os.fork()
+        if child == 0:
+            try:
+                store = CaseStore(Path(data_dir))
+                while True:
+                    store.save_case(
+                        {**RESULT, "screening_id": str(uuid.uuid4())},
+                        radiograph=radiograph,
+                        heatmap=heatmap,
+                        source_bytes=original,
+                        original_name="upload.dcm",
+                    )
+            finally:
+                os._exit(0)
+        time.sleep(rng.uniform(0.2, 0.8))
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+        _, status = os.waitpid(child, 0)
+        if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL:
+            killed += 1
+    print(json.dumps({"runs": kills, "killed": killed}))
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["upload-kill-harness"]:
+    _upload_kill_harness(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))

@@ -54,12 +54,13 @@ class Receiver:
 
     def start(self) -> list[str]:
         """Start what the settings turn on; returns the names of what runs."""
-        if self.settings.worker_enabled:
-            self.worker.start()
-            self._running.append("worker")
+        # the port first: a box that cannot listen stops before its worker requeues anything
         if self.settings.scp_enabled:
             self.scp_address = self.scp.start()
             self._running.append("scp")
+        if self.settings.worker_enabled:
+            self.worker.start()
+            self._running.append("worker")
         if self.watcher is not None:
             self.watcher.start()
             self._running.append("watch")

@@ -23,6 +23,7 @@ from edgeosteo.records import (
 from edgeosteo.store.cases import Cases, clock_synchronised
 from edgeosteo.store.db import DATABASE_NAME, MIGRATIONS, SQLITE_MAX_INTEGER
 from edgeosteo.store.inbox import Inbox
+from edgeosteo.store.lock import DataDirInUse, DataDirLock, lock_data_dir
 from edgeosteo.store.outbox import SYNC_STATUS_KEYS, Outbox
 from edgeosteo.store.users import Users
 
@@ -38,6 +39,8 @@ __all__ = [
     "SYNC_STATUS_KEYS",
     "CaseRecord",
     "CaseStore",
+    "DataDirInUse",
+    "DataDirLock",
     "IncomingInstance",
     "OutboxRecord",
     "QueueFull",
@@ -46,4 +49,5 @@ __all__ = [
     "SyncStatus",
     "User",
     "clock_synchronised",
+    "lock_data_dir",
 ]

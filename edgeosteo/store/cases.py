@@ -2,13 +2,19 @@
 together; and a case decided again, which may queue a revision of its record.
 
 A case and its outbox row are written in one transaction, so a power cut can leave
-neither half. Image files are written first and removed again if the transaction fails.
+neither half. Image files are written first under a temporary name in ``images/.incoming``
+and renamed into their day folder inside the transaction that records them, just before it
+commits; they are removed again if it fails. A process killed in between leaves either a
+``.part`` in ``.incoming`` or a file no case row names, and ``sweep_orphan_files`` (run by a
+box that holds the data directory's lock, at start-up) removes both.
 Patient identifiers stay in this store only; nothing here is synced as is.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 import time
 import uuid
@@ -24,6 +30,11 @@ from edgeosteo.intake.types import PatientIdentity, Radiograph
 from edgeosteo.records import CaseRecord
 from edgeosteo.store.db import SQLITE_MAX_INTEGER, Database, row_to, utc_now
 
+logger = logging.getLogger(__name__)
+
+INCOMING = ".incoming"
+CASE_FILE_COLUMNS = ("image_file", "display_file", "heatmap_file")
+
 
 def clock_synchronised() -> bool:
     """True when systemd-timesyncd (or chrony via the same flag file) reports sync."""
@@ -33,16 +44,54 @@ def clock_synchronised() -> bool:
 class Cases(Database):
     """Writing and finding cases."""
 
-    def _write_file(self, name: str, data: bytes, written: list[Path]) -> str:
+    def _write_file(self, name: str, data: bytes, staged: list[tuple[Path, Path]]) -> str:
+        """Write ``data`` under a temporary name in ``images/.incoming``; ``_place`` renames
+        it into its day folder inside the transaction that records it."""
         day = datetime.now(UTC).strftime("%Y/%m/%d")
-        folder = self.images_dir / day
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / name
-        temporary = path.with_suffix(path.suffix + ".part")
-        temporary.write_bytes(data)
-        temporary.replace(path)
-        written.append(path)
+        path = self.images_dir / day / name
+        incoming = self.images_dir / INCOMING
+        incoming.mkdir(exist_ok=True)
+        temporary = incoming / f"{name}.part"
+        with open(temporary, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        staged.append((temporary, path))
         return str(path.relative_to(self.data_dir))
+
+    @staticmethod
+    def _place(staged: list[tuple[Path, Path]], placed: list[Path]) -> None:
+        for temporary, path in staged:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.replace(path)
+            placed.append(path)
+
+    def sweep_orphan_files(self, older_than: float | None = None) -> int:
+        """Remove what a killed process left in the image tree: every ``.part`` in
+        ``images/.incoming`` and every file no case row names, modified before
+        ``older_than`` (default: now). Only for a process that holds the data directory's
+        lock (``lock_data_dir``), so no other writer is between a rename and its commit.
+        Returns how many files went."""
+        cutoff = time.time() if older_than is None else older_than
+        with self.connect() as connection:
+            rows = connection.execute(
+                f"SELECT {', '.join(CASE_FILE_COLUMNS)} FROM cases"
+            ).fetchall()
+        named = {self.data_dir / name for row in rows for name in row if name}
+        removed = 0
+        for path in sorted(self.images_dir.rglob("*")):
+            if path in named or path.is_symlink() or not path.is_file():
+                continue
+            try:
+                if path.stat().st_mtime >= cutoff:
+                    continue
+                path.unlink()
+            except FileNotFoundError:
+                continue
+            removed += 1
+        if removed:
+            logger.warning("removed %d image file(s) that no case names", removed)
+        return removed
 
     def save_case(
         self,
@@ -61,18 +110,19 @@ class Cases(Database):
         """Store one case and its outbox row in a single transaction; the sender leaves the
         row alone until ``send_after`` (epoch seconds)."""
         case_uuid = str(result.get("screening_id") or uuid.uuid4())
-        written: list[Path] = []
+        staged: list[tuple[Path, Path]] = []
+        placed: list[Path] = []
         try:
             image_file = display_file = heatmap_file = None
             if source_bytes is not None:
-                image_file = self._write_file(f"{case_uuid}.orig", source_bytes, written)
+                image_file = self._write_file(f"{case_uuid}.orig", source_bytes, staged)
             if radiograph is not None:
                 display_file = self._write_file(
-                    f"{case_uuid}.png", display_png(radiograph.pixels), written
+                    f"{case_uuid}.png", display_png(radiograph.pixels), staged
                 )
                 if heatmap is not None:
                     heatmap_file = self._write_file(
-                        f"{case_uuid}.heatmap.png", heatmap_png(heatmap, radiograph.shape), written
+                        f"{case_uuid}.heatmap.png", heatmap_png(heatmap, radiograph.shape), staged
                     )
             referral = result.get("referral") or {}
             quality = result.get("quality") or {}
@@ -115,9 +165,13 @@ class Cases(Database):
                         send_after,
                     ),
                 )
+                # last before the commit: a kill after it leaves files no row names (swept)
+                self._place(staged, placed)
         except BaseException:
-            for path in written:
+            for path in placed:
                 path.unlink(missing_ok=True)
+            for temporary, _ in staged:
+                temporary.unlink(missing_ok=True)
             raise
         record = self.get_case(case_id)
         assert record is not None

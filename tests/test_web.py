@@ -239,6 +239,40 @@ def test_list_search_and_csv_export(admin_client, app):
     assert len(rows) == 3
 
 
+FORMULAS = ('=HYPERLINK("http://x.example","open")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-1+1")
+
+
+def _export_rows(client, query: str = "") -> list[list[str]]:
+    import csv
+
+    export = client.get("/cases/export.csv" + query)
+    assert export.status_code == 200, export.get_data(as_text=True)
+    return list(csv.reader(io.StringIO(export.get_data(as_text=True).lstrip("\ufeff"))))
+
+
+def test_csv_export_neutralises_formulas_in_patient_ids(admin_client, app):
+    for patient in FORMULAS:
+        token = csrf_token(admin_client, "/screenings/new")
+        response = admin_client.post("/screenings", data=_form(token, local_patient_id=patient))
+        assert response.status_code == 302, response.get_data(as_text=True)
+    rows = _export_rows(admin_client)
+    column = rows[0].index("local_patient_id")
+    assert [row[column] for row in rows[1:]] == ["'" + p for p in FORMULAS]
+    # the box's own numbers are left alone: a negative OSTA index stays a number
+    osta = [row[rows[0].index("osta")] for row in rows[1:]]
+    assert all(float(x) < 0 for x in osta), osta
+
+
+def test_every_csv_cell_goes_through_the_formula_guard():
+    from edgeosteo.web.cases import csv_cell
+
+    for text in ("=1+1", "+1", "-1", "@A1", "\tx", "\rx"):
+        assert csv_cell(text) == "'" + text
+    assert csv_cell("P-1") == "P-1" and csv_cell(None) == "" and csv_cell("") == ""
+    assert csv_cell(-3.2) == -3.2 and csv_cell(7) == 7
+    assert csv_cell(True) == "True"
+
+
 def test_admin_changes_a_threshold_and_it_applies(admin_client, app):
     token = csrf_token(admin_client, "/settings/")
     response = admin_client.post(

@@ -63,6 +63,23 @@ CSV_COLUMNS = (
 )
 
 
+# a cell that begins with one of these is read as a formula by spreadsheet programs
+# (OWASP "CSV Injection"): such a cell is written with a leading single quote
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """One cell of an export, safe to open in a spreadsheet. Numbers the box computed pass
+    unchanged (a negative OSTA index is a number, not a formula); every other value is
+    text, and text that begins with a formula character gets a leading single quote."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
+
+
 def _store():
     return context().store
 
@@ -171,20 +188,19 @@ def export_csv():
     writer.writerow(CSV_COLUMNS)
     for record in reversed(_store().search_cases(day=day, limit=100000)):
         primary = _primary(record.result)
-        writer.writerow(
-            [
-                record.id,
-                record.created_at,
-                record.local_patient_id or "",
-                record.category or "",
-                record.body_part or "",
-                record.quality_verdict or "",
-                primary.get("model_id", ""),
-                primary.get("p_osteoporosis", ""),
-                primary.get("p_low_bone_mass", ""),
-                _osta(record.result) if _osta(record.result) is not None else "",
-            ]
+        cells = (
+            record.id,
+            record.created_at,
+            record.local_patient_id,
+            record.category,
+            record.body_part,
+            record.quality_verdict,
+            primary.get("model_id"),
+            primary.get("p_osteoporosis"),
+            primary.get("p_low_bone_mass"),
+            _osta(record.result),
         )
+        writer.writerow([csv_cell(cell) for cell in cells])
     return Response(
         "\ufeff" + buffer.getvalue(),  # BOM: spreadsheet programs then read Chinese correctly
         mimetype="text/csv",

@@ -273,6 +273,27 @@ def test_every_csv_cell_goes_through_the_formula_guard():
     assert csv_cell(True) == "True"
 
 
+def test_csv_export_refuses_what_is_no_date(admin_client):
+    crafted = (
+        "x%0d%0aSet-Cookie:%20session=stolen",
+        'x";%20filename="evil.bat',
+        "2026-02-30",
+        "20260301",
+        "2026-3-1",
+        "%EF%BC%92026-03-01",  # a full-width digit
+    )
+    for date in crafted:
+        response = admin_client.get(f"/cases/export.csv?date={date}")
+        assert response.status_code == 400, date
+        assert not any("stolen" in v for v in response.headers.getlist("Set-Cookie"))
+        assert "request.invalid_date" in response.get_data(as_text=True)
+        assert "YYYY-MM-DD" in response.get_data(as_text=True)
+    day = admin_client.get("/cases/export.csv?date=2026-03-01")
+    assert day.headers["Content-Disposition"] == "attachment; filename=edgeosteo-2026-03-01.csv"
+    every_day = admin_client.get("/cases/export.csv?date=")
+    assert every_day.headers["Content-Disposition"] == "attachment; filename=edgeosteo-all.csv"
+
+
 def test_admin_changes_a_threshold_and_it_applies(admin_client, app):
     token = csrf_token(admin_client, "/settings/")
     response = admin_client.post(

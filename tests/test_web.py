@@ -348,6 +348,33 @@ def test_api_requires_credentials_and_screens(client, app, pydicom_data_dir):
     assert _cases(app) == 1
 
 
+def test_crafted_answers_are_a_typed_4xx_never_a_500(client, app):
+    app.testing = False  # an exception becomes the 500 a client would see
+    deep = 100_000
+    crafted = {
+        "deep list": "[" * deep + "]" * deep,
+        "deep object": '{"a":' * deep + "1" + "}" * deep,
+        "deep value": '{"age_years": ' + "[" * deep + "]" * deep + "}",
+        "deep but parseable value": '{"age_years": ' + "[" * 900 + "]" * 900 + "}",
+        "1e400": '{"age_years": 1e400, "sex": "female"}',
+        "-1e400": '{"weight_kg": -1e400, "sex": "female"}',
+        "NaN": '{"age_years": NaN, "sex": "female"}',
+        "Infinity": '{"age_years": Infinity, "sex": "female"}',
+        "huge integer": '{"age_years": 1' + "0" * 400 + ', "sex": "female"}',
+        "huge fracture count": '{"fracture_sites_after_45": 1' + "0" * 400 + "}",
+        "1e400 fracture count": '{"fracture_sites_after_45": 1e400}',
+    }
+    for label, answers in crafted.items():
+        response = client.post(
+            "/api/v1/screenings",
+            headers=_basic("tech", TECH_PASSWORD),
+            data={"answers": answers},
+        )
+        assert response.status_code in (400, 422), (label, response.status_code)
+        assert response.get_json()["error"]["code"] == "answers.invalid", label
+    assert _cases(app) == 0
+
+
 def test_an_entered_t_score_is_shown_as_people_write_it(admin_client, app):
     scores = {-2.45: "-2.45", 1e-9: "0", -3.0: "-3"}
     for entered, shown in scores.items():

@@ -375,6 +375,59 @@ def test_crafted_answers_are_a_typed_4xx_never_a_500(client, app):
     assert _cases(app) == 0
 
 
+# 100,000 characters: under the form-memory limit, so the check and not werkzeug refuses it
+BAD_PATIENT_IDS = ("P" * 65, "P" * 100_000, "P-1\nP-2", "P\x00-1", "P\x1b[31m-1", "P\t1")
+
+
+def test_the_page_stores_no_empty_screening_and_no_unusable_patient_id(admin_client, app):
+    _set_language(admin_client, "en")
+    token = csrf_token(admin_client, "/screenings/new")
+    empty = admin_client.post("/screenings", data={"csrf_token": token, "body_part": "CHEST"})
+    assert empty.status_code == 422
+    assert "Choose an image or give at least one clinical answer" in empty.get_data(as_text=True)
+    for patient in BAD_PATIENT_IDS:
+        response = admin_client.post("/screenings", data=_form(token, local_patient_id=patient))
+        assert response.status_code == 422, repr(patient)
+        assert "at most 64 printable characters" in response.get_data(as_text=True)
+    _set_language(admin_client, "zh_CN")
+    token = csrf_token(admin_client, "/screenings/new")
+    empty = admin_client.post("/screenings", data={"csrf_token": token})
+    assert "请选择图像或至少填写一项临床信息" in empty.get_data(as_text=True)
+    response = admin_client.post("/screenings", data=_form(token, local_patient_id="P" * 65))
+    assert "本地病例号或患者ID最多64个可打印字符" in response.get_data(as_text=True)
+    assert _cases(app) == 0
+    ok = admin_client.post("/screenings", data=_form(token, local_patient_id="张三 " + "P" * 61))
+    assert ok.status_code == 302
+    assert _cases(app) == 1
+
+
+def test_the_api_stores_no_empty_screening_and_no_unusable_patient_id(client, app):
+    def post(data):
+        return client.post(
+            "/api/v1/screenings",
+            headers=_basic("tech", TECH_PASSWORD),
+            content_type="multipart/form-data",
+            data=data,
+        )
+
+    for data in ({}, {"answers": "{}"}, {"answers": '{"age_years": ""}'}):
+        response = post(data)
+        assert response.status_code == 422, data
+        error = response.get_json()["error"]
+        assert error["code"] == "request.nothing_to_screen"
+        assert error["message_zh_CN"].startswith("请选择图像")
+    answers = json.dumps({"age_years": 72, "sex": "female", "weight_kg": 47})
+    for patient in BAD_PATIENT_IDS:
+        response = post({"answers": answers, "local_patient_id": patient})
+        assert response.status_code == 422, repr(patient[:10])
+        assert response.get_json()["error"]["code"] == "request.patient_id_invalid"
+    megabyte = post({"answers": answers, "local_patient_id": "P" * 1_000_000})
+    assert megabyte.status_code in (413, 422)
+    assert _cases(app) == 0
+    assert post({"answers": answers, "local_patient_id": "P" * 64}).status_code == 201
+    assert _cases(app) == 1
+
+
 def test_an_entered_t_score_is_shown_as_people_write_it(admin_client, app):
     scores = {-2.45: "-2.45", 1e-9: "0", -3.0: "-3"}
     for entered, shown in scores.items():

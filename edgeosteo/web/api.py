@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from edgeosteo import __version__
 from edgeosteo.cases import ScreeningRequest
 from edgeosteo.clinical import ClinicalAnswers
-from edgeosteo.errors import IntakeError
+from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.messages import text
 from edgeosteo.models import verify_files
 from edgeosteo.web import context
@@ -140,7 +140,7 @@ def post_screening():
                 film_corners=film_corners,
             )
         )
-    except IntakeError as exc:
+    except (IntakeError, RequestError) as exc:
         return _error(422, exc.code, exc.detail)
     response = jsonify(_case_json(record))
     response.status_code = 201

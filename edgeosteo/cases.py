@@ -19,7 +19,7 @@ from typing import Literal
 
 import numpy as np
 
-from edgeosteo.errors import IntakeError
+from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.intake.capture import CaptureGuess
 from edgeosteo.intake.photo import FilmCorners
 from edgeosteo.intake.types import Capture
@@ -32,6 +32,7 @@ PSEUDONYMISED = "pseudonymised"
 # such a file is refused before anything of it is written, on every path
 NOT_A_RADIOGRAPH = ("quality.not_radiograph", "photo.not_radiograph")
 GUESSES_KEPT = 32
+LOCAL_PATIENT_ID_MAX_CHARS = 64  # the page's field says so too (new.html maxlength)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,26 @@ class ScreeningRequest:
     film_corners: FilmCorners | None = None
     # the technician says the body part chosen is right where the image's header disagrees
     body_part_confirmed: bool = False
+
+    def validate(self) -> None:
+        """Raise RequestError when the request cannot become a case, for every entry point
+        a person fills in (the page and the API): it needs an image or at least one
+        clinical answer, and a local patient ID of at most 64 printable characters (no
+        line breaks, tabs or other control characters)."""
+        answered = any(
+            value is not None and not (isinstance(value, str) and not value.strip())
+            for value in self.answers.values()
+        )
+        if not self.source and not answered:
+            raise RequestError("request.nothing_to_screen")
+        patient_id = self.local_patient_id
+        if patient_id is not None and (
+            len(patient_id) > LOCAL_PATIENT_ID_MAX_CHARS or not patient_id.isprintable()
+        ):
+            raise RequestError(
+                "request.patient_id_invalid",
+                f"{len(patient_id)} characters, at most {LOCAL_PATIENT_ID_MAX_CHARS} printable",
+            )
 
 
 @dataclass(frozen=True)
@@ -133,7 +154,9 @@ class CaseWorkflow:
 
     def screen_and_store(self, request: ScreeningRequest) -> CaseRecord:
         """Screen, then store. An unreadable upload raises IntakeError and stores nothing:
-        the technician is still at the form and can choose another file."""
+        the technician is still at the form and can choose another file. A request with
+        nothing to screen or an unusable patient ID raises RequestError before any work."""
+        request.validate()
         screening = self.screen(request)
         if screening.intake_error:
             raise IntakeError(

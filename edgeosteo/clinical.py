@@ -232,14 +232,14 @@ def _parse(name: str, raw: object) -> tuple[Any, AnswerProblem | None]:
     if isinstance(raw, bool):
         return None, wrong
     number: float
-    if isinstance(raw, numbers.Real):  # includes numpy scalars from data frames
-        number = float(raw)
-    elif text is not None:
-        try:
+    try:
+        if isinstance(raw, numbers.Real):  # includes numpy scalars from data frames
+            number = float(raw)
+        elif text is not None:
             number = float(text)
-        except ValueError:
+        else:
             return None, wrong
-    else:
+    except (ValueError, OverflowError):  # OverflowError: an integer beyond any float
         return None, wrong
     if not math.isfinite(number):
         return None, wrong

@@ -33,6 +33,11 @@ class IntakeError(EdgeOsteoError):
     """The file could not be turned into a radiograph."""
 
 
+class RequestError(EdgeOsteoError):
+    """A screening request (page or API) that cannot become a case: nothing is screened
+    or stored."""
+
+
 class ModelError(EdgeOsteoError):
     """A model is missing, tampered with or cannot run."""
 

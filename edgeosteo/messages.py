@@ -264,6 +264,20 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "screening once the answers are given.",
         "图像未记录检查部位，因此没有图像工具判读：补充临床信息后按临床信息进行筛查。",
     ),
+    # --- what a request to the page or the API must hold ---
+    "request.invalid_date": (
+        "The date must be written as YYYY-MM-DD, for example 2026-03-15.",
+        "日期格式应为 YYYY-MM-DD，例如 2026-03-15。",
+    ),
+    "request.nothing_to_screen": (
+        "Choose an image or give at least one clinical answer; an empty screening is not stored.",
+        "请选择图像或至少填写一项临床信息；空白筛查不会保存。",
+    ),
+    "request.patient_id_invalid": (
+        "The local case number or patient ID must be at most 64 printable characters, "
+        "without line breaks or tabs.",
+        "本地病例号或患者ID最多64个可打印字符，不能包含换行或制表符。",
+    ),
     # --- the command line ---
     "maintenance.refused": (
         "The backup, restore or support bundle was refused; the reason is given beside this.",

@@ -699,3 +699,13 @@ def test_knee_other_instruments_auc(name: str, threshold: float, low: float, hig
     auc, _ = knee_auc(name, threshold)
     assert not math.isnan(auc)
     assert low <= auc <= high
+
+
+def test_numbers_beyond_any_float_are_wrong_types_not_crashes():
+    for raw in (10**400, -(10**400), float("inf"), float("nan"), "1e400", "-inf", "nan"):
+        for field in ("age_years", "weight_kg", "fracture_sites_after_45"):
+            parsed = ClinicalAnswers.from_dict({field: raw})
+            assert [(p.field, p.code) for p in parsed.problems] == [
+                (field, "answers.wrong_type")
+            ], (field, raw)
+            assert getattr(parsed.answers, field) is None

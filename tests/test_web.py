@@ -239,6 +239,61 @@ def test_list_search_and_csv_export(admin_client, app):
     assert len(rows) == 3
 
 
+FORMULAS = ('=HYPERLINK("http://x.example","open")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-1+1")
+
+
+def _export_rows(client, query: str = "") -> list[list[str]]:
+    import csv
+
+    export = client.get("/cases/export.csv" + query)
+    assert export.status_code == 200, export.get_data(as_text=True)
+    return list(csv.reader(io.StringIO(export.get_data(as_text=True).lstrip("\ufeff"))))
+
+
+def test_csv_export_neutralises_formulas_in_patient_ids(admin_client, app):
+    for patient in FORMULAS:
+        token = csrf_token(admin_client, "/screenings/new")
+        response = admin_client.post("/screenings", data=_form(token, local_patient_id=patient))
+        assert response.status_code == 302, response.get_data(as_text=True)
+    rows = _export_rows(admin_client)
+    column = rows[0].index("local_patient_id")
+    assert [row[column] for row in rows[1:]] == ["'" + p for p in FORMULAS]
+    # the box's own numbers are left alone: a negative OSTA index stays a number
+    osta = [row[rows[0].index("osta")] for row in rows[1:]]
+    assert all(float(x) < 0 for x in osta), osta
+
+
+def test_every_csv_cell_goes_through_the_formula_guard():
+    from edgeosteo.web.cases import csv_cell
+
+    for text in ("=1+1", "+1", "-1", "@A1", "\tx", "\rx"):
+        assert csv_cell(text) == "'" + text
+    assert csv_cell("P-1") == "P-1" and csv_cell(None) == "" and csv_cell("") == ""
+    assert csv_cell(-3.2) == -3.2 and csv_cell(7) == 7
+    assert csv_cell(True) == "True"
+
+
+def test_csv_export_refuses_what_is_no_date(admin_client):
+    crafted = (
+        "x%0d%0aSet-Cookie:%20session=stolen",
+        'x";%20filename="evil.bat',
+        "2026-02-30",
+        "20260301",
+        "2026-3-1",
+        "%EF%BC%92026-03-01",  # a full-width digit
+    )
+    for date in crafted:
+        response = admin_client.get(f"/cases/export.csv?date={date}")
+        assert response.status_code == 400, date
+        assert not any("stolen" in v for v in response.headers.getlist("Set-Cookie"))
+        assert "request.invalid_date" in response.get_data(as_text=True)
+        assert "YYYY-MM-DD" in response.get_data(as_text=True)
+    day = admin_client.get("/cases/export.csv?date=2026-03-01")
+    assert day.headers["Content-Disposition"] == "attachment; filename=edgeosteo-2026-03-01.csv"
+    every_day = admin_client.get("/cases/export.csv?date=")
+    assert every_day.headers["Content-Disposition"] == "attachment; filename=edgeosteo-all.csv"
+
+
 def test_admin_changes_a_threshold_and_it_applies(admin_client, app):
     token = csrf_token(admin_client, "/settings/")
     response = admin_client.post(
@@ -290,6 +345,86 @@ def test_api_requires_credentials_and_screens(client, app, pydicom_data_dir):
     )
     assert bad.status_code == 422
     assert bad.get_json()["error"]["code"] == "intake.not_an_image"
+    assert _cases(app) == 1
+
+
+def test_crafted_answers_are_a_typed_4xx_never_a_500(client, app):
+    app.testing = False  # an exception becomes the 500 a client would see
+    deep = 100_000
+    crafted = {
+        "deep list": "[" * deep + "]" * deep,
+        "deep object": '{"a":' * deep + "1" + "}" * deep,
+        "deep value": '{"age_years": ' + "[" * deep + "]" * deep + "}",
+        "deep but parseable value": '{"age_years": ' + "[" * 900 + "]" * 900 + "}",
+        "1e400": '{"age_years": 1e400, "sex": "female"}',
+        "-1e400": '{"weight_kg": -1e400, "sex": "female"}',
+        "NaN": '{"age_years": NaN, "sex": "female"}',
+        "Infinity": '{"age_years": Infinity, "sex": "female"}',
+        "huge integer": '{"age_years": 1' + "0" * 400 + ', "sex": "female"}',
+        "huge fracture count": '{"fracture_sites_after_45": 1' + "0" * 400 + "}",
+        "1e400 fracture count": '{"fracture_sites_after_45": 1e400}',
+    }
+    for label, answers in crafted.items():
+        response = client.post(
+            "/api/v1/screenings",
+            headers=_basic("tech", TECH_PASSWORD),
+            data={"answers": answers},
+        )
+        assert response.status_code in (400, 422), (label, response.status_code)
+        assert response.get_json()["error"]["code"] == "answers.invalid", label
+    assert _cases(app) == 0
+
+
+# 100,000 characters: under the form-memory limit, so the check and not werkzeug refuses it
+BAD_PATIENT_IDS = ("P" * 65, "P" * 100_000, "P-1\nP-2", "P\x00-1", "P\x1b[31m-1", "P\t1")
+
+
+def test_the_page_stores_no_empty_screening_and_no_unusable_patient_id(admin_client, app):
+    _set_language(admin_client, "en")
+    token = csrf_token(admin_client, "/screenings/new")
+    empty = admin_client.post("/screenings", data={"csrf_token": token, "body_part": "CHEST"})
+    assert empty.status_code == 422
+    assert "Choose an image or give at least one clinical answer" in empty.get_data(as_text=True)
+    for patient in BAD_PATIENT_IDS:
+        response = admin_client.post("/screenings", data=_form(token, local_patient_id=patient))
+        assert response.status_code == 422, repr(patient)
+        assert "at most 64 printable characters" in response.get_data(as_text=True)
+    _set_language(admin_client, "zh_CN")
+    token = csrf_token(admin_client, "/screenings/new")
+    empty = admin_client.post("/screenings", data={"csrf_token": token})
+    assert "请选择图像或至少填写一项临床信息" in empty.get_data(as_text=True)
+    response = admin_client.post("/screenings", data=_form(token, local_patient_id="P" * 65))
+    assert "本地病例号或患者ID最多64个可打印字符" in response.get_data(as_text=True)
+    assert _cases(app) == 0
+    ok = admin_client.post("/screenings", data=_form(token, local_patient_id="张三 " + "P" * 61))
+    assert ok.status_code == 302
+    assert _cases(app) == 1
+
+
+def test_the_api_stores_no_empty_screening_and_no_unusable_patient_id(client, app):
+    def post(data):
+        return client.post(
+            "/api/v1/screenings",
+            headers=_basic("tech", TECH_PASSWORD),
+            content_type="multipart/form-data",
+            data=data,
+        )
+
+    for data in ({}, {"answers": "{}"}, {"answers": '{"age_years": ""}'}):
+        response = post(data)
+        assert response.status_code == 422, data
+        error = response.get_json()["error"]
+        assert error["code"] == "request.nothing_to_screen"
+        assert error["message_zh_CN"].startswith("请选择图像")
+    answers = json.dumps({"age_years": 72, "sex": "female", "weight_kg": 47})
+    for patient in BAD_PATIENT_IDS:
+        response = post({"answers": answers, "local_patient_id": patient})
+        assert response.status_code == 422, repr(patient[:10])
+        assert response.get_json()["error"]["code"] == "request.patient_id_invalid"
+    megabyte = post({"answers": answers, "local_patient_id": "P" * 1_000_000})
+    assert megabyte.status_code in (413, 422)
+    assert _cases(app) == 0
+    assert post({"answers": answers, "local_patient_id": "P" * 64}).status_code == 201
     assert _cases(app) == 1
 
 

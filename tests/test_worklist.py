@@ -229,3 +229,22 @@ def test_the_list_says_which_tool_reads_each_received_image(clinic, pydicom_data
     client.post("/language", data={"csrf_token": token, "language": "zh_CN"})
     chinese = _page(client)
     assert "由图像模型判读" in chinese and "尚无可判读该部位的工具" in chinese
+
+
+def test_a_received_patient_id_that_is_a_formula_is_neutralised_in_the_export(
+    clinic, pydicom_data_dir, tmp_path
+):
+    import csv
+    import io
+
+    _app, box, client = clinic()
+    film = pydicom.dcmread(pydicom_data_dir / "RG1_UNCR.dcm")
+    film.PatientID = '=HYPERLINK("http://x.example","1")'
+    path = tmp_path / "formula.dcm"
+    film.save_as(path)
+    assert send(box.scp_address, [path]) == [0]
+    box.worker.drain()
+    export = client.get("/cases/export.csv").get_data(as_text=True).lstrip("\ufeff")
+    rows = list(csv.reader(io.StringIO(export)))
+    assert len(rows) == 2
+    assert rows[1][rows[0].index("local_patient_id")] == "'" + film.PatientID

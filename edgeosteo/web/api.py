@@ -14,7 +14,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from edgeosteo import __version__
 from edgeosteo.cases import ScreeningRequest
 from edgeosteo.clinical import ClinicalAnswers
-from edgeosteo.errors import IntakeError
+from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.messages import text
 from edgeosteo.models import verify_files
 from edgeosteo.web import context
@@ -61,6 +61,22 @@ def _error(status: int, code: str, detail: object = None) -> tuple[Response, int
     ), status
 
 
+def _answers_object(raw: str) -> dict:
+    """The answers field as a flat JSON object, or ValueError. A nesting deeper than the
+    parser's recursion limit is refused here, the one place the API parses answers; an
+    answer is a scalar, so any list or object among the values is refused as well."""
+    try:
+        answers = json.loads(raw)
+    except RecursionError:
+        raise ValueError("answers are nested too deeply") from None
+    if not isinstance(answers, dict):
+        raise ValueError("answers must be a JSON object")
+    nested = sorted(str(k) for k, v in answers.items() if isinstance(v, dict | list))
+    if nested:
+        raise ValueError(f"an answer must be a single value, not a list or object: {nested}")
+    return answers
+
+
 def _case_json(record) -> dict:
     return {
         "case": record.id,
@@ -97,11 +113,8 @@ def post_screening():
     user = _authenticated_user()
     if user is None:
         return _unauthorised()
-    answers_raw = request.form.get("answers", "{}")
     try:
-        answers = json.loads(answers_raw)
-        if not isinstance(answers, dict):
-            raise ValueError("answers must be a JSON object")
+        answers = _answers_object(request.form.get("answers", "{}"))
     except ValueError as exc:
         return _error(400, "answers.invalid", str(exc))
     parsed = ClinicalAnswers.from_dict(answers)
@@ -127,7 +140,7 @@ def post_screening():
                 film_corners=film_corners,
             )
         )
-    except IntakeError as exc:
+    except (IntakeError, RequestError) as exc:
         return _error(422, exc.code, exc.detail)
     response = jsonify(_case_json(record))
     response.status_code = 201

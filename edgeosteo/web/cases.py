@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
@@ -18,7 +19,8 @@ from edgeosteo.cases import (
     tool_for_body_part,
 )
 from edgeosteo.clinical import ClinicalAnswers
-from edgeosteo.web import context
+from edgeosteo.messages import text
+from edgeosteo.web import context, request_language
 from edgeosteo.web.auth import login_required
 from edgeosteo.web.form import CLINICAL_FIELDS, answers_from_form
 
@@ -30,6 +32,7 @@ STATES = {
     "screened": _l("Screened"),
     "refused": _l("Refused"),
 }
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 SOURCES = {"page": _l("Page"), "scp": _l("X-ray unit"), "folder": _l("Export folder")}
 
 
@@ -61,6 +64,23 @@ CSV_COLUMNS = (
     "p_low_bone_mass",
     "osta",
 )
+
+
+# a cell that begins with one of these is read as a formula by spreadsheet programs
+# (OWASP "CSV Injection"): such a cell is written with a leading single quote
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: object) -> object:
+    """One cell of an export, safe to open in a spreadsheet. Numbers the box computed pass
+    unchanged (a negative OSTA index is a number, not a formula); every other value is
+    text, and text that begins with a formula character gets a leading single quote."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def _store():
@@ -162,34 +182,58 @@ def _osta(result: dict):
     return None
 
 
+def _export_day(raw: str) -> str | None:
+    """The export's day as YYYY-MM-DD ("" for every day), or None when it is no date."""
+    raw = raw.strip()
+    if not raw:
+        return ""
+    if not ISO_DAY.fullmatch(raw):
+        return None
+    try:
+        date.fromisoformat(raw)
+    except ValueError:
+        return None
+    return raw
+
+
 @blueprint.route("/cases/export.csv")
 @login_required
 def export_csv():
-    day = request.args.get("date", _today())
+    day = _export_day(request.args.get("date", _today()))
+    if day is None:
+        code = "request.invalid_date"
+        return render_template(
+            "error.html",
+            title=_l("Export this day as CSV"),
+            message=f"{text(code, request_language())} ({code})",
+        ), 400
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
     for record in reversed(_store().search_cases(day=day, limit=100000)):
         primary = _primary(record.result)
-        writer.writerow(
-            [
-                record.id,
-                record.created_at,
-                record.local_patient_id or "",
-                record.category or "",
-                record.body_part or "",
-                record.quality_verdict or "",
-                primary.get("model_id", ""),
-                primary.get("p_osteoporosis", ""),
-                primary.get("p_low_bone_mass", ""),
-                _osta(record.result) if _osta(record.result) is not None else "",
-            ]
+        cells = (
+            record.id,
+            record.created_at,
+            record.local_patient_id,
+            record.category,
+            record.body_part,
+            record.quality_verdict,
+            primary.get("model_id"),
+            primary.get("p_osteoporosis"),
+            primary.get("p_low_bone_mass"),
+            _osta(record.result),
         )
-    return Response(
+        writer.writerow([csv_cell(cell) for cell in cells])
+    response = Response(
         "\ufeff" + buffer.getvalue(),  # BOM: spreadsheet programs then read Chinese correctly
         mimetype="text/csv",
-        headers={"Content-Disposition": f"attachment; filename=edgeosteo-{day}.csv"},
     )
+    # werkzeug quotes the parameter itself; the day is a checked date in any case
+    response.headers.set(
+        "Content-Disposition", "attachment", filename=f"edgeosteo-{day or 'all'}.csv"
+    )
+    return response
 
 
 def _form_values(record) -> dict[str, str]:

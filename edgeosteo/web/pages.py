@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 
 from edgeosteo.cases import ScreeningRequest
 from edgeosteo.clinical import ClinicalAnswers
-from edgeosteo.errors import IntakeError
+from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.web import context
 from edgeosteo.web.auth import login_required
 from edgeosteo.web.form import BODY_PARTS, CLINICAL_FIELDS, answers_from_form
@@ -90,7 +90,7 @@ def create_screening():
                 )
             )
             return redirect(url_for("pages.case", case_id=record.id))
-        except IntakeError as exc:
+        except (IntakeError, RequestError) as exc:
             upload_error = exc.code
     return render_template(
         "new.html",

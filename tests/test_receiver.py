@@ -319,6 +319,14 @@ def test_malformed_dicom_gets_a_failure_status_and_the_scp_keeps_serving(
     assert _count(box, "received_instances") == 1
 
 
+def test_a_subsampled_ybr_image_is_stored_not_called_malformed(make_box):
+    """YBR_FULL_422 carries two samples' worth of bytes per pixel, not three."""
+    box = make_box()
+    path = Path(pydicom.data.get_testdata_file("SC_ybr_full_422_uncompressed.dcm"))
+    assert send(box.scp_address, [path]) == [0x0000]
+    assert _count(box, "received_instances") == 1
+
+
 def test_a_full_queue_refuses_eligible_images_but_still_lists_the_others(
     make_box, pydicom_data_dir
 ):

@@ -526,6 +526,9 @@ class ReceiverSettings:
     # empty: any calling AE title / any address may store
     allowed_calling_ae_titles: tuple[str, ...] = ()
     allowed_addresses: tuple[str, ...] = ()
+    # a console that calls another AE title is refused (A-ASSOCIATE-RJ, called AE title not
+    # recognised); true accepts whatever title it calls
+    accept_any_called_ae_title: bool = False
     max_associations: int = 4
     network_timeout_seconds: float = 60.0
     # the worker that screens received images, one at a time through the page's service

@@ -339,15 +339,57 @@ def test_a_full_queue_refuses_eligible_images_but_still_lists_the_others(
     assert send(box.scp_address, [pydicom_data_dir / "RG1_J2KR.dcm"]) == [0x0000]
 
 
+def _association_outcome(address, calling: str = "CONSOLE", called: str = "EDGEOSTEO"):
+    """How the box answers an association request: "established", or "rejected" with the
+    A-ASSOCIATE-RJ's (result, source, diagnostic), or "aborted" (no RJ, a closed socket)."""
+    ae = _console(calling)
+    ae.add_requested_context(VERIFICATION)
+    assoc = ae.associate(*address, ae_title=called)
+    if assoc.is_established:
+        assoc.release()
+        return "established"
+    if assoc.is_rejected:
+        answer = assoc.acceptor.primitive
+        return ("rejected", (answer.result, answer.result_source, answer.diagnostic))
+    return "aborted"
+
+
+REJECTED_PERMANENT = 0x01
+SERVICE_USER = 0x01
+
+
 def test_allow_lists_refuse_unknown_consoles(make_box, pydicom_data_dir):
     box = make_box(allowed_calling_ae_titles=["DR_ROOM1"])
     assert echo(box.scp_address, calling="DR_ROOM1") == 0x0000
-    assert echo(box.scp_address, calling="STRANGER") is None
+    assert _association_outcome(box.scp_address, calling="STRANGER") == (
+        "rejected",
+        (REJECTED_PERMANENT, SERVICE_USER, 0x03),  # calling AE title not recognised
+    )
     box.stop()
 
     box = make_box(allowed_addresses=["192.0.2.10"])
-    assert echo(box.scp_address, calling="DR_ROOM1") is None
+    for _ in range(3):  # every time, not by luck of thread timing
+        assert _association_outcome(box.scp_address, calling="DR_ROOM1") == (
+            "rejected",
+            (REJECTED_PERMANENT, SERVICE_USER, 0x01),  # no reason given
+        )
     assert _count(box, "received_instances") == 0
+
+
+def test_a_called_ae_title_that_is_not_ours_is_rejected(make_box, pydicom_data_dir):
+    box = make_box()
+    for called in ("WRONG", "NOTEDGEOSTEO", "EDGEOSTE"):
+        assert _association_outcome(box.scp_address, called=called) == (
+            "rejected",
+            (REJECTED_PERMANENT, SERVICE_USER, 0x07),  # called AE title not recognised
+        ), called
+    assert _association_outcome(box.scp_address) == "established"
+    assert send(box.scp_address, [pydicom_data_dir / "RG1_UNCR.dcm"]) == [0x0000]
+    assert _count(box, "received_instances") == 1
+    box.stop()
+
+    box = make_box(accept_any_called_ae_title=True)
+    assert _association_outcome(box.scp_address, called="WRONG") == "established"
 
 
 # --- eligibility --------------------------------------------------------------------------

@@ -67,6 +67,9 @@ class StorageSCP:
             ae.add_supported_context(sop_class, list(TRANSFER_SYNTAXES))
         ae.add_supported_context(VERIFICATION)
         ae.require_calling_aet = list(self.settings.allowed_calling_ae_titles)
+        # pynetdicom rejects another called AE title with A-ASSOCIATE-RJ (permanent, service
+        # user, "called AE title not recognised")
+        ae.require_called_aet = not self.settings.accept_any_called_ae_title
         ae.maximum_associations = self.settings.max_associations
         ae.network_timeout = self.settings.network_timeout_seconds
         handlers = [
@@ -92,6 +95,10 @@ class StorageSCP:
             logger.warning("association from %s refused: address not allowed", address)
             # rejected permanent, by the service user, no reason given
             event.assoc.acse.send_reject(0x01, 0x01, 0x01)
+            evt.trigger(event.assoc, evt.EVT_REJECTED, {})
+            # wait until the A-ASSOCIATE-RJ has gone out (as pynetdicom's own rejections do):
+            # without this the server closes the socket before the PDU is sent
+            event.assoc.kill()
 
     def _on_echo(self, event: Event) -> int:
         return SUCCESS

@@ -392,6 +392,58 @@ def test_a_called_ae_title_that_is_not_ours_is_rejected(make_box, pydicom_data_d
     assert _association_outcome(box.scp_address, called="WRONG") == "established"
 
 
+def _idle_association(address):
+    """An association that is established and then sends nothing."""
+    ae = _console("IDLER")
+    ae.add_requested_context(VERIFICATION)
+    assoc = ae.associate(*address, ae_title="EDGEOSTEO")
+    assert assoc.is_established
+    return assoc
+
+
+def test_idle_peers_cannot_hold_every_association_slot(make_box):
+    idle_s = 1.0
+    box = make_box(max_associations=2, idle_timeout_seconds=idle_s, network_timeout_seconds=60)
+    squatters = [_idle_association(box.scp_address) for _ in range(2)]
+    silent = socket.create_connection(box.scp_address)  # no A-ASSOCIATE-RQ at all
+    try:
+        # every slot held: refused at once (transient, local limit exceeded)
+        assert _association_outcome(box.scp_address) == ("rejected", (0x02, 0x03, 0x02))
+        started = time.monotonic()
+        outcome = None
+        while time.monotonic() - started < idle_s + 10:  # bounded; far below 60 s
+            outcome = _association_outcome(box.scp_address)
+            if outcome == "established":
+                break
+            time.sleep(0.2)
+        waited = time.monotonic() - started
+        assert outcome == "established"
+        assert waited < idle_s + 5, waited
+        assert all(not a.is_established for a in squatters)  # the box dropped them
+        silent.settimeout(idle_s + 5)
+        assert silent.recv(1024) == b""  # closed by the ACSE timeout, not left open
+    finally:
+        silent.close()
+        for assoc in squatters:
+            if assoc.is_established:
+                assoc.abort()
+
+
+def test_a_console_that_has_sent_data_gets_the_long_network_timeout(make_box):
+    box = make_box(idle_timeout_seconds=0.5, network_timeout_seconds=60)
+    ae = _console()
+    ae.add_requested_context(VERIFICATION)
+    assoc = ae.associate(*box.scp_address, ae_title="EDGEOSTEO")
+    assert assoc.is_established
+    try:
+        assert int(assoc.send_c_echo().Status) == 0x0000
+        time.sleep(1.5)  # three idle timeouts: a console between images is not cut off
+        assert assoc.is_established
+        assert int(assoc.send_c_echo().Status) == 0x0000
+    finally:
+        assoc.release()
+
+
 # --- eligibility --------------------------------------------------------------------------
 
 

@@ -526,8 +526,15 @@ class ReceiverSettings:
     # empty: any calling AE title / any address may store
     allowed_calling_ae_titles: tuple[str, ...] = ()
     allowed_addresses: tuple[str, ...] = ()
+    # a console that calls another AE title is refused (A-ASSOCIATE-RJ, called AE title not
+    # recognised); true accepts whatever title it calls
+    accept_any_called_ae_title: bool = False
     max_associations: int = 4
+    # an association that has sent data may pause this long between PDUs before it is aborted
     network_timeout_seconds: float = 60.0
+    # a connection that sends no A-ASSOCIATE-RQ, or an association that sends no DIMSE
+    # message, is dropped after this long, so idle peers cannot hold every association slot
+    idle_timeout_seconds: float = 10.0
     # the worker that screens received images, one at a time through the page's service
     worker_enabled: bool = True
     # queued screenings; past this a C-STORE gets "out of resources" and the console retries

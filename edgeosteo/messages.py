@@ -213,6 +213,12 @@ CATALOGUE: dict[str, tuple[str, str]] = {
         "This image was received before; the earlier copy is kept.",
         "该图像之前已接收；保留先前的副本。",
     ),
+    "receiver.duplicate_conflict": (
+        "An image with the same SOP Instance UID but different pixels was sent again. The "
+        "first copy is kept; check at the X-ray unit which image is right.",
+        "再次收到一幅SOP实例UID相同但像素不同的图像。已保留第一份副本；"
+        "请在X线设备上核对哪一幅图像正确。",
+    ),
     "receiver.queue_full": (
         "Too many images are waiting for screening. The X-ray unit should send again later.",
         "等待筛查的图像过多。X线设备稍后应重新发送。",

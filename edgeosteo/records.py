@@ -138,6 +138,22 @@ class ReceivedInstance:
 
 
 @dataclass(frozen=True)
+class ReceivedConflict:
+    """A resend of a received SOP instance whose pixels differ from the stored first copy
+    (kept); only its hash and where it came from are recorded."""
+
+    id: int
+    instance_id: int
+    received_at: str
+    source: str
+    calling_ae: str | None
+    peer: str | None
+    origin_path: str | None
+    size_bytes: int
+    content_sha256: str
+
+
+@dataclass(frozen=True)
 class ScreeningJob:
     id: int
     instance_id: int

@@ -319,6 +319,14 @@ def test_malformed_dicom_gets_a_failure_status_and_the_scp_keeps_serving(
     assert _count(box, "received_instances") == 1
 
 
+def test_a_subsampled_ybr_image_is_stored_not_called_malformed(make_box):
+    """YBR_FULL_422 carries two samples' worth of bytes per pixel, not three."""
+    box = make_box()
+    path = Path(pydicom.data.get_testdata_file("SC_ybr_full_422_uncompressed.dcm"))
+    assert send(box.scp_address, [path]) == [0x0000]
+    assert _count(box, "received_instances") == 1
+
+
 def test_a_full_queue_refuses_eligible_images_but_still_lists_the_others(
     make_box, pydicom_data_dir
 ):
@@ -331,15 +339,109 @@ def test_a_full_queue_refuses_eligible_images_but_still_lists_the_others(
     assert send(box.scp_address, [pydicom_data_dir / "RG1_J2KR.dcm"]) == [0x0000]
 
 
+def _association_outcome(address, calling: str = "CONSOLE", called: str = "EDGEOSTEO"):
+    """How the box answers an association request: "established", or "rejected" with the
+    A-ASSOCIATE-RJ's (result, source, diagnostic), or "aborted" (no RJ, a closed socket)."""
+    ae = _console(calling)
+    ae.add_requested_context(VERIFICATION)
+    assoc = ae.associate(*address, ae_title=called)
+    if assoc.is_established:
+        assoc.release()
+        return "established"
+    if assoc.is_rejected:
+        answer = assoc.acceptor.primitive
+        return ("rejected", (answer.result, answer.result_source, answer.diagnostic))
+    return "aborted"
+
+
+REJECTED_PERMANENT = 0x01
+SERVICE_USER = 0x01
+
+
 def test_allow_lists_refuse_unknown_consoles(make_box, pydicom_data_dir):
     box = make_box(allowed_calling_ae_titles=["DR_ROOM1"])
     assert echo(box.scp_address, calling="DR_ROOM1") == 0x0000
-    assert echo(box.scp_address, calling="STRANGER") is None
+    assert _association_outcome(box.scp_address, calling="STRANGER") == (
+        "rejected",
+        (REJECTED_PERMANENT, SERVICE_USER, 0x03),  # calling AE title not recognised
+    )
     box.stop()
 
     box = make_box(allowed_addresses=["192.0.2.10"])
-    assert echo(box.scp_address, calling="DR_ROOM1") is None
+    for _ in range(3):  # every time, not by luck of thread timing
+        assert _association_outcome(box.scp_address, calling="DR_ROOM1") == (
+            "rejected",
+            (REJECTED_PERMANENT, SERVICE_USER, 0x01),  # no reason given
+        )
     assert _count(box, "received_instances") == 0
+
+
+def test_a_called_ae_title_that_is_not_ours_is_rejected(make_box, pydicom_data_dir):
+    box = make_box()
+    for called in ("WRONG", "NOTEDGEOSTEO", "EDGEOSTE"):
+        assert _association_outcome(box.scp_address, called=called) == (
+            "rejected",
+            (REJECTED_PERMANENT, SERVICE_USER, 0x07),  # called AE title not recognised
+        ), called
+    assert _association_outcome(box.scp_address) == "established"
+    assert send(box.scp_address, [pydicom_data_dir / "RG1_UNCR.dcm"]) == [0x0000]
+    assert _count(box, "received_instances") == 1
+    box.stop()
+
+    box = make_box(accept_any_called_ae_title=True)
+    assert _association_outcome(box.scp_address, called="WRONG") == "established"
+
+
+def _idle_association(address):
+    """An association that is established and then sends nothing."""
+    ae = _console("IDLER")
+    ae.add_requested_context(VERIFICATION)
+    assoc = ae.associate(*address, ae_title="EDGEOSTEO")
+    assert assoc.is_established
+    return assoc
+
+
+def test_idle_peers_cannot_hold_every_association_slot(make_box):
+    idle_s = 1.0
+    box = make_box(max_associations=2, idle_timeout_seconds=idle_s, network_timeout_seconds=60)
+    squatters = [_idle_association(box.scp_address) for _ in range(2)]
+    silent = socket.create_connection(box.scp_address)  # no A-ASSOCIATE-RQ at all
+    try:
+        # every slot held: refused at once (transient, local limit exceeded)
+        assert _association_outcome(box.scp_address) == ("rejected", (0x02, 0x03, 0x02))
+        started = time.monotonic()
+        outcome = None
+        while time.monotonic() - started < idle_s + 10:  # bounded; far below 60 s
+            outcome = _association_outcome(box.scp_address)
+            if outcome == "established":
+                break
+            time.sleep(0.2)
+        waited = time.monotonic() - started
+        assert outcome == "established"
+        assert waited < idle_s + 5, waited
+        assert all(not a.is_established for a in squatters)  # the box dropped them
+        silent.settimeout(idle_s + 5)
+        assert silent.recv(1024) == b""  # closed by the ACSE timeout, not left open
+    finally:
+        silent.close()
+        for assoc in squatters:
+            if assoc.is_established:
+                assoc.abort()
+
+
+def test_a_console_that_has_sent_data_gets_the_long_network_timeout(make_box):
+    box = make_box(idle_timeout_seconds=0.5, network_timeout_seconds=60)
+    ae = _console()
+    ae.add_requested_context(VERIFICATION)
+    assoc = ae.associate(*box.scp_address, ae_title="EDGEOSTEO")
+    assert assoc.is_established
+    try:
+        assert int(assoc.send_c_echo().Status) == 0x0000
+        time.sleep(1.5)  # three idle timeouts: a console between images is not cut off
+        assert assoc.is_established
+        assert int(assoc.send_c_echo().Status) == 0x0000
+    finally:
+        assoc.release()
 
 
 # --- eligibility --------------------------------------------------------------------------

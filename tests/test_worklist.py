@@ -36,7 +36,7 @@ def _models(root):
 
 
 def send(address, paths) -> list[int]:
-    datasets = [pydicom.dcmread(p) for p in paths]
+    datasets = [p if isinstance(p, pydicom.Dataset) else pydicom.dcmread(p) for p in paths]
     ae = AE(ae_title="DR_ROOM1")
     for ds in datasets:
         ae.add_requested_context(ds.SOPClassUID, ds.file_meta.TransferSyntaxUID)
@@ -101,6 +101,32 @@ def test_received_images_move_through_the_list(clinic, pydicom_data_dir):
     assert "/cases/1/answers" in listing
     only_refused = _page(client, "?state=refused")
     assert "1RG3" in only_refused and "9RG1" not in only_refused
+
+
+def test_a_resend_with_other_pixels_is_kept_once_and_shown_as_a_conflict(clinic, pydicom_data_dir):
+    app, box, client = clinic()
+    store = app.extensions["edgeosteo"].store
+    path = pydicom_data_dir / "RG1_UNCR.dcm"
+    assert send(box.scp_address, [path]) == [0]
+    assert send(box.scp_address, [path]) == [0]  # the same bytes again: a plain duplicate
+    assert 'data-code="receiver.duplicate_conflict"' not in _page(client)
+
+    changed = pydicom.dcmread(path)  # same SOP Instance UID, other pixels
+    pixels = bytearray(changed.PixelData)
+    for i in range(0, 20_000):
+        pixels[i] ^= 0xFF
+    changed.PixelData = bytes(pixels)
+    assert send(box.scp_address, [changed]) == [0]  # acknowledged: the console stops resending
+    assert send(box.scp_address, [changed]) == [0]  # the same other copy again: one conflict
+
+    (instance,) = store.list_received()
+    kept = pydicom.dcmread(store.data_dir / instance.file)
+    assert kept.PixelData == pydicom.dcmread(path).PixelData  # the first copy stays
+    assert len(list((store.data_dir / "received").rglob("*.dcm"))) == 1
+    listing = _page(client)
+    assert listing.count('data-code="receiver.duplicate_conflict"') == 1
+    assert "same SOP Instance UID but different pixels" in listing
+    assert "C.R. 9RG1" in listing
 
 
 def test_answers_after_the_fact_re_decide_without_the_image(clinic, pydicom_data_dir):

@@ -99,9 +99,12 @@ def _check_uncompressed_length(ds: Dataset, rows: int, columns: int) -> None:
     syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
     if syntax is None or syntax.is_compressed or "PixelData" not in ds:
         return
-    expected = (
-        rows * columns * _int(ds, "SamplesPerPixel", 1) * max(1, _int(ds, "BitsAllocated", 16)) // 8
-    )
+    samples = _int(ds, "SamplesPerPixel", 1)
+    if str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422" and samples == 3:
+        # 4:2:2 chroma subsampling: two pixels share one Cb and one Cr, so each pixel is
+        # two samples' worth of bytes (Y Y Cb Cr per pair), not three
+        samples = 2
+    expected = rows * columns * samples * max(1, _int(ds, "BitsAllocated", 16)) // 8
     if len(ds.PixelData) < expected:
         raise IntakeError("intake.truncated", f"pixel data {len(ds.PixelData)} of {expected} bytes")
 

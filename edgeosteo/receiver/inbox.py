@@ -9,14 +9,21 @@ its row and queued job.
 from __future__ import annotations
 
 import hashlib
+import io
+import logging
 import os
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+import pydicom
+
 from edgeosteo.config import ReceiverSettings
 from edgeosteo.receiver.eligibility import Eligibility, HeaderFacts
 from edgeosteo.store import CaseStore, IncomingInstance, ReceivedInstance
+
+logger = logging.getLogger(__name__)
 
 RECEIVED_DIR = "received"
 INCOMING_DIR = ".incoming"
@@ -40,6 +47,24 @@ def write_durably(data: bytes, target: Path, scratch: Path) -> None:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+def pixels_differ(data: bytes, stored: Path) -> bool:
+    """Whether a resent DICOM's pixels differ from the stored copy's. The same encoding is
+    compared byte for byte; another transfer syntax is decoded and compared value for value
+    (a lossy re-encoding counts as different). Anything unreadable counts as different."""
+    try:
+        new = pydicom.dcmread(io.BytesIO(data))
+        old = pydicom.dcmread(stored)
+        new_syntax = new.file_meta.TransferSyntaxUID
+        if new_syntax == old.file_meta.TransferSyntaxUID:
+            if new.get("PixelData") == old.get("PixelData"):
+                return False
+            if not new_syntax.is_compressed:
+                return True
+        return not np.array_equal(new.pixel_array, old.pixel_array)
+    except Exception:  # a resend that cannot be compared is shown for review
+        return True
 
 
 class Inbox:
@@ -101,5 +126,17 @@ class Inbox:
             target.unlink(missing_ok=True)
             raise
         if not new:
-            target.unlink(missing_ok=True)
+            try:
+                stored = self.store.data_dir / instance.file
+                if (
+                    suffix == ".dcm"
+                    and pixels_differ(data, stored)
+                    and self.store.record_conflict(instance.id, incoming)
+                ):
+                    logger.warning(
+                        "resend of instance %s with other pixels: first copy kept",
+                        instance.id,
+                    )
+            finally:
+                target.unlink(missing_ok=True)
         return instance, new

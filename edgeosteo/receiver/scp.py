@@ -15,6 +15,7 @@ import pydicom
 from pydicom.dataset import Dataset
 from pynetdicom import AE, evt
 from pynetdicom.events import Event
+from pynetdicom.pdu import P_DATA_TF
 
 from edgeosteo.config import AnatomySettings, ReceiverSettings
 from edgeosteo.intake.dicom import _check_uncompressed_length as check_uncompressed_length
@@ -67,9 +68,17 @@ class StorageSCP:
             ae.add_supported_context(sop_class, list(TRANSFER_SYNTAXES))
         ae.add_supported_context(VERIFICATION)
         ae.require_calling_aet = list(self.settings.allowed_calling_ae_titles)
+        # pynetdicom rejects another called AE title with A-ASSOCIATE-RJ (permanent, service
+        # user, "called AE title not recognised")
+        ae.require_called_aet = not self.settings.accept_any_called_ae_title
         ae.maximum_associations = self.settings.max_associations
-        ae.network_timeout = self.settings.network_timeout_seconds
+        # A slot is held from the TCP connect: the ACSE timeout bounds the wait for the
+        # A-ASSOCIATE-RQ, and the association starts with the short idle timeout as its
+        # network (idle PDU) timeout; its first P-DATA raises that to network_timeout_seconds
+        ae.acse_timeout = self.settings.idle_timeout_seconds
+        ae.network_timeout = self.settings.idle_timeout_seconds
         handlers = [
+            (evt.EVT_PDU_RECV, self._on_pdu),
             (evt.EVT_REQUESTED, self._on_requested),
             (evt.EVT_C_ECHO, self._on_echo),
             (evt.EVT_C_STORE, self._on_store),
@@ -92,6 +101,17 @@ class StorageSCP:
             logger.warning("association from %s refused: address not allowed", address)
             # rejected permanent, by the service user, no reason given
             event.assoc.acse.send_reject(0x01, 0x01, 0x01)
+            evt.trigger(event.assoc, evt.EVT_REJECTED, {})
+            # wait until the A-ASSOCIATE-RJ has gone out (as pynetdicom's own rejections do):
+            # without this the server closes the socket before the PDU is sent
+            event.assoc.kill()
+
+    def _on_pdu(self, event: Event) -> None:
+        # runs in the association's DUL thread for every PDU received
+        if isinstance(event.pdu, P_DATA_TF):
+            assoc = event.assoc
+            if assoc.network_timeout != self.settings.network_timeout_seconds:
+                assoc.network_timeout = self.settings.network_timeout_seconds
 
     def _on_echo(self, event: Event) -> int:
         return SUCCESS

@@ -124,6 +124,23 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE outbox SET offered=1 WHERE attempts > 0 OR state <> 'pending';
     CREATE UNIQUE INDEX outbox_case_revision ON outbox(case_id, revision);
     """,
+    # received conflicts: a resend with a known SOP Instance UID but other pixels. The first
+    # copy stays; each distinct other copy (by hash) is listed on the worklist for review.
+    """
+    CREATE TABLE received_conflicts (
+        id INTEGER PRIMARY KEY,
+        instance_id INTEGER NOT NULL REFERENCES received_instances(id),
+        received_at TEXT NOT NULL,
+        source TEXT NOT NULL,
+        calling_ae TEXT,
+        peer TEXT,
+        origin_path TEXT,
+        size_bytes INTEGER NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        UNIQUE (instance_id, content_sha256)
+    );
+    CREATE INDEX received_conflicts_day ON received_conflicts(received_at);
+    """,
 )
 
 T = TypeVar("T")

@@ -8,7 +8,13 @@ import sqlite3
 import time
 import uuid
 
-from edgeosteo.records import IncomingInstance, QueueFull, ReceivedInstance, ScreeningJob
+from edgeosteo.records import (
+    IncomingInstance,
+    QueueFull,
+    ReceivedConflict,
+    ReceivedInstance,
+    ScreeningJob,
+)
 from edgeosteo.store.db import Database, row_to, utc_now
 
 
@@ -134,6 +140,48 @@ class Inbox(Database):
                 f"SELECT * FROM received_instances WHERE case_id IN ({marks})", case_ids
             ).fetchall()
         return {int(r["case_id"]): _received(r) for r in rows}
+
+    def record_conflict(self, instance_id: int, incoming: IncomingInstance) -> bool:
+        """Note a resend of instance ``instance_id`` with other pixels; False when this
+        copy (by content hash) was noted before."""
+        with self.transaction() as connection:
+            cursor = connection.execute(
+                """INSERT OR IGNORE INTO received_conflicts (instance_id, received_at, source,
+                   calling_ae, peer, origin_path, size_bytes, content_sha256)
+                   VALUES (?,?,?,?,?,?,?,?)""",
+                (
+                    instance_id,
+                    utc_now(),
+                    incoming.source,
+                    incoming.calling_ae,
+                    incoming.peer,
+                    incoming.origin_path,
+                    incoming.size_bytes,
+                    incoming.content_sha256,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    def list_conflicts(
+        self, *, day: str | None = None, limit: int = 500
+    ) -> list[tuple[ReceivedConflict, ReceivedInstance]]:
+        """Conflicting resends, newest first, each with the instance whose copy was kept."""
+        where, params = ("WHERE substr(c.received_at, 1, 10) = ?", [day]) if day else ("", [])
+        with self.connect() as connection:
+            rows = connection.execute(
+                f"SELECT c.id FROM received_conflicts c {where} ORDER BY c.id DESC LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+            found = []
+            for (conflict_id,) in rows:
+                conflict = connection.execute(
+                    "SELECT * FROM received_conflicts WHERE id=?", (conflict_id,)
+                ).fetchone()
+                instance = connection.execute(
+                    "SELECT * FROM received_instances WHERE id=?", (conflict["instance_id"],)
+                ).fetchone()
+                found.append((row_to(ReceivedConflict, conflict), _received(instance)))
+        return found
 
     def queue_depth(self) -> int:
         with self.connect() as connection:

@@ -163,6 +163,23 @@ def _worklist(records, text: str | None, day: str | None, with_pending: bool) ->
                     else None,
                 )
             )
+        # a resend with a known SOP Instance UID but other pixels: the first copy was kept
+        for conflict, instance in _store().list_conflicts(day=day):
+            patient_id = str(instance.identity.get("patient_id") or "")
+            if text and text.lower() not in patient_id.lower():
+                continue
+            rows.append(
+                WorklistRow(
+                    time=conflict.received_at,
+                    case_id=instance.case_id,
+                    patient=label(instance.identity, None),
+                    source=conflict.source,
+                    body_part=instance.body_part or instance.dicom_body_part or "",
+                    category=None,
+                    state="refused",
+                    reason_code="receiver.duplicate_conflict",
+                )
+            )
     return sorted(rows, key=lambda r: r.time, reverse=True)
 
 

@@ -8,6 +8,8 @@ import hmac
 import secrets
 import threading
 import time
+import unicodedata
+import urllib.parse
 from collections.abc import Callable, Mapping
 
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
@@ -19,6 +21,24 @@ from edgeosteo.store import CaseStore, User
 blueprint = Blueprint("auth", __name__)
 PASSWORD_METHOD = "scrypt"
 ADMIN_PASSWORD_ENV = "EDGEOSTEO_ADMIN_PASSWORD"
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """``target`` when it is a path on this site, else ``default``. After stripping, a target
+    holding a control character or a backslash is refused (browsers drop tabs and newlines
+    and read a backslash as a slash, so either can turn ``/`` + ``/evil`` into ``//evil``), and
+    so is one with a scheme, a network location or a leading ``//``, as it stands or
+    percent-decoded once."""
+    target = (target or "").strip()
+    # the percent-decoded form is held to the same rules: one more decoding (a proxy, a
+    # second redirect) must not make it hostile either
+    for form in (target, urllib.parse.unquote(target)):
+        if not form or any(c == "\\" or unicodedata.category(c)[0] == "C" for c in form):
+            return default
+        parts = urllib.parse.urlsplit(form)
+        if parts.scheme or parts.netloc or not form.startswith("/") or form.startswith("//"):
+            return default
+    return target
 
 
 def hash_password(password: str) -> str:
@@ -141,12 +161,7 @@ def login():
             session.permanent = True
             if language and not user.language:
                 session["language"] = language
-            target = request.args.get("next", "")
-            return redirect(
-                target
-                if target.startswith("/") and not target.startswith("//")
-                else url_for("pages.new_screening")
-            )
+            return redirect(safe_next(request.args.get("next"), url_for("pages.new_screening")))
         error = (
             _("Too many failed attempts. Wait five minutes and try again.")
             if problem == "locked"
@@ -170,5 +185,4 @@ def set_language():
         session["language"] = language
         if g.get("user") is not None:
             context().store.set_user_language(g.user.id, language)
-    target = request.form.get("next", "")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+    return redirect(safe_next(request.form.get("next"), "/"))

@@ -1,0 +1,72 @@
+"""The page's defences: where a login may send the browser, sessions that end, user names
+that cannot be probed, security headers, and what /healthz tells a stranger."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ADMIN_PASSWORD, csrf_token
+
+HOSTILE_NEXT = [
+    "//evil.example",
+    "/\t/evil.example",
+    "/%09/evil.example",  # the query string's %09 arrives as a tab
+    "/\\evil.example",
+    "\\\\evil.example",
+    "https://evil.example/",
+    "HTTPS:evil.example",
+    "javascript:alert(1)",
+    " //evil.example",
+    "/%0d%0aSet-Cookie:x=1",
+    "/\r\n/evil.example",
+    "/\x00/evil.example",
+    "evil.example",
+    "/\u200b/evil.example",
+    "/%2F/evil.example",
+    "/%5Cevil.example",
+]
+
+
+def _log_in(client, next_: str | None):
+    token = csrf_token(client)
+    query = {} if next_ is None else {"next": next_}
+    return client.post(
+        "/login",
+        query_string=query,
+        data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token},
+    )
+
+
+@pytest.mark.parametrize("target", HOSTILE_NEXT)
+def test_login_never_redirects_off_site(client, target):
+    response = _log_in(client, target)
+    assert response.status_code == 302
+    assert response.headers["Location"] == "/screenings/new"
+
+
+def test_the_raw_tab_payload_goes_to_the_default_page(client):
+    token = csrf_token(client)
+    response = client.post(
+        "/login?next=/%09/evil.example",
+        data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token},
+    )
+    assert response.headers["Location"] == "/screenings/new"
+
+
+@pytest.mark.parametrize("target", ["/cases", "/cases/3?x=1#top", "/settings/"])
+def test_login_follows_a_same_site_path(client, target):
+    assert _log_in(client, target).headers["Location"] == target
+
+
+@pytest.mark.parametrize("target", HOSTILE_NEXT)
+def test_safe_next_refuses_hostile_targets(target):
+    from edgeosteo.web.auth import safe_next
+
+    assert safe_next(target, "/home") == "/home"
+
+
+def test_language_switch_never_redirects_off_site(client):
+    token = csrf_token(client)
+    response = client.post(
+        "/language", data={"language": "en", "next": "/\\evil.example", "csrf_token": token}
+    )
+    assert response.headers["Location"] == "/"

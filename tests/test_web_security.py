@@ -4,6 +4,7 @@ that cannot be probed, security headers, and what /healthz tells a stranger."""
 from __future__ import annotations
 
 import pytest
+
 from conftest import ADMIN_PASSWORD, csrf_token
 
 HOSTILE_NEXT = [

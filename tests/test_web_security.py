@@ -71,3 +71,43 @@ def test_language_switch_never_redirects_off_site(client):
         "/language", data={"language": "en", "next": "/\\evil.example", "csrf_token": token}
     )
     assert response.headers["Location"] == "/"
+
+
+def _session_cookie(client) -> str:
+    cookie = client.get_cookie("session")
+    assert cookie is not None
+    return cookie.value
+
+
+def _replayed(app, cookie: str):
+    stranger = app.test_client()
+    stranger.set_cookie("session", cookie)
+    return stranger.get("/cases")
+
+
+def test_a_saved_session_cookie_is_dead_after_logout(app, admin_client):
+    saved = _session_cookie(admin_client)
+    assert _replayed(app, saved).status_code == 200
+    token = csrf_token(admin_client, "/cases")
+    assert admin_client.post("/logout", data={"csrf_token": token}).status_code == 302
+    replay = _replayed(app, saved)
+    assert replay.status_code == 302 and replay.headers["Location"].startswith("/login")
+
+
+def test_a_password_change_ends_the_users_sessions(app, box, admin_client):
+    from edgeosteo.web.auth import hash_password
+
+    saved = _session_cookie(admin_client)
+    admin = box.store.get_user("admin")
+    box.store.set_password(admin.id, hash_password("a-new-password-123"))
+    assert _replayed(app, saved).status_code == 302
+    assert admin_client.get("/cases").status_code == 302
+    assert _log_in(admin_client, None).status_code == 401  # the old password is gone
+
+
+def test_end_sessions_ends_them_and_a_new_login_works(app, box, admin_client):
+    saved = _session_cookie(admin_client)
+    box.store.end_sessions(box.store.get_user("admin").id)
+    assert _replayed(app, saved).status_code == 302
+    assert _log_in(admin_client, None).status_code == 302
+    assert admin_client.get("/cases").status_code == 200

@@ -124,6 +124,11 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE outbox SET offered=1 WHERE attempts > 0 OR state <> 'pending';
     CREATE UNIQUE INDEX outbox_case_revision ON outbox(case_id, revision);
     """,
+    # 5: a page session carries its user's session generation from the login; logging out
+    # or changing the password bumps it, which ends every session issued before
+    """
+    ALTER TABLE users ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 T = TypeVar("T")

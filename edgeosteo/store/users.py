@@ -69,9 +69,21 @@ class Users(Database):
             connection.execute("UPDATE users SET language=? WHERE id=?", (language, user_id))
 
     def set_password(self, user_id: int, password_hash: str) -> None:
+        """A new password; it also ends the user's page sessions (end_sessions)."""
         with self.transaction() as connection:
             connection.execute(
-                "UPDATE users SET password_hash=? WHERE id=?", (password_hash, user_id)
+                "UPDATE users SET password_hash=?, session_generation=session_generation+1 "
+                "WHERE id=?",
+                (password_hash, user_id),
+            )
+
+    def end_sessions(self, user_id: int) -> None:
+        """Bump the user's session generation: every page session issued before no longer
+        matches it, so it ends at its next request (logout, a disabled or reset account)."""
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE users SET session_generation=session_generation+1 WHERE id=?",
+                (user_id,),
             )
 
 

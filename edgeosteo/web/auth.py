@@ -61,7 +61,13 @@ def load_user() -> None:
 
     g.settings = context().settings
     user_id = session.get("user_id")
-    g.user = context().store.get_user_by_id(user_id) if user_id else None
+    user = context().store.get_user_by_id(user_id) if user_id else None
+    if user_id and (user is None or session.get("generation") != user.session_generation):
+        # logged out, password changed, or the account is gone: this cookie is spent
+        session.pop("user_id", None)
+        session.pop("generation", None)
+        user = None
+    g.user = user
 
 
 def login_required(view: Callable) -> Callable:
@@ -158,6 +164,7 @@ def login():
             language = session.get("language")
             session.clear()
             session["user_id"] = user.id
+            session["generation"] = user.session_generation
             session.permanent = True
             if language and not user.language:
                 session["language"] = language
@@ -172,6 +179,10 @@ def login():
 
 @blueprint.route("/logout", methods=["POST"])
 def logout():
+    from edgeosteo.web import context
+
+    if g.get("user") is not None:
+        context().store.end_sessions(g.user.id)
     session.clear()
     return redirect(url_for("auth.login"))
 

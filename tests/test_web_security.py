@@ -111,3 +111,60 @@ def test_end_sessions_ends_them_and_a_new_login_works(app, box, admin_client):
     assert _replayed(app, saved).status_code == 302
     assert _log_in(admin_client, None).status_code == 302
     assert admin_client.get("/cases").status_code == 200
+
+
+def _login_answer(app, username: str, password: str):
+    """Status and body of a fresh browser's failed login, the CSRF token blanked."""
+    import re
+
+    from conftest import log_in
+
+    response = log_in(app.test_client(), username, password)
+    body = re.sub(r'name="csrf_token" value="[^"]*"', "", response.get_data(as_text=True))
+    return response.status_code, body
+
+
+@pytest.fixture
+def hash_checks(monkeypatch):
+    """How often the login verifies a password hash, and how often it makes one."""
+    from edgeosteo.web import auth
+
+    counts = {"check": 0, "generate": 0}
+    check, generate = auth.check_password_hash, auth.generate_password_hash
+
+    def counted_check(*args, **kwargs):
+        counts["check"] += 1
+        return check(*args, **kwargs)
+
+    def counted_generate(*args, **kwargs):
+        counts["generate"] += 1
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(auth, "check_password_hash", counted_check)
+    monkeypatch.setattr(auth, "generate_password_hash", counted_generate)
+    return counts
+
+
+def test_unknown_user_and_wrong_password_answer_the_same(app):
+    assert _login_answer(app, "nobody", "wrong") == _login_answer(app, "tech", "wrong")
+    assert _login_answer(app, "nobody", "wrong")[0] == 401
+
+
+def test_unknown_user_and_wrong_password_cost_one_hash_check_each(app, hash_checks):
+    _login_answer(app, "tech", "wrong")
+    assert hash_checks == {"check": 1, "generate": 0}
+    _login_answer(app, "nobody", "wrong")
+    assert hash_checks == {"check": 2, "generate": 0}
+
+
+def test_an_unknown_user_name_locks_like_a_real_one(app, box):
+    attempts = box.settings.web.login_attempts_before_lock
+    for name in ("tech", "nobody"):
+        for _ in range(attempts):
+            assert _login_answer(app, name, "wrong")[0] == 401
+    real, unknown = _login_answer(app, "tech", "wrong"), _login_answer(app, "nobody", "wrong")
+    assert real == unknown
+    locked_message = ("Too many failed attempts", "登录失败次数过多")
+    assert any(message in unknown[1] for message in locked_message)
+    other = _login_answer(app, "somebody-else", "wrong")[1]
+    assert not any(message in other for message in locked_message)

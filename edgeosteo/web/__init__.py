@@ -17,7 +17,7 @@ from edgeosteo.config import Settings
 from edgeosteo.decision import stored_evidence
 from edgeosteo.messages import text
 from edgeosteo.store import CaseStore
-from edgeosteo.web.auth import VerifiedCredentials
+from edgeosteo.web.auth import VerifiedCredentials, dummy_hash
 
 LANGUAGES = ("zh_CN", "en")
 EXTENSION = "edgeosteo"
@@ -83,6 +83,7 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
         settings, workflow, VerifiedCredentials(web.api_credentials_cache_seconds)
     )
 
+    dummy_hash()  # once, at start: an unknown user name's login then costs one check
     Babel(app, locale_selector=request_language)
     csrf = CSRFProtect(app)
 

@@ -125,9 +125,17 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE UNIQUE INDEX outbox_case_revision ON outbox(case_id, revision);
     """,
     # 5: a page session carries its user's session generation from the login; logging out
-    # or changing the password bumps it, which ends every session issued before
+    # or changing the password bumps it, which ends every session issued before. Failed
+    # logins for names with no account are counted and locked like an account's.
     """
     ALTER TABLE users ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE unknown_logins (
+        username TEXT PRIMARY KEY,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX unknown_logins_updated ON unknown_logins(updated_at);
     """,
 )
 

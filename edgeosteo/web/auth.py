@@ -99,56 +99,19 @@ def dummy_hash() -> str:
     return hash_password(secrets.token_urlsafe(16))
 
 
-class UnknownNameFailures:
-    """Failed logins for user names that have no account, counted and locked like a real
-    account's (in memory, at most MAX_ENTRIES names), so the lockout message cannot tell
-    which names exist."""
-
-    MAX_ENTRIES = 4096
-
-    def __init__(self) -> None:
-        self._entries: dict[str, tuple[int, float]] = {}
-        self._lock = threading.Lock()
-
-    def locked(self, username: str) -> bool:
-        with self._lock:
-            return self._entries.get(username, (0, 0.0))[1] > time.time()
-
-    def record_failure(self, username: str, lock_after: int, lock_seconds: float) -> None:
-        now = time.time()
-        with self._lock:
-            failures, locked_until = self._entries.pop(username, (0, 0.0))
-            failures += 1  # as Users.record_login counts: only a success resets it
-            locked_until = now + lock_seconds if failures >= lock_after else 0.0
-            if len(self._entries) >= self.MAX_ENTRIES:
-                oldest = next(iter(self._entries))
-                del self._entries[oldest]
-            self._entries[username] = (failures, locked_until)
-
-
-_UNKNOWN_NAMES: dict[str, UnknownNameFailures] = {}
-_UNKNOWN_NAMES_LOCK = threading.Lock()
-
-
-def unknown_names(store: CaseStore) -> UnknownNameFailures:
-    """The failure counts for unknown names, one per box database."""
-    with _UNKNOWN_NAMES_LOCK:
-        return _UNKNOWN_NAMES.setdefault(str(store.path), UnknownNameFailures())
-
-
 def check_credentials(
     store: CaseStore, username: str, password: str, lock_after: int, lock_seconds: float
 ) -> tuple[User | None, str | None]:
     """The user, or None with the reason: 'locked' or 'invalid'. An unknown user name costs
     one password verification (against dummy_hash), like a wrong password, and is counted
-    and locked the same way, so neither the time nor the answer tells it from a real one."""
+    and locked the same way (store.record_unknown_login), so neither the time nor the
+    answer tells it from a real one."""
     user = store.get_user(username)
     if user is None:
-        failures = unknown_names(store)
-        if failures.locked(username):
+        if store.unknown_login_locked(username):
             return None, "locked"
         check_password_hash(dummy_hash(), password)
-        failures.record_failure(username, lock_after, lock_seconds)
+        store.record_unknown_login(username, lock_after, lock_seconds)
         return None, "invalid"
     if user.locked_until > time.time():
         return None, "locked"

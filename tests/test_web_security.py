@@ -168,3 +168,53 @@ def test_an_unknown_user_name_locks_like_a_real_one(app, box):
     assert any(message in unknown[1] for message in locked_message)
     other = _login_answer(app, "somebody-else", "wrong")[1]
     assert not any(message in other for message in locked_message)
+
+
+def _assert_security_headers(response) -> None:
+    policy = response.headers["Content-Security-Policy"]
+    directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))
+    assert directives["default-src"] == "'self'"
+    assert directives["script-src"] == "'self'" and "unsafe" not in policy
+    assert directives["img-src"] == "'self' data: blob:"
+    assert directives["frame-ancestors"] == "'none'"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_security_headers_on_pages_api_errors_and_static_files(client, admin_client):
+    answers = {
+        "login page": client.get("/login"),
+        "a page": admin_client.get("/screenings/new"),
+        "a redirect": admin_client.get("/"),
+        "the API": client.get("/api/v1/cases/1"),
+        "the API document": client.get("/api/v1/openapi.json"),
+        "an error page": admin_client.get("/cases/999999"),
+        "a missing page": client.get("/no-such-page"),
+        "a static file": client.get("/static/app.js"),
+        "health": client.get("/healthz"),
+    }
+    assert answers["an error page"].status_code == 404
+    assert answers["a static file"].status_code == 200
+    assert answers["the API"].status_code == 401
+    for name, response in answers.items():
+        try:
+            _assert_security_headers(response)
+        except (AssertionError, KeyError) as exc:
+            raise AssertionError(f"{name}: {exc!r}") from exc
+        response.close()
+
+
+def test_templates_hold_no_inline_script_style_or_handlers():
+    import re
+    from pathlib import Path
+
+    import edgeosteo.web
+
+    templates = Path(edgeosteo.web.__file__).parent / "templates"
+    inline = re.compile(
+        r"<script(?![^>]*\bsrc=)|<style|\sstyle=|\son[a-z]+\s*=|javascript:", re.IGNORECASE
+    )
+    for template in templates.glob("*.html"):
+        found = inline.findall(template.read_text(encoding="utf-8"))
+        assert not found, f"{template.name}: {found}"

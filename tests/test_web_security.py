@@ -218,3 +218,21 @@ def test_templates_hold_no_inline_script_style_or_handlers():
     for template in templates.glob("*.html"):
         found = inline.findall(template.read_text(encoding="utf-8"))
         assert not found, f"{template.name}: {found}"
+
+
+def test_healthz_tells_a_stranger_only_ok_and_the_version(client):
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert set(health.get_json()) == {"status", "version"}
+    assert health.get_json()["status"] == "ok"
+
+
+def test_the_box_status_needs_credentials(client, box):
+    import base64
+
+    assert client.get("/api/v1/status").status_code == 401
+    good = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    status = client.get("/api/v1/status", headers={"Authorization": f"Basic {good}"})
+    assert status.status_code == 200
+    body = status.get_json()
+    assert body["cases"] == box.store.count_cases() and body["models"]["knee-clinical"] is True

@@ -67,7 +67,7 @@ def check_health(url: str, timeout_s: float) -> HealthResult:
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as response:
             body = json.loads(response.read() or b"{}")
-            return HealthResult(True, f"ok, {body.get('cases', '?')} cases")
+            return HealthResult(True, f"ok, version {body.get('version', '?')}")
     except urllib.error.HTTPError as exc:
         if exc.code == 503:
             return HealthResult(True, "degraded: a model failed verification (models verify)")

@@ -74,6 +74,7 @@ class User:
     language: str | None
     failed_logins: int
     locked_until: float
+    session_generation: int
 
     @property
     def is_admin(self) -> bool:

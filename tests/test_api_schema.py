@@ -119,7 +119,11 @@ def test_a_real_screening_and_its_case_conform(page_schema):
     missing = page_schema["/api/v1/cases/{case_id}"]["GET"].Case(path_parameters={"case_id": 999})
     assert missing.call_and_validate(headers=auth, checks=CHECKS).status_code == 404
     health = page_schema["/healthz"]["GET"].Case().call_and_validate(checks=CHECKS)
-    assert health.status_code == 200
+    assert health.status_code == 200 and set(health.json()) == {"status", "version"}
+    status = page_schema["/api/v1/status"]["GET"].Case()
+    answer = status.call_and_validate(headers=auth, checks=CHECKS)
+    assert answer.status_code == 200 and answer.json()["cases"] >= 1
+    assert status.call_and_validate(checks=CHECKS).status_code == 401
 
 
 def _deliver(hub_schema, tokens, bundle: dict | None = None, raw: bytes | None = None):

@@ -110,7 +110,7 @@ def test_serve_speaks_ready_then_periodic_watchdog_and_stopping(tmp_path):
 
 class _Health(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        body = b'{"status": "ok", "cases": 0}'
+        body = b'{"status": "ok", "version": "0.0.0"}'
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()

@@ -86,6 +86,16 @@ def browser():
 def page(browser, live_server):
     context = browser.new_context(base_url=live_server, viewport={"width": 1100, "height": 1400})
     page = context.new_page()
+    # the page's Content-Security-Policy allows only its own script and stylesheet: anything
+    # it blocks (an inline script, a style attribute, a foreign URL) fails the test
+    violations: list[str] = []
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(message.text) if "Content Security Policy" in message.text else None
+        ),
+    )
+    page.on("pageerror", lambda error: violations.append(f"script error: {error}"))
     page.goto("/login")
     page.fill("input[name=username]", "admin")
     page.fill("input[name=password]", ADMIN_PASSWORD)
@@ -93,6 +103,7 @@ def page(browser, live_server):
     page.wait_for_url("**/screenings/new")
     yield page
     context.close()
+    assert not violations, violations
 
 
 def _choose_language(page, language: str) -> None:

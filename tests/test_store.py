@@ -103,6 +103,7 @@ def test_users_received_instances_and_jobs_come_back_as_stored(tmp_path):
         language="de",
         failed_logins=0,
         locked_until=0.0,
+        session_generation=0,
     )
     assert user.is_admin and type(user.locked_until) is float
     assert store.get_user_by_id(user.id) == user and store.list_users() == [user]

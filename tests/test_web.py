@@ -468,7 +468,8 @@ def test_api_credentials_are_remembered_but_a_changed_password_or_a_lock_ends_it
 def test_health_reports_models(client):
     health = client.get("/healthz").get_json()
     assert health["status"] == "ok"
-    assert health["models"]["knee-clinical"] is True
+    status = client.get("/api/v1/status", headers=_basic("admin", ADMIN_PASSWORD)).get_json()
+    assert status["status"] == "ok" and status["models"]["knee-clinical"] is True
 
 
 def test_every_page_string_is_translated():

@@ -124,7 +124,7 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE outbox SET offered=1 WHERE attempts > 0 OR state <> 'pending';
     CREATE UNIQUE INDEX outbox_case_revision ON outbox(case_id, revision);
     """,
-    # received conflicts: a resend with a known SOP Instance UID but other pixels. The first
+    # 5: received conflicts: a resend with a known SOP Instance UID but other pixels. The first
     # copy stays; each distinct other copy (by hash) is listed on the worklist for review.
     """
     CREATE TABLE received_conflicts (
@@ -140,6 +140,19 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (instance_id, content_sha256)
     );
     CREATE INDEX received_conflicts_day ON received_conflicts(received_at);
+    """,
+    # 6: a page session carries its user's session generation from the login; logging out
+    # or changing the password bumps it, which ends every session issued before. Failed
+    # logins for names with no account are counted and locked like an account's.
+    """
+    ALTER TABLE users ADD COLUMN session_generation INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE unknown_logins (
+        username TEXT PRIMARY KEY,
+        failed_logins INTEGER NOT NULL DEFAULT 0,
+        locked_until REAL NOT NULL DEFAULT 0,
+        updated_at REAL NOT NULL
+    );
+    CREATE INDEX unknown_logins_updated ON unknown_logins(updated_at);
     """,
 )
 

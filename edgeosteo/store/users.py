@@ -8,6 +8,9 @@ import time
 from edgeosteo.records import User
 from edgeosteo.store.db import Database, row_to, utc_now
 
+UNKNOWN_LOGIN_KEEP_S = 24 * 3600
+UNKNOWN_LOGIN_MAX = 10_000
+
 
 class Users(Database):
     """Accounts and logins."""
@@ -64,14 +67,65 @@ class Users(Database):
                 (failures, locked_until, user_id),
             )
 
+    def unknown_login_locked(self, username: str) -> bool:
+        """Whether failed logins for this name, which has no account, have locked it."""
+        with self.connect() as connection:
+            row = connection.execute(
+                "SELECT locked_until FROM unknown_logins WHERE username=?", (username,)
+            ).fetchone()
+        return bool(row) and row[0] > time.time()
+
+    def record_unknown_login(self, username: str, lock_after: int, lock_seconds: float) -> None:
+        """Count a failed login for a name with no account the way record_login counts one
+        for an account (one write transaction, the same lock), so neither the answer nor its
+        time tells the two apart. Names not tried for UNKNOWN_LOGIN_KEEP_S and not locked
+        are forgotten, and at most UNKNOWN_LOGIN_MAX names are kept."""
+        now = time.time()
+        with self.transaction() as connection:
+            connection.execute(
+                "DELETE FROM unknown_logins WHERE updated_at<? AND locked_until<?",
+                (now - UNKNOWN_LOGIN_KEEP_S, now),
+            )
+            failures = (
+                connection.execute(
+                    "SELECT failed_logins FROM unknown_logins WHERE username=?", (username,)
+                ).fetchone()
+                or (0,)
+            )[0] + 1
+            locked_until = now + lock_seconds if failures >= lock_after else 0
+            connection.execute(
+                "INSERT INTO unknown_logins (username, failed_logins, locked_until, updated_at) "
+                "VALUES (?,?,?,?) ON CONFLICT(username) DO UPDATE SET "
+                "failed_logins=excluded.failed_logins, locked_until=excluded.locked_until, "
+                "updated_at=excluded.updated_at",
+                (username, failures, locked_until, now),
+            )
+            connection.execute(
+                "DELETE FROM unknown_logins WHERE username NOT IN (SELECT username FROM "
+                "unknown_logins ORDER BY updated_at DESC LIMIT ?)",
+                (UNKNOWN_LOGIN_MAX,),
+            )
+
     def set_user_language(self, user_id: int, language: str) -> None:
         with self.transaction() as connection:
             connection.execute("UPDATE users SET language=? WHERE id=?", (language, user_id))
 
     def set_password(self, user_id: int, password_hash: str) -> None:
+        """A new password; it also ends the user's page sessions (end_sessions)."""
         with self.transaction() as connection:
             connection.execute(
-                "UPDATE users SET password_hash=? WHERE id=?", (password_hash, user_id)
+                "UPDATE users SET password_hash=?, session_generation=session_generation+1 "
+                "WHERE id=?",
+                (password_hash, user_id),
+            )
+
+    def end_sessions(self, user_id: int) -> None:
+        """Bump the user's session generation: every page session issued before no longer
+        matches it, so it ends at its next request (logout, a disabled or reset account)."""
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE users SET session_generation=session_generation+1 WHERE id=?",
+                (user_id,),
             )
 
 

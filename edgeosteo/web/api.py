@@ -1,7 +1,8 @@
-"""JSON API for integrations and tests: POST a screening, GET a case; health for the
-watchdog. Authenticated with HTTP Basic (the same accounts), never with the page cookie,
-so it needs no CSRF token; a verified pair is remembered for [web]
-api_credentials_cache_seconds (auth.VerifiedCredentials). Documented in openapi.json."""
+"""JSON API for integrations and tests: POST a screening, GET a case, the box's status;
+/healthz (no credentials: ok or degraded and the version) for the watchdog. Authenticated
+with HTTP Basic (the same accounts), never with the page cookie, so it needs no CSRF token;
+a verified pair is remembered for [web] api_credentials_cache_seconds
+(auth.VerifiedCredentials). Documented in openapi.json."""
 
 from __future__ import annotations
 
@@ -87,11 +88,27 @@ def _case_json(record) -> dict:
     }
 
 
-@blueprint.route("/healthz")
-def health():
+def _model_check() -> tuple[bool, dict[str, bool]]:
     registry = context().cases.screener.registry
     models = {m.id: all(c.ok for c in verify_files(m)) for m in registry}
-    healthy = all(models.values()) and not registry.problems
+    return all(models.values()) and not registry.problems, models
+
+
+@blueprint.route("/healthz")
+def health():
+    """For the watchdog, without credentials: ok or degraded, and the version; nothing about
+    the cases or the models (the authenticated /api/v1/status says those)."""
+    healthy, _models = _model_check()
+    return jsonify(
+        {"status": "ok" if healthy else "degraded", "version": __version__}
+    ), 200 if healthy else 503
+
+
+@blueprint.route("/api/v1/status")
+def status():
+    if _authenticated_user() is None:
+        return _unauthorised()
+    healthy, models = _model_check()
     return jsonify(
         {
             "status": "ok" if healthy else "degraded",
@@ -100,7 +117,7 @@ def health():
             "models": models,
             "cases": context().store.count_cases(),
         }
-    ), 200 if healthy else 503
+    )
 
 
 @blueprint.route("/api/v1/openapi.json")

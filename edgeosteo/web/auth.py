@@ -8,6 +8,8 @@ import hmac
 import secrets
 import threading
 import time
+import unicodedata
+import urllib.parse
 from collections.abc import Callable, Mapping
 
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
@@ -19,6 +21,24 @@ from edgeosteo.store import CaseStore, User
 blueprint = Blueprint("auth", __name__)
 PASSWORD_METHOD = "scrypt"
 ADMIN_PASSWORD_ENV = "EDGEOSTEO_ADMIN_PASSWORD"
+
+
+def safe_next(target: str | None, default: str) -> str:
+    """``target`` when it is a path on this site, else ``default``. After stripping, a target
+    holding a control character or a backslash is refused (browsers drop tabs and newlines
+    and read a backslash as a slash, so either can turn ``/`` + ``/evil`` into ``//evil``), and
+    so is one with a scheme, a network location or a leading ``//``, as it stands or
+    percent-decoded once."""
+    target = (target or "").strip()
+    # the percent-decoded form is held to the same rules: one more decoding (a proxy, a
+    # second redirect) must not make it hostile either
+    for form in (target, urllib.parse.unquote(target)):
+        if not form or any(c == "\\" or unicodedata.category(c)[0] == "C" for c in form):
+            return default
+        parts = urllib.parse.urlsplit(form)
+        if parts.scheme or parts.netloc or not form.startswith("/") or form.startswith("//"):
+            return default
+    return target
 
 
 def hash_password(password: str) -> str:
@@ -41,7 +61,13 @@ def load_user() -> None:
 
     g.settings = context().settings
     user_id = session.get("user_id")
-    g.user = context().store.get_user_by_id(user_id) if user_id else None
+    user = context().store.get_user_by_id(user_id) if user_id else None
+    if user_id and (user is None or session.get("generation") != user.session_generation):
+        # logged out, password changed, or the account is gone: this cookie is spent
+        session.pop("user_id", None)
+        session.pop("generation", None)
+        user = None
+    g.user = user
 
 
 def login_required(view: Callable) -> Callable:
@@ -65,14 +91,27 @@ def admin_required(view: Callable) -> Callable:
     return wrapped
 
 
+@functools.cache
+def dummy_hash() -> str:
+    """A hash of a random password made the way real ones are (computed once, at start):
+    an unknown user name is checked against it, so that path costs one verification, the
+    same as a wrong password for a real user."""
+    return hash_password(secrets.token_urlsafe(16))
+
+
 def check_credentials(
     store: CaseStore, username: str, password: str, lock_after: int, lock_seconds: float
 ) -> tuple[User | None, str | None]:
-    """The user, or None with the reason: 'locked' or 'invalid'."""
+    """The user, or None with the reason: 'locked' or 'invalid'. An unknown user name costs
+    one password verification (against dummy_hash), like a wrong password, and is counted
+    and locked the same way (store.record_unknown_login), so neither the time nor the
+    answer tells it from a real one."""
     user = store.get_user(username)
     if user is None:
-        # spend the same time as a real check so usernames cannot be probed by timing
-        check_password_hash(hash_password("x"), password)
+        if store.unknown_login_locked(username):
+            return None, "locked"
+        check_password_hash(dummy_hash(), password)
+        store.record_unknown_login(username, lock_after, lock_seconds)
         return None, "invalid"
     if user.locked_until > time.time():
         return None, "locked"
@@ -138,15 +177,11 @@ def login():
             language = session.get("language")
             session.clear()
             session["user_id"] = user.id
+            session["generation"] = user.session_generation
             session.permanent = True
             if language and not user.language:
                 session["language"] = language
-            target = request.args.get("next", "")
-            return redirect(
-                target
-                if target.startswith("/") and not target.startswith("//")
-                else url_for("pages.new_screening")
-            )
+            return redirect(safe_next(request.args.get("next"), url_for("pages.new_screening")))
         error = (
             _("Too many failed attempts. Wait five minutes and try again.")
             if problem == "locked"
@@ -157,6 +192,10 @@ def login():
 
 @blueprint.route("/logout", methods=["POST"])
 def logout():
+    from edgeosteo.web import context
+
+    if g.get("user") is not None:
+        context().store.end_sessions(g.user.id)
     session.clear()
     return redirect(url_for("auth.login"))
 
@@ -170,5 +209,4 @@ def set_language():
         session["language"] = language
         if g.get("user") is not None:
             context().store.set_user_language(g.user.id, language)
-    target = request.form.get("next", "")
-    return redirect(target if target.startswith("/") and not target.startswith("//") else "/")
+    return redirect(safe_next(request.form.get("next"), "/"))

@@ -234,6 +234,12 @@
     toggle.addEventListener("change", show);
     show();
   });
+  // an error page's "Go back" returns to the page before it (without script: the start page)
+  document.querySelectorAll("a[data-back]").forEach(function (link) {
+    link.addEventListener("click", function (e) {
+      if (window.history.length > 1) { e.preventDefault(); window.history.back(); }
+    });
+  });
   var print = document.getElementById("print");
   if (print) { print.addEventListener("click", function () { window.print(); }); }
 })();

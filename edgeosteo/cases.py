@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
 from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.intake.capture import CaptureGuess
 from edgeosteo.intake.photo import FilmCorners
@@ -147,10 +145,11 @@ class CaseWorkflow:
             return existing
         screening = dataclasses.replace(self.screen(request), screening_id=case_uuid)
         refuse_what_is_not_a_radiograph(screening)
-        state = case_state(screening.to_dict(), bool(request.answers))
+        result = screening.to_dict()
+        state = case_state(result, bool(request.answers))
         hold_s = self.screener.settings.sync.hold_unanswered_hours * 3600.0
         send_after = time.time() + hold_s if state == "needs_answers" else 0.0
-        return self._save(screening, request, state, send_after=send_after)
+        return self._save(screening, result, request, state, send_after=send_after)
 
     def screen_and_store(self, request: ScreeningRequest) -> CaseRecord:
         """Screen, then store. An unreadable upload raises IntakeError and stores nothing:
@@ -165,22 +164,24 @@ class CaseWorkflow:
         refuse_what_is_not_a_radiograph(screening)
         # the technician is at the form: a screening they gave no answers for is still
         # theirs to finish on the page, not one that waits for answers like a received one
-        state = case_state(screening.to_dict(), answered=True)
-        return self._save(screening, request, state, source_bytes=request.source)
+        result = screening.to_dict()
+        state = case_state(result, answered=True)
+        return self._save(screening, result, request, state, source_bytes=request.source)
 
     def _save(
         self,
         screening: Screening,
+        result: dict[str, object],
         request: ScreeningRequest,
         state: CaseState,
         source_bytes: bytes | None = None,
         send_after: float = 0.0,
     ) -> CaseRecord:
         return self.store.save_case(
-            screening.to_dict(),
+            result,
             identity=screening.identity,
             radiograph=screening.radiograph,
-            heatmap=first_heatmap(screening),
+            heatmap=screening.findings.first_heatmap(),
             source_bytes=source_bytes,
             original_name=request.original_name,
             local_patient_id=request.local_patient_id,
@@ -269,11 +270,6 @@ def refusal_code(result: Mapping[str, object]) -> str | None:
             if gate.get("verdict") == "fail":
                 return str(gate.get("code"))
     return None
-
-
-def first_heatmap(screening: Screening) -> np.ndarray | None:
-    """The heatmap a case stores: the first model finding that drew one."""
-    return screening.findings.first_heatmap()
 
 
 def initials(name: str) -> str:

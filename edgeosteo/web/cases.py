@@ -143,44 +143,47 @@ def _worklist(records, text: str | None, day: str | None, with_pending: bool) ->
                 tool=image_tool(record.result),
             )
         )
+
+    def received_row(instance, **row) -> WorklistRow | None:
+        """A received image's line; None when the search text is not in its patient ID."""
+        patient_id = str(instance.identity.get("patient_id") or "")
+        if text and text.lower() not in patient_id.lower():
+            return None
+        return WorklistRow(
+            patient=label(instance.identity, None),
+            body_part=instance.body_part or instance.dicom_body_part or "",
+            category=None,
+            **row,
+        )
+
     if with_pending:
+        screener = context().cases.screener
         for instance in _store().list_received(day=day, without_case=True):
-            patient_id = str(instance.identity.get("patient_id") or "")
-            if text and text.lower() not in patient_id.lower():
-                continue
+            queued = instance.state == "queued"
             rows.append(
-                WorklistRow(
+                received_row(
+                    instance,
                     time=instance.received_at,
                     case_id=None,
-                    patient=label(instance.identity, None),
                     source=instance.source,
-                    body_part=instance.body_part or instance.dicom_body_part or "",
-                    category=None,
-                    state="queued" if instance.state == "queued" else "refused",
+                    state="queued" if queued else "refused",
                     reason_code=instance.reason_code,
-                    tool=tool_for_body_part(context().cases.screener, instance.body_part)
-                    if instance.state == "queued"
-                    else None,
+                    tool=tool_for_body_part(screener, instance.body_part) if queued else None,
                 )
             )
         # a resend with a known SOP Instance UID but other pixels: the first copy was kept
         for conflict, instance in _store().list_conflicts(day=day):
-            patient_id = str(instance.identity.get("patient_id") or "")
-            if text and text.lower() not in patient_id.lower():
-                continue
             rows.append(
-                WorklistRow(
+                received_row(
+                    instance,
                     time=conflict.received_at,
                     case_id=instance.case_id,
-                    patient=label(instance.identity, None),
                     source=conflict.source,
-                    body_part=instance.body_part or instance.dicom_body_part or "",
-                    category=None,
                     state="refused",
                     reason_code="receiver.duplicate_conflict",
                 )
             )
-    return sorted(rows, key=lambda r: r.time, reverse=True)
+    return sorted((r for r in rows if r is not None), key=lambda r: r.time, reverse=True)
 
 
 def _primary(result: dict) -> dict:

@@ -77,6 +77,8 @@ class QualityThresholds:
 
 # the instruments a policy may count (decision.INSTRUMENT_BANDS says what each band means)
 POLICY_INSTRUMENTS: tuple[str, ...] = ("osta", "ost_men", "orai", "score", "osiris")
+# the measurement methods a site may count (edgeosteo.methods; each has its card in models/)
+POLICY_MEASUREMENTS: tuple[str, ...] = ("mci", "cti", "mcw", "vertebrae")
 
 
 def _policy_probability(name: str, value: object) -> None:
@@ -104,6 +106,9 @@ class PolicySettings:
     refer_estimated_t_score: float = -2.5
     consider_estimated_t_score: float = -1.0
     counted_instruments: tuple[str, ...] = ("osta", "ost_men")
+    # measurements whose band (the cut-off their card cites) drives the category; others
+    # are shown as information
+    counted_measurements: tuple[str, ...] = POLICY_MEASUREMENTS
     dxa_locally_available: bool = False
     rescreen_interval_months: int = 24
 
@@ -131,6 +136,15 @@ class PolicySettings:
             raise ConfigError(
                 "config.invalid", f"policy.counted_instruments: unknown {', '.join(unknown)}"
             )
+        measured = self.counted_measurements
+        if not isinstance(measured, tuple) or not all(isinstance(n, str) for n in measured):
+            raise ConfigError(
+                "config.invalid", "policy.counted_measurements must be a list of names"
+            )
+        if unknown := [n for n in measured if n not in POLICY_MEASUREMENTS]:
+            raise ConfigError(
+                "config.invalid", f"policy.counted_measurements: unknown {', '.join(unknown)}"
+            )
         months = self.rescreen_interval_months
         if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
             raise ConfigError("config.invalid", "policy.rescreen_interval_months must be 1-120")
@@ -146,6 +160,7 @@ class PolicySettings:
     def to_dict(self) -> dict[str, object]:
         data = dataclasses.asdict(self)
         data["counted_instruments"] = list(self.counted_instruments)
+        data["counted_measurements"] = list(self.counted_measurements)
         return data
 
 
@@ -173,6 +188,7 @@ class AnatomySettings:
             "HAND": "HAND",
             "JAW": "JAW",
             "MANDIBLE": "JAW",
+            "FEMUR": "HIP",
         }
     )
     views: dict[str, str] = field(
@@ -248,6 +264,7 @@ class Settings:
     receiver: ReceiverSettings = field(default_factory=lambda: ReceiverSettings())
     hub: HubSettings = field(default_factory=lambda: HubSettings())
     policy: PolicySettings = field(default_factory=PolicySettings)
+    measurement: MeasurementSettings = field(default_factory=lambda: MeasurementSettings())
     language: str = "zh_CN"
     # the TOML file these settings were read from, and the one the admin page writes: the
     # data directory's edgeosteo.toml unless --config or EDGEOSTEO_CONFIG named another
@@ -485,6 +502,38 @@ class PhotoThresholds:
     fringe_share_of_colour: float = 0.4
     # Colourfulness of the white-balanced film (Hasler-Susstrunk, 0-255 scale).
     colour_fail: float = 12.0
+
+
+@dataclass(frozen=True)
+class MeasurementSettings:
+    """How lengths in an image become millimetres at the bone (the ``[measurement]`` table).
+
+    ``magnification`` is the factor between the detector and the bone for each body part:
+    the detector's pixel spacing is divided by it. A body part with no factor here has no
+    millimetres, so methods that need them refuse with ``measurement.no_scale``. A
+    panoramic unit magnifies by its own factor (about 1.2 to 1.3, in the unit's manual):
+    the installer enters it as ``JAW``.
+    """
+
+    magnification: dict[str, float] = field(default_factory=lambda: {"HAND": 1.0, "HIP": 1.0})
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.magnification, dict):
+            raise ConfigError("config.invalid", "measurement.magnification must be a table")
+        for part, factor in self.magnification.items():
+            if isinstance(factor, bool) or not isinstance(factor, int | float):
+                raise ConfigError("config.invalid", f"measurement.magnification.{part}: a number")
+            if not 0.5 <= float(factor) <= 3.0:
+                raise ConfigError(
+                    "config.invalid", f"measurement.magnification.{part} must be 0.5-3.0"
+                )
+
+    def magnification_for(self, body_part: str | None, capture: str = "digital") -> float | None:
+        """The factor for this body part, or None when millimetres are unknown."""
+        if capture != "digital" or body_part is None:
+            return None
+        factor = self.magnification.get(body_part)
+        return float(factor) if factor is not None else None
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,13 @@ from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.intake.capture import CaptureGuess
 from edgeosteo.intake.photo import FilmCorners
 from edgeosteo.intake.types import Capture
-from edgeosteo.screening import PhotoReview, Screener, Screening
+from edgeosteo.measurement import (
+    MeasurementRefusal,
+    MeasurementRequest,
+    MeasurementResult,
+    replace_method,
+)
+from edgeosteo.screening import PhotoReview, Screener, Screening, StoredImageResult
 from edgeosteo.store import CaseRecord, CaseStore
 
 CaseState = Literal["screened", "needs_answers", "refused"]
@@ -45,6 +51,8 @@ class ScreeningRequest:
     film_corners: FilmCorners | None = None
     # the technician says the body part chosen is right where the image's header disagrees
     body_part_confirmed: bool = False
+    # measurement methods to run with the user's taps (radiograph pixels)
+    measurements: tuple[MeasurementRequest, ...] = ()
 
     def validate(self) -> None:
         """Raise RequestError when the request cannot become a case, for every entry point
@@ -101,6 +109,7 @@ class CaseWorkflow:
                 film_corners=request.film_corners,
                 body_part_confirmed=request.body_part_confirmed,
                 capture_guess=guess,
+                measurements=request.measurements,
             )
 
     def guess_capture(self, source: bytes) -> CaptureGuess:
@@ -149,7 +158,10 @@ class CaseWorkflow:
         state = case_state(result, bool(request.answers))
         hold_s = self.screener.settings.sync.hold_unanswered_hours * 3600.0
         send_after = time.time() + hold_s if state == "needs_answers" else 0.0
-        return self._save(screening, result, request, state, send_after=send_after)
+        # the original is kept, as for an upload, so a reader can measure it later
+        return self._save(
+            screening, result, request, state, source_bytes=request.source, send_after=send_after
+        )
 
     def screen_and_store(self, request: ScreeningRequest) -> CaseRecord:
         """Screen, then store. An unreadable upload raises IntakeError and stores nothing:
@@ -203,6 +215,47 @@ class CaseWorkflow:
         updated = self.store.update_result(case_id, result, state)
         self.store.set_case_state(case_id, state)
         return updated
+
+    def measure_case(
+        self, case_id: int, request: MeasurementRequest, save: bool
+    ) -> tuple[CaseRecord | None, MeasurementResult] | None:
+        """A measurement on a stored case's original image with the reader's taps. With
+        ``save`` it replaces any earlier measurement by the same method and the case is
+        decided again (no image model runs again); without, it is a preview the page draws.
+        None when there is no such case."""
+        record = self.store.get_case(case_id)
+        if record is None:
+            return None
+        stored = record.result
+        if not record.image_file:
+            refusal = MeasurementRefusal(
+                request.method, "measurement.no_image", "the case keeps no original image"
+            )
+            return record, refusal
+        data = (self.store.data_dir / record.image_file).read_bytes()
+        image = stored.get("image") or {}
+        capture = "photo" if image.get("capture") == "photo" else "digital"
+        photo = image.get("photo") or {}
+        corners = (
+            FilmCorners(tuple((float(x), float(y)) for x, y in photo["corners"]), "user")
+            if capture == "photo" and photo.get("corners")
+            else None
+        )
+        with self._slots:
+            intake = self.screener.read(data, capture, corners)
+            quality = self.screener.check_quality(intake)
+            choice = self.screener.choose_body_part(intake, stored.get("body_part"), True)
+            result = self.screener.measure(intake, quality, choice, request)
+            if not save:
+                return record, result
+            kept = StoredImageResult.from_dict(stored).measurements
+            answers = (stored.get("clinical") or {}).get("answers") or {}
+            screening = self.screener.reassess(stored, answers, replace_method(kept, result))
+        updated = screening.to_dict()
+        state = case_state(updated, bool(answers))
+        saved = self.store.update_result(case_id, updated, state)
+        self.store.set_case_state(case_id, state)
+        return saved, result
 
 
 @dataclass(frozen=True)

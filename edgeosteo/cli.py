@@ -119,6 +119,8 @@ def _summary_lines(result: dict, language: str) -> list[str]:
         lines.append("  model    " + " ".join(parts))
     for missing in findings["unavailable"]:
         lines.append(f"  not run  {missing['code']}: {text(missing['code'], language)}")
+    for m in result.get("measurements") or ():
+        lines.extend(_measurement_lines(m, language))
     clinical = result.get("clinical")
     if clinical:
         for instrument in clinical.get("instruments", []):
@@ -168,6 +170,13 @@ def _summary_lines(result: dict, language: str) -> list[str]:
     help="With --photo: the film's four corners in the photo's pixels, as JSON, e.g. "
     '"[[120,80],[900,95],[910,1200],[100,1190]]" (otherwise the film is found automatically).',
 )
+@click.option(
+    "--measure",
+    "measure_method",
+    help="A measurement method to run with --points (mci, cti, mcw, vertebrae); see "
+    "`edgeosteo measure`.",
+)
+@click.option("--points", help="With --measure: the taps as JSON, in the image's pixels.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per file).")
 @click.option("--lang", type=click.Choice(["en", "zh_CN"]), default="en")
 @click.pass_context
@@ -184,6 +193,8 @@ def screen(
     body_part_confirmed: bool,
     photo: bool,
     film_corners: str | None,
+    measure_method: str | None,
+    points: str | None,
     as_json: bool,
     lang: str,
 ) -> None:
@@ -192,6 +203,7 @@ def screen(
     from edgeosteo.intake.photo import FilmCorners
     from edgeosteo.screening import Screener
 
+    requests = _measurement_requests(measure_method, points, lang)
     corners = None
     if film_corners:
         if not photo:
@@ -232,6 +244,7 @@ def screen(
                 capture="photo" if photo else "digital",
                 film_corners=corners,
                 body_part_confirmed=body_part_confirmed,
+                measurements=requests,
             ).to_dict()
             error = result.get("intake_error")
             quality = result.get("quality")
@@ -253,6 +266,99 @@ def screen(
             click.echo(line)
     if len(results) > 1:
         click.echo("Tally: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.items())))
+
+
+def _measurement_requests(method: str | None, points: str | None, lang: str) -> tuple:
+    from edgeosteo.errors import RequestError
+    from edgeosteo.measurement import MeasurementRequest
+
+    if not method:
+        if points:
+            raise click.UsageError("--points needs --measure")
+        return ()
+    try:
+        return (MeasurementRequest.parse(method, points),)
+    except RequestError as exc:
+        raise click.BadParameter(
+            f"{text(exc.code, lang)} ({exc.detail})", param_hint="--points"
+        ) from exc
+
+
+def _measurement_lines(m: dict, language: str) -> list[str]:
+    if m.get("status") == "refused":
+        detail = f" ({m['detail']})" if m.get("detail") else ""
+        return [
+            f"  measure  {m['method']} refused {m['code']}: {text(m['code'], language)}{detail}"
+        ]
+    cutoff = m.get("cutoff") or {}
+    unit = "" if m["unit"] in ("ratio", "grade") else f" {m['unit']}"
+    lines = [
+        f"  measure  {m['method']} {m['method_version']}: {m['value']:.3g}{unit} "
+        f"band {m.get('band')} ({cutoff.get('rule', '')}; {cutoff.get('citation', '')})"
+    ]
+    for vertebra in (m.get("details") or {}).get("vertebrae", []):
+        lines.append(
+            f"           {vertebra.get('level')}: grade {vertebra.get('grade')} "
+            f"{vertebra.get('type') or ''}"
+        )
+    return lines
+
+
+@main.command()
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--method", "method", required=True, help="mci, cti, mcw or vertebrae.")
+@click.option(
+    "--points",
+    required=True,
+    help="The taps as JSON in the image's pixels: a list of [x, y], or an object with "
+    '"points" and the method\'s options, e.g. \'{"first_level": "T12", "points": [...]}\'.',
+)
+@click.option("--body-part", help="Body part shown; by default the file's header says.")
+@click.option("--body-part-confirmed", is_flag=True, help="The --body-part given is right.")
+@click.option("--photo", is_flag=True, help="The file is a phone photo of a printed film.")
+@click.option("--json", "as_json", is_flag=True, help="Print the measurement as JSON.")
+@click.option("--lang", type=click.Choice(["en", "zh_CN"]), default="en")
+@click.pass_context
+def measure(
+    ctx: click.Context,
+    file: Path,
+    method: str,
+    points: str,
+    body_part: str | None,
+    body_part_confirmed: bool,
+    photo: bool,
+    as_json: bool,
+    lang: str,
+) -> None:
+    """Measure one radiograph with a method and the user's taps (the same stage a
+    screening runs). Exits 1 when the measurement is refused, with the reason."""
+    from edgeosteo.screening import Screener
+
+    (request,) = _measurement_requests(method, points, lang)
+    screener = Screener(_settings(ctx))
+    capture = "photo" if photo else "digital"
+    intake = screener.read(file, capture)
+    quality = screener.check_quality(intake)
+    choice = screener.choose_body_part(intake, body_part, body_part_confirmed)
+    if intake.error:
+        result: dict = {
+            "status": "refused",
+            "method": request.method,
+            "code": intake.error["code"],
+            "message_en": intake.error["message_en"],
+            "message_zh_CN": intake.error["message_zh_CN"],
+            "detail": intake.error.get("detail"),
+        }
+    else:
+        result = screener.measure(intake, quality, choice, request).to_dict()
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        click.echo(str(file))
+        for line in _measurement_lines(result, lang):
+            click.echo(line)
+    if result["status"] == "refused":
+        ctx.exit(1)
 
 
 class _plain:

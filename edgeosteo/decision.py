@@ -24,6 +24,7 @@ from edgeosteo.clinical import (
 )
 from edgeosteo.config import PolicySettings
 from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
+from edgeosteo.measurement import Measurement, MeasurementRefusal, MeasurementResult
 from edgeosteo.messages import LANGUAGES, Evidence, both, field_names, quality_codes, text
 from edgeosteo.metrics import auc
 from edgeosteo.quality import QualityReport
@@ -68,6 +69,17 @@ INDICATIONS: dict[str, Category] = {
     "clinical.indication.radiograph_change": "refer",
     "clinical.indication.osta": "consider",
     "clinical.indication.iof_positive": "consider",
+}
+
+# What each measurement band points to: the band is set by the cut-off its method's card
+# cites (models/<method>/method.json), so a lower index can only keep or raise the category.
+MEASUREMENT_BANDS: dict[str, Category] = {
+    "normal": "routine",
+    "low_bone_mass": "consider",
+    "osteoporosis_likely": "refer",
+    "no_vertebral_fracture": "routine",
+    "possible_vertebral_fracture": "refer",
+    "vertebral_fracture": "urgent",
 }
 
 
@@ -352,8 +364,12 @@ def decide(
     findings: Findings | None,
     quality: QualityReport | None,
     policy: SitePolicy | None = None,
+    measurements: Sequence[MeasurementResult] = (),
 ) -> Referral:
     """The referral for one patient.
+
+    ``measurements`` point to a category through their band when the site counts their
+    method; a refused measurement is a note with its reason, never evidence.
 
     ``quality`` is None when no image was given; image and fused findings are then not used.
     Only findings whose card permits referral use drive the category, the preferred one
@@ -374,13 +390,21 @@ def decide(
     reasons.extend(model_reasons)
     notes.extend(model_notes)
     reasons.extend(_fracture_with_probable_osteoporosis(answers, primary, policy))
+    measured_reasons, measured_notes = _measurement_reasons(measurements, policy)
+    reasons.extend(measured_reasons)
+    notes.extend(measured_notes)
 
     image_used = primary is not None and primary.kind != "clinical"
     quality_listed = QUALITY + quality_codes(quality.codes if quality else ())
     notes.extend(_image_use_notes(image_used, quality, image_failed, quality_listed))
 
     category, floor_reasons, floor_notes = _category(
-        answers, assessment, reasons, primary, image_failed, quality_listed
+        answers,
+        assessment,
+        reasons,
+        primary or bool(measured_reasons),
+        image_failed,
+        quality_listed,
     )
     reasons.extend(floor_reasons)
     notes.extend(floor_notes)
@@ -474,6 +498,41 @@ def _fracture_with_probable_osteoporosis(
     ]
 
 
+def _measurement_evidence(m: Measurement) -> Evidence:
+    value = f"{m.value:.2f}" if m.unit != "grade" else f"{m.value:g}"
+    unit = "" if m.unit in ("ratio", "grade") else f" {m.unit}"
+    cutoff = f"{m.cutoff.rule}, {m.cutoff.citation}" if m.cutoff else ""
+    levels = m.details.get("summary") if isinstance(m.details.get("summary"), Mapping) else None
+    extra_en = f"; {levels['en']}" if levels and levels.get("en") else ""
+    extra_zh = f"；{levels['zh_CN']}" if levels and levels.get("zh_CN") else ""
+    return Evidence(
+        f"{m.method} {m.method_version}: {value}{unit} ({cutoff}){extra_en}",
+        f"{m.method} {m.method_version}：{value}{unit}（{cutoff}）{extra_zh}",
+    )
+
+
+def _measurement_reasons(
+    measurements: Sequence[MeasurementResult], policy: SitePolicy
+) -> tuple[list[Reason], list[Reason]]:
+    reasons: list[Reason] = []
+    notes: list[Reason] = []
+    for m in measurements:
+        if isinstance(m, MeasurementRefusal):
+            notes.append(Reason(m.code, Evidence(m.method, m.method)))
+            continue
+        if m.band is None or m.band not in MEASUREMENT_BANDS:
+            notes.append(Reason("measurement.information_only", _measurement_evidence(m)))
+            continue
+        code = f"measurement.band.{m.band}"
+        if m.method in policy.counted_measurements:
+            reasons.append(Reason(code, _measurement_evidence(m), MEASUREMENT_BANDS[m.band]))
+        else:
+            notes.append(
+                Reason("measurement.information_only", _measurement_evidence(m) + INFORMATION_ONLY)
+            )
+    return reasons, notes
+
+
 def _image_use_notes(
     image_used: bool,
     quality: QualityReport | None,
@@ -501,7 +560,7 @@ def _category(
     answers: ClinicalAnswers,
     assessment: ClinicalAssessment,
     reasons: Sequence[Reason],
-    primary: ModelFinding | None,
+    primary: ModelFinding | bool | None,
     image_failed: bool,
     quality_listed: Evidence,
 ) -> tuple[Category, list[Reason], list[Reason]]:
@@ -520,7 +579,7 @@ def _category(
     clinical_enough = answers.prior_fragility_fracture is not None and any(
         r.code.startswith("clinical.") and r.points_to is not None for r in reasons
     )
-    if primary is not None or clinical_enough:
+    if primary or clinical_enough:
         return "routine", [], []
     wanted = [
         name

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeosteo import __version__, anatomy, quality_photo
+from edgeosteo import __version__, anatomy, methods, quality_photo
 from edgeosteo.anatomy import BodyPartChoice
 from edgeosteo.clinical import ClinicalAnswers, ClinicalAssessment, assess_clinical
 from edgeosteo.config import Settings, load_settings
@@ -31,10 +31,11 @@ from edgeosteo.intake.detect import detect_kind
 from edgeosteo.intake.dicom import header_anatomy
 from edgeosteo.intake.photo import FilmCorners, PhotoResult, load_photo, read_photo, rectify_file
 from edgeosteo.intake.types import Capture, PatientIdentity, Radiograph
+from edgeosteo.measurement import MeasurementRequest, MeasurementResult, result_from_dict
 from edgeosteo.models import ModelRegistry
 from edgeosteo.quality import GateResult, QualityReport, assess
 
-SCHEMA_VERSION = "1.1"  # 1.1: "anatomy" (header and chosen body part, view)
+SCHEMA_VERSION = "1.2"  # 1.1: "anatomy" (header and chosen body part, view); 1.2: "measurements"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class Screening:
     body_part: str | None = None
     # the body part and view from the header and from the technician, and which was used
     anatomy: Mapping[str, object] | None = None
+    # the measurements asked for, each measured or refused with its reason
+    measurements: tuple[MeasurementResult, ...] = ()
     # kept apart: never serialised with the result
     identity: PatientIdentity = field(default_factory=PatientIdentity, repr=False)
     radiograph: Radiograph | None = field(default=None, repr=False, compare=False)
@@ -71,6 +74,7 @@ class Screening:
             "findings": {"primary_model": self.referral.primary_model, **self.findings.to_dict()},
             "clinical": self.clinical.to_dict(),
             "answer_problems": [dict(p) for p in self.answer_problems],
+            "measurements": [m.to_dict() for m in self.measurements],
             "referral": self.referral.to_dict(),
         }
 
@@ -127,6 +131,7 @@ class StoredImageResult:
     findings: Findings  # image and fused findings only; heatmaps stay in the store's files
     body_part: str | None
     anatomy: Mapping[str, object] | None = None
+    measurements: tuple[MeasurementResult, ...] = ()
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> StoredImageResult:
@@ -156,6 +161,7 @@ class StoredImageResult:
             findings=Findings(results=results, unavailable=unavailable),
             body_part=stored.get("body_part"),
             anatomy=stored.get("anatomy"),
+            measurements=tuple(result_from_dict(m) for m in stored.get("measurements") or ()),
         )
 
 
@@ -188,6 +194,7 @@ class Screener:
         self.runner = ModelRunner(
             self.registry, self.settings.runtime, self.settings.model_cache_dir
         )
+        self.methods = methods.MethodRegistry(self.settings.models_dir)
         self._policy = self.settings.policy
         self._policy_lock = threading.Lock()
 
@@ -214,13 +221,15 @@ class Screener:
         film_corners: FilmCorners | Sequence[Sequence[float]] | None = None,
         body_part_confirmed: bool = False,
         capture_guess: CaptureGuess | None = None,
+        measurements: Sequence[MeasurementRequest] = (),
     ) -> Screening:
         """Screen one case. ``capture="photo"`` means a phone photograph of a printed film:
         the film is found (or taken from ``film_corners``: four clicks in photo pixels, or
         the corners a review found), rectified and checked by the photo gates before the
         usual gates run. ``body_part`` is the technician's choice; None takes the image's
         header, and a choice the header contradicts runs no image model unless
-        ``body_part_confirmed``."""
+        ``body_part_confirmed``. ``measurements`` are the methods to run with the
+        user's taps (radiograph pixels)."""
         answers, problems = _parsed_answers(patient)
         intake = self.read(source, capture, film_corners, capture_guess)
         radiograph = intake.radiograph
@@ -228,7 +237,8 @@ class Screener:
         choice = self.choose_body_part(intake, body_part, body_part_confirmed)
         part = choice.body_part
         findings = self.run_models(intake, quality, choice, answers)
-        clinical, referral = self.decide(answers, findings, quality)
+        measured = tuple(self.measure(intake, quality, choice, r) for r in measurements)
+        clinical, referral = self.decide(answers, findings, quality, measured)
         return Screening(
             screening_id=str(uuid.uuid4()),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -241,6 +251,7 @@ class Screener:
             answer_problems=tuple(p.to_dict() for p in problems),
             body_part=part,
             anatomy=choice.to_dict(),
+            measurements=measured,
             identity=intake.identity,
             radiograph=radiograph,
         )
@@ -349,12 +360,35 @@ class Screener:
             image_refusal=choice.refusal() if choice else None,
         )
 
+    def measure(
+        self,
+        intake: ImageIntake,
+        quality: QualityReport | None,
+        choice: BodyPartChoice | None,
+        request: MeasurementRequest,
+    ) -> MeasurementResult:
+        """One measurement method on the image with the user's taps, or its coded refusal
+        (an unusable image, another body part, bad taps, no scale). Never raises."""
+        return methods.measure(
+            request,
+            intake.radiograph,
+            quality.usable if quality else False,
+            choice.body_part if choice else None,
+            choice.view if choice else None,
+            self.methods,
+            self.settings.measurement,
+        )
+
     def decide(
-        self, answers: ClinicalAnswers, findings: Findings, quality: QualityReport | None
+        self,
+        answers: ClinicalAnswers,
+        findings: Findings,
+        quality: QualityReport | None,
+        measurements: Sequence[MeasurementResult] = (),
     ) -> tuple[ClinicalAssessment, Referral]:
         """The clinical instruments, then the referral under the site's current policy."""
         clinical = assess_clinical(answers)
-        return clinical, decide(answers, clinical, findings, quality, self.policy)
+        return clinical, decide(answers, clinical, findings, quality, self.policy, measurements)
 
     def review_photo(
         self, source: ImageSource, film_corners: FilmCorners | None = None
@@ -376,6 +410,7 @@ class Screener:
         self,
         stored: Mapping[str, Any],
         patient: ClinicalAnswers | Mapping[str, object] | None,
+        measurements: Sequence[MeasurementResult] | None = None,
     ) -> Screening:
         """A stored screening (its ``to_dict()`` form) decided again with new clinical
         answers, for answers given after the image was screened.
@@ -383,6 +418,7 @@ class Screener:
         Intake outcome, quality report and image findings are taken as stored; only the
         clinical models, the clinical instruments and the referral run again, so no image
         model runs twice. Fused models need the image and so keep their stored outcome.
+        ``measurements`` replace the stored ones (a reader measured after screening).
         """
         answers, problems = _parsed_answers(patient)
         image = StoredImageResult.from_dict(stored)
@@ -393,7 +429,8 @@ class Screener:
             unavailable=tuple(u for u in clinical_only.unavailable if u.kind == "clinical")
             + image.findings.unavailable,
         )
-        clinical, referral = self.decide(answers, findings, image.quality)
+        measured = tuple(measurements) if measurements is not None else image.measurements
+        clinical, referral = self.decide(answers, findings, image.quality, measured)
         return Screening(
             screening_id=image.screening_id,
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -406,6 +443,7 @@ class Screener:
             answer_problems=tuple(p.to_dict() for p in problems),
             body_part=image.body_part,
             anatomy=image.anatomy,
+            measurements=measured,
         )
 
 

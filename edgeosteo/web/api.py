@@ -19,6 +19,7 @@ from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.messages import text
 from edgeosteo.models import verify_files
 from edgeosteo.web import context
+from edgeosteo.web.measure import measurement_requests_from_form
 from edgeosteo.web.review import film_corners_from_form
 
 blueprint = Blueprint("api", __name__)
@@ -155,6 +156,7 @@ def post_screening():
                 created_by=user.username,
                 capture=capture,
                 film_corners=film_corners,
+                measurements=measurement_requests_from_form(request.form),
             )
         )
     except (IntakeError, RequestError) as exc:

@@ -18,7 +18,8 @@ from flask_babel import gettext as _
 from edgeosteo.cases import ScreeningRequest
 from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.errors import IntakeError, RequestError
-from edgeosteo.web import context
+from edgeosteo.messages import text
+from edgeosteo.web import context, request_language
 from edgeosteo.web.auth import login_required
 from edgeosteo.web.form import BODY_PARTS, CLINICAL_FIELDS, answers_from_form
 from edgeosteo.web.review import film_corners_from_form
@@ -113,8 +114,18 @@ def _record(case_id: int):
 @login_required
 def case(case_id: int):
     record = _record(case_id)
+    anatomy = record.result.get("anatomy") or {}
+    registry = context().cases.screener.methods
+    methods = registry.for_image(record.body_part, anatomy.get("view"))
+    language = "zh_CN" if request_language().startswith("zh") else "en"
     return render_template(
-        "case.html", case=record, result=record.result, title=_("Screening result")
+        "case.html",
+        case=record,
+        result=record.result,
+        title=_("Screening result"),
+        methods=methods,
+        method_names={c.id: c.name.get(language, c.id) for c in registry},
+        band_text=lambda band: text(f"measurement.band.{band}", language) if band else "",
     )
 
 

@@ -240,6 +240,110 @@
       if (window.history.length > 1) { e.preventDefault(); window.history.back(); }
     });
   });
+  // the measuring tool: taps on the image become points in the radiograph's pixels; the
+  // box finds the edges and returns the points it used, drawn as handles the reader drags
+  var tool = document.getElementById("measure-tool");
+  var svg = document.getElementById("measure-overlay");
+  if (tool && svg) {
+    var NS = "http://www.w3.org/2000/svg";
+    var preview = document.getElementById("preview-overlay");
+    var select = document.getElementById("measure-method");
+    var status = document.getElementById("measure-status");
+    var save = document.getElementById("measure-save");
+    var token = document.querySelector("input[name=csrf_token]").value;
+    var points = [];
+    var dragging = -1;
+    var measured = false;
+    svg.classList.add("tapping");
+    var help = function () {
+      var option = select.options[select.selectedIndex];
+      document.getElementById("measure-help").textContent = option ? option.dataset.help : "";
+    };
+    select.addEventListener("change", function () { points = []; measured = false; draw(null); help(); });
+    help();
+    var toImage = function (e) {
+      var box = svg.getBoundingClientRect();
+      var cols = Number(svg.dataset.columns), rows = Number(svg.dataset.rows);
+      return [(e.clientX - box.left) / box.width * cols, (e.clientY - box.top) / box.height * rows];
+    };
+    var radius = function () { return Number(svg.dataset.columns) / 80; };
+    var draw = function (result) {
+      while (preview.firstChild) { preview.removeChild(preview.firstChild); }
+      ((result && result.overlay) || []).forEach(function (shape) {
+        var el = document.createElementNS(NS, shape.kind === "polygon" ? "polygon" : "polyline");
+        el.setAttribute("points", shape.points.map(function (p) { return p.join(","); }).join(" "));
+        el.setAttribute("class", "shape " + shape.role);
+        el.setAttribute("vector-effect", "non-scaling-stroke");
+        preview.appendChild(el);
+      });
+      points.forEach(function (p, i) {
+        var handle = document.createElementNS(NS, "circle");
+        handle.setAttribute("cx", p[0]); handle.setAttribute("cy", p[1]);
+        handle.setAttribute("r", radius());
+        handle.setAttribute("class", "handle");
+        handle.dataset.index = i;
+        preview.appendChild(handle);
+      });
+    };
+    var run = function (keep) {
+      var body = { method: select.value, points: points, save: keep === true };
+      status.textContent = "…";
+      return fetch(tool.dataset.url, {
+        method: "POST", credentials: "same-origin",
+        headers: { "Content-Type": "application/json", "X-CSRFToken": token },
+        body: JSON.stringify(body)
+      }).then(function (r) { return r.json(); }).then(function (data) {
+        var m = data.measurement || data;
+        var zh = document.documentElement.lang.indexOf("zh") === 0;
+        if (m.status === "measured") {
+          if (keep === true) { window.location.reload(); return; }
+          points = m.points_used.map(function (p) { return [p[0], p[1]]; });
+          measured = true;
+          save.disabled = false;
+          draw(m);
+          var shown = m.unit === "mm" ? m.value.toFixed(2) + " mm" : (m.unit === "ratio" ? m.value.toFixed(2) : String(m.value));
+          status.textContent = shown + (m.cutoff ? " (" + m.cutoff.rule + ")" : "");
+          status.className = "measured";
+        } else {
+          measured = false;
+          save.disabled = true;
+          draw(null);
+          status.textContent = (zh ? m.message_zh_CN : m.message_en) || m.code;
+          status.className = "refused";
+        }
+      }).catch(function () { status.textContent = "!"; });
+    };
+    svg.addEventListener("pointerdown", function (e) {
+      var target = e.target;
+      if (target.classList && target.classList.contains("handle")) {
+        dragging = Number(target.dataset.index);
+        svg.setPointerCapture(e.pointerId);
+        e.preventDefault();
+        return;
+      }
+      var max = Number(select.options[select.selectedIndex].dataset.max);
+      if (points.length >= max) { return; }
+      points.push(toImage(e));
+      measured = false; save.disabled = true;
+      draw(null);
+      e.preventDefault();
+    });
+    svg.addEventListener("pointermove", function (e) {
+      if (dragging < 0) { return; }
+      points[dragging] = toImage(e);
+      draw(null);
+    });
+    svg.addEventListener("pointerup", function () {
+      if (dragging < 0) { return; }
+      dragging = -1;
+      if (measured) { run(false); }
+    });
+    document.getElementById("measure-run").addEventListener("click", function () { run(false); });
+    document.getElementById("measure-clear").addEventListener("click", function () {
+      points = []; measured = false; save.disabled = true; draw(null); status.textContent = "";
+    });
+    save.addEventListener("click", function () { run(true); });
+  }
   var print = document.getElementById("print");
   if (print) { print.addEventListener("click", function () { window.print(); }); }
 })();

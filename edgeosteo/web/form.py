@@ -70,8 +70,11 @@ BODY_PARTS = (
     ("KNEE", _l("Knee")),
     ("HIP", _l("Hip / pelvis")),
     ("LSPINE", _l("Lumbar spine")),
+    ("TSPINE", _l("Thoracic spine")),
+    ("TLSPINE", _l("Thoracolumbar spine")),
     ("CHEST", _l("Chest")),
     ("HAND", _l("Hand")),
+    ("JAW", _l("Jaw (panoramic)")),
 )
 
 

@@ -93,10 +93,17 @@ def _tap(page, phone: bool, point) -> None:
         page.mouse.click(x, y)
 
 
+def _press(page, phone: bool, selector: str) -> None:
+    button = page.locator(selector)
+    button.scroll_into_view_if_needed()
+    if phone:
+        button.tap()
+    else:
+        button.click()
+
+
 def _value(page) -> float:
-    page.wait_for_function(
-        "document.getElementById('measure-status').className !== ''", timeout=30_000
-    )
+    page.wait_for_selector("#measure-status.measured, #measure-status.refused", timeout=30_000)
     status = page.inner_text("#measure-status")
     match = re.match(r"([0-9.]+)", status)
     assert match, status
@@ -113,6 +120,15 @@ def test_tap_find_edges_drag_remeasure_save_print(measure_page, language, tmp_pa
     _choose_language(page, language)
     _screen_hand(page, tmp_path)
     before = page.get_attribute("#banner", "class")
+    # nothing wider than the phone: a page that scrolls sideways misplaces every tap
+    wide = page.evaluate(
+        "Array.from(document.querySelectorAll('main *'))"
+        ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 2)"
+        ".map(e => e.tagName + '.' + e.className).slice(0, 8)"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"], (
+        wide
+    )
     page.select_option("#measure-method", "mci")
     help_text = page.inner_text("#measure-help")
     assert help_text and (re.search(r"[\u4e00-\u9fff]", help_text) if language == "zh_CN" else True)
@@ -120,32 +136,27 @@ def test_tap_find_edges_drag_remeasure_save_print(measure_page, language, tmp_pa
     _tap(page, phone, (START[0] + 6, START[1] + 40))
     _tap(page, phone, (END[0] - 5, END[1] - 40))
     assert page.locator("#preview-overlay circle.handle").count() == 2
-    page.click("#measure-run")
+    _press(page, phone, "#measure-run")
     value = _value(page)
     assert abs(value - TRUE_MCI) <= 0.03
     assert page.locator("#preview-overlay polyline.edge, #preview-overlay polyline").count() >= 2
     # drag the first handle along the shaft: the edges are found again, the index holds
     handle = page.locator("#preview-overlay circle.handle").first
+    handle.scroll_into_view_if_needed()
     box = handle.bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.evaluate("document.getElementById('measure-status').className = ''")
-    if phone:
-        # a touch drag is pointer events with the pen/touch down; dispatch them on the handle
+    with page.expect_response("**/measurements") as remeasured:
         page.mouse.move(x, y)
         page.mouse.down()
         page.mouse.move(x + 3, y + 25, steps=5)
         page.mouse.up()
-    else:
-        page.mouse.move(x, y)
-        page.mouse.down()
-        page.mouse.move(x + 3, y + 25, steps=5)
-        page.mouse.up()
+    assert remeasured.value.ok
     again = _value(page)
     assert abs(again - TRUE_MCI) <= 0.03
     page.screenshot(
         path=str(ARTIFACTS / f"measure-{language}-{'phone' if phone else 'desktop'}.png")
     )
-    page.click("#measure-save")
+    _press(page, phone, "#measure-save")
     page.wait_for_selector("table.measurements tr.measured", timeout=30_000)
     row = page.inner_text("table.measurements tr.measured")
     assert re.search(r"0\.5\d", row)

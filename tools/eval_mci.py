@@ -73,7 +73,7 @@ def accuracy_case(seed: int) -> dict:
     ph, rad, taps = radiograph_for(seed, kind)
     rng = np.random.default_rng(10_000 + seed)
     scale = rad.pixels.shape[1] / hand.SHAPE[1]
-    given = jitter(taps, rng, 3.0 * scale)
+    given = tuple((round(x, 2), round(y, 2)) for x, y in jitter(taps, rng, 3.0 * scale))
     result = run(rad, given)
     return {
         "seed": seed,
@@ -82,7 +82,7 @@ def accuracy_case(seed: int) -> dict:
         "monochrome1": ph.chain.monochrome1,
         "photons": ph.chain.photons,
         "truth": round(ph.mci, 4),
-        "taps": [[round(x, 2), round(y, 2)] for x, y in given],
+        "taps": [list(p) for p in given],
         "status": result.status,
         "value": getattr(result, "value", None),
         "code": getattr(result, "code", None),
@@ -120,7 +120,11 @@ def destroyed_case(seed: int) -> dict:
         # on the other side of the bone
         off_hand = -side * n * 0.4 * hand.SHAPE[1]
         shift = g - (a + b) / 2 if mode == "soft_tissue" else off_hand
-        taps = tuple(tuple(map(float, p + shift)) for p in (a, b))
+        h, w = hand.SHAPE
+        taps = tuple(
+            (float(np.clip(p[0], 5, w - 6)), float(np.clip(p[1], 5, h - 6)))
+            for p in (a + shift, b + shift)
+        )
         expected = "measurement.not_bone"
     result = run(rad, taps)
     return {

@@ -27,6 +27,7 @@ LEVELS = ("T4", "T5", "T6", "T7", "T8", "T9", "T10", "T11", "T12", "L1", "L2", "
 LABELS = ("sup_ant", "sup_mid", "sup_post", "inf_ant", "inf_mid", "inf_post")
 SNAP_FRACTION = 0.08
 MIN_GRADIENT = 0.006  # display units per pixel: below this there is no endplate edge
+NOISE_FACTOR = 1.5  # an edge stands this many robust SDs above the profile's slope noise
 BOUNDARIES = (0.20, 0.25, 0.40)
 
 
@@ -101,13 +102,15 @@ def _snap(
     pos, strength = edges.gradient_extrema(
         values, sigma_samples=1.0 / step, polarity=1 if superior else -1
     )
+    g_all = np.gradient(edges.smooth(values, 1.0 / step))
+    noise = 1.4826 * float(np.median(np.abs(g_all - np.median(g_all)))) / step
     best = None
     for p_i, g in zip(pos, strength, strict=True):
         off = float(np.interp(p_i, np.arange(len(offsets)), offsets))
         if abs(off) <= radius:
             best = (off, float(g) / step)
             break
-    if best is None or best[1] < MIN_GRADIENT:
+    if best is None or best[1] < max(MIN_GRADIENT, NOISE_FACTOR * noise):
         return None, 0.0 if best is None else best[1]
     return point + best[0] * down, best[1]
 

@@ -89,8 +89,9 @@ def make(
     # soft tissue: thick, smooth, brighter towards the middle of the body
     att += 1.2 + 0.5 * render.smooth_field(rng, shape, 4)
     tex = render.trabecular_texture(rng, shape, float(rng.uniform(3, 6)))
-    cx0 = w_img * 0.5
+    cx0 = w_img * 0.5 - sign * 0.05 * W
     y = 1.1 * H0
+    a_prev, h_prev = np.array([0.0, 1.0]), H0
     theta = theta0
     points: list[tuple[float, float]] = []
     heights: list[tuple[float, float, float]] = []
@@ -111,12 +112,15 @@ def make(
                 hp = hp * (1 - r)
                 ha, hm = hp * float(rng.uniform(0.98, 1.0)), hp * float(rng.uniform(0.96, 0.99))
         theta = theta0 + curve * (k / max(n_vertebrae - 1, 1) - 0.5)
-        a = np.array([np.sin(-theta), np.cos(theta)])  # caudal axis
-        a = np.array([-np.sin(theta), np.cos(theta)])
+        a = np.array([-np.sin(theta), np.cos(theta)])  # caudal axis
         p = sign * np.array([a[1], -a[0]])  # posterior direction
-        y_c = y + hp / 2
-        cx = cx0 + 0.6 * H0 * np.sin(np.pi * (y_c / h_img) * 1.0 + curve * 3)
-        c = np.array([cx, y_c])
+        if k == 0:
+            c = np.array([cx0, y + hp / 2])
+        else:
+            a_mid = a + a_prev
+            a_mid /= np.linalg.norm(a_mid)
+            c = centres[-1] + a_mid * (h_prev / 2 + gap + hp / 2)
+        a_prev, h_prev = a, hp
         centres.append(c)
         up = 0.42 * W
         cc = (ha + hp) / 2 - hm
@@ -144,7 +148,6 @@ def make(
             q = c + uu * p + sv * hfun(np.array(uu)) / 2 * a
             points.append((float(q[0]), float(q[1])))
         heights.append((ha, hm, hp))
-        y = y_c + hp / 2 + gap
     # ribs: curved bands crossing the column
     for _ in range(int(rng.integers(1, 4))):
         y0 = rng.uniform(0, h_img)

@@ -262,7 +262,7 @@ re-confirmed here, so not quoted).
 | grade 2-3 missed | {missed} of {n23} |
 | proposed points within snap radius | {prop} |
 | taps needed for T4-L4 with propagation | {taps} |
-| repeatability of the reduction (taps moved by up to 5 % of height) | within-SD {wsd} pp, ICC {icc} |
+| repeatability of the reduction (taps moved <= 5 % of height) | within-SD {wsd} pp, ICC {icc} |
 | refusal on destroyed edges / taps on soft tissue | {refuse} |
 
 Subgroups (median abs wedge/biconcave ratio error, exact grade agreement):

@@ -242,6 +242,8 @@
   });
   // the measuring tool: taps on the image become points in the radiograph's pixels; the
   // box finds the edges and returns the points it used, drawn as handles the reader drags
+  // its own scope: the photo review above has helpers of the same names (svg, draw)
+  (function () {
   var tool = document.getElementById("measure-tool");
   var svg = document.getElementById("measure-overlay");
   if (tool && svg) {
@@ -344,6 +346,7 @@
     });
     save.addEventListener("click", function () { run(true); });
   }
+  })();
   var print = document.getElementById("print");
   if (print) { print.addEventListener("click", function () { window.print(); }); }
 })();

@@ -502,7 +502,7 @@ def _measurement_evidence(m: Measurement) -> Evidence:
     value = f"{m.value:.2f}" if m.unit != "grade" else f"{m.value:g}"
     unit = "" if m.unit in ("ratio", "grade") else f" {m.unit}"
     cutoff = f"{m.cutoff.rule}, {m.cutoff.citation}" if m.cutoff else ""
-    levels = m.details.get("summary") if isinstance(m.details.get("summary"), Mapping) else None
+    levels = m.details.get("finding") if isinstance(m.details.get("finding"), Mapping) else None
     extra_en = f"; {levels['en']}" if levels and levels.get("en") else ""
     extra_zh = f"；{levels['zh_CN']}" if levels and levels.get("zh_CN") else ""
     return Evidence(

@@ -186,6 +186,8 @@ class Measurement:
             "point_checks": [c.to_dict() for c in self.point_checks],
             "overlay": [s.to_dict() for s in self.overlay],
             "details": dict(self.details),
+            # per-vertebra results (morphometry) at the top level too, as readers expect them
+            **({"vertebrae": self.details["vertebrae"]} if "vertebrae" in self.details else {}),
             "scale_mm_per_px": self.scale_mm_per_px,
             "options": dict(self.options),
         }

@@ -10,6 +10,8 @@ mean Hp) ratios; the largest reduction gives the Genant grade (Genant et al. 199
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from edgeosteo.measurement import (
@@ -77,6 +79,61 @@ def _check_order(v: np.ndarray) -> None:
             )
 
 
+def _first_level_index(options, n: int) -> int:
+    """The top vertebra's index in LEVELS, from ``first_level`` or a ``levels`` list (which
+    must name n contiguous levels from the top down, T4..L5)."""
+    first = options.get("first_level")
+    named = options.get("levels")
+    if named is not None:
+        if not isinstance(named, list) or not all(isinstance(x, str) for x in named):
+            raise MeasurementError("measurement.level_sequence_invalid", "levels: not a list")
+        upper = [x.strip().upper() for x in named]
+        if any(x not in LEVELS for x in upper):
+            raise MeasurementError("measurement.level_sequence_invalid", f"levels {named}")
+        idx = [LEVELS.index(x) for x in upper]
+        if any(b != a + 1 for a, b in itertools.pairwise(idx)):
+            raise MeasurementError(
+                "measurement.level_sequence_invalid", f"levels {named} are not contiguous"
+            )
+        if len(idx) != n:
+            raise MeasurementError(
+                "measurement.level_sequence_invalid", f"{len(idx)} levels for {n} vertebrae"
+            )
+        if first is not None and str(first).strip().upper() != upper[0]:
+            raise MeasurementError(
+                "measurement.level_sequence_invalid", f"first_level {first} but levels {named}"
+            )
+        return idx[0]
+    if not isinstance(first, str) or first.strip().upper() not in LEVELS:
+        raise MeasurementError("measurement.level_sequence_invalid", f"first_level {first!r}")
+    i0 = LEVELS.index(first.strip().upper())
+    if i0 + n > len(LEVELS):
+        raise MeasurementError(
+            "measurement.level_sequence_invalid", f"{n} vertebrae from {first} pass L5"
+        )
+    return i0
+
+
+def _check_spacing(v: np.ndarray, levels: list[str]) -> None:
+    """Consecutive vertebrae must be neighbours: a vertebra that starts above the end of the
+    one over it overlaps it, and a gap of more than a vertebra's height between two means
+    one was skipped, so the levels named after it would be wrong."""
+    for k in range(1, len(v)):
+        above, below = v[k - 1], v[k]
+        down, _, h_above, _ = _frame(above)
+        _, _, h_below, _ = _frame(below)
+        gap = float(np.dot(below[:3].mean(axis=0) - above[3:].mean(axis=0), down))
+        if gap < -0.1 * h_above:
+            raise MeasurementError(
+                "measurement.points_out_of_order", f"{levels[k]} overlaps {levels[k - 1]}"
+            )
+        if gap > 0.9 * max(h_above, h_below):
+            raise MeasurementError(
+                "measurement.level_sequence_invalid",
+                f"a vertebra seems to be missing between {levels[k - 1]} and {levels[k]}",
+            )
+
+
 def _frame(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, float, float]:
     """Caudal axis, posterior direction, height and width of one vertebra's six points."""
     down = edges.unit((pts[3] + pts[4] + pts[5] - pts[0] - pts[1] - pts[2]) / 3)
@@ -113,6 +170,34 @@ def _snap(
     if best is None or best[1] < max(MIN_GRADIENT, NOISE_FACTOR * noise):
         return None, 0.0 if best is None else best[1]
     return point + best[0] * down, best[1]
+
+
+TYPE_NAMES = {
+    "wedge": ("wedge", "楔形"),
+    "biconcave": ("biconcave", "双凹形"),
+    "crush": ("crush", "压缩形"),
+}
+
+
+def _finding(vertebrae: list[dict], levels: list[str]) -> dict[str, str]:
+    """The graded levels with their measured reductions, in both languages, for the
+    referral's evidence."""
+    graded = [v for v in vertebrae if v["grade"] > 0 or v["borderline"]]
+    span = f"{levels[0]}-{levels[-1]}" if len(levels) > 1 else levels[0]
+    if not graded:
+        return {
+            "en": f"{span}: no height reduction of 20 % or more",
+            "zh_CN": f"{span}：无椎体高度降低达20%及以上",
+        }
+    en, zh = [], []
+    for v in graded:
+        kind_en, kind_zh = TYPE_NAMES.get(v["type"] or "", ("", ""))
+        pct = round(100 * v["reduction"])
+        mark_en = " (borderline)" if v["borderline"] else ""
+        mark_zh = "（临界值）" if v["borderline"] else ""
+        en.append(f"{v['level']} grade {v['grade']} {kind_en} {pct} %{mark_en}".replace("  ", " "))
+        zh.append(f"{v['level']} {v['grade']}级{kind_zh} 降低{pct}%{mark_zh}")
+    return {"en": f"{span}: " + "; ".join(en), "zh_CN": f"{span}：" + "；".join(zh)}
 
 
 def propose_next(used: np.ndarray) -> np.ndarray:
@@ -162,17 +247,11 @@ class VertebralMorphometry(MeasurementMethod):
             )
         self.require_taps(image, request, 6, int(card.taps.get("max", 78)))
         n = n_pts // 6
-        first = request.options.get("first_level")
-        if not isinstance(first, str) or first.strip().upper() not in LEVELS:
-            raise MeasurementError("measurement.level_sequence_invalid", f"first_level {first!r}")
-        i0 = LEVELS.index(first.strip().upper())
-        if i0 + n > len(LEVELS):
-            raise MeasurementError(
-                "measurement.level_sequence_invalid", f"{n} vertebrae from {first} pass L5"
-            )
+        i0 = _first_level_index(request.options, n)
         levels = list(LEVELS[i0 : i0 + n])
         v = pts.reshape(n, 6, 2)
         _check_order(v)
+        _check_spacing(v, levels)
         checks: list[PointCheck] = []
         used = np.zeros_like(v)
         failed: str | None = None
@@ -240,6 +319,7 @@ class VertebralMorphometry(MeasurementMethod):
         n1 = sum(1 for g in grades if g == 1)
         summary = 2 if worst >= 2 or n1 >= 2 else (1 if n1 == 1 else 0)
         band, cutoff = card.band_for(float(summary))
+        finding = _finding(out, levels)
         overlay = []
         for k in range(n):
             u = used[k]
@@ -270,6 +350,7 @@ class VertebralMorphometry(MeasurementMethod):
                 "worst_grade": worst,
                 "grade_1_count": n1,
                 "summary": summary,
+                "finding": finding,
                 "complete_t4_l4": levels[0] == "T4" and LEVELS.index(levels[-1]) >= 12,
                 "next_level": LEVELS[i0 + n] if proposed else None,
             },

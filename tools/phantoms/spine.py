@@ -189,3 +189,18 @@ def jitter(points, rng: np.random.Generator, radius: float = 3.0) -> list[tuple[
         t = rng.uniform(0, 2 * np.pi)
         out.append((float(x + r * np.cos(t)), float(y + r * np.sin(t))))
     return out
+
+
+def photo(ph: SpinePhantom, seed: int):
+    """The phantom as a phone photo of its printed film, rectified with the true corners:
+    the radiograph intake hands on and the truth points mapped into it (the ratios are
+    scale-free, so the photo is graded like the file)."""
+    from edgeosteo.intake.photo import FilmCorners, read_photo
+
+    sim = render.photo_of_film(ph.display, seed)
+    corners = FilmCorners(tuple((float(x), float(y)) for x, y in sim.corners), "detected")
+    rad = read_photo(sim.jpeg, corners=corners).radiograph
+    rh, rw = rad.pixels.shape
+    h, w = ph.display.shape
+    sx, sy = (rw - 1) / (w - 1), (rh - 1) / (h - 1)
+    return rad, [(x * sx, y * sy) for x, y in ph.points]

@@ -119,6 +119,32 @@ class ModelOutput:
 
 
 @dataclass(frozen=True)
+class VertebraGrade:
+    """One graded vertebra of a morphometry: the level is anatomy, not an identifier."""
+
+    level: str
+    grade: int
+    kind: str | None  # wedge | biconcave | crush
+    reduction: float | None
+    borderline: bool
+
+
+@dataclass(frozen=True)
+class MeasurementSummary:
+    """A measurement as it leaves the box: the index and its band, or the refusal code;
+    never the taps or the image geometry."""
+
+    method: str
+    method_version: str | None
+    status: str  # measured | refused
+    value: float | None
+    unit: str | None
+    band: str | None
+    refusal_code: str | None
+    vertebrae: tuple[VertebraGrade, ...] = ()
+
+
+@dataclass(frozen=True)
 class AnonymisedRecord:
     """One screening as it leaves the box. Built only by anonymise_case()."""
 
@@ -157,6 +183,7 @@ class AnonymisedRecord:
     case_record: str | None = None
     revision: int = 1
     supersedes: str | None = None
+    measurements: tuple[MeasurementSummary, ...] = ()
 
     @property
     def estimated_t_score(self) -> float | None:
@@ -201,6 +228,45 @@ def _age_years(answers: Mapping[str, Any], identity: Mapping[str, Any]) -> float
     # DICOM Patient's Age: nnnY
     match = re.fullmatch(r"(\d{3})Y", str(identity.get("age") or ""))
     return float(match.group(1)) if match else None
+
+
+def _vertebra(raw: Mapping[str, Any]) -> VertebraGrade | None:
+    level, grade = _code(raw.get("level")), raw.get("grade")
+    if not level or not isinstance(grade, int) or isinstance(grade, bool):
+        return None
+    return VertebraGrade(
+        level=level,
+        grade=grade,
+        kind=_code(raw.get("type")),
+        reduction=_number(raw.get("reduction")),
+        borderline=raw.get("borderline") is True,
+    )
+
+
+def _measurements(result: Mapping[str, Any]) -> tuple[MeasurementSummary, ...]:
+    out = []
+    for raw in map(_mapping, result.get("measurements") or ()):
+        method = _code(raw.get("method"))
+        if not method:
+            continue
+        measured = raw.get("status") == "measured"
+        details = _mapping(raw.get("details"))
+        vertebrae = tuple(
+            v for v in (_vertebra(_mapping(x)) for x in details.get("vertebrae") or ()) if v
+        )
+        out.append(
+            MeasurementSummary(
+                method=method,
+                method_version=_code(raw.get("method_version")),
+                status="measured" if measured else "refused",
+                value=_number(raw.get("value")) if measured else None,
+                unit=_code(raw.get("unit")) if measured else None,
+                band=_code(raw.get("band")) if measured else None,
+                refusal_code=None if measured else _code(raw.get("code")),
+                vertebrae=vertebrae if measured else (),
+            )
+        )
+    return tuple(out)
 
 
 def _patient_source(case: CaseRecord) -> tuple[str, str]:
@@ -291,6 +357,7 @@ def anonymise_case(
         case_record=case.uuid,
         revision=outbox.revision,
         supersedes=outbox.supersedes,
+        measurements=_measurements(result),
     )
 
 

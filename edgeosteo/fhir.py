@@ -13,10 +13,17 @@ import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from edgeosteo.anonymise import AgeGroup, AnonymisedRecord, InstrumentScore, ModelOutput
+from edgeosteo.anonymise import (
+    AgeGroup,
+    AnonymisedRecord,
+    InstrumentScore,
+    MeasurementSummary,
+    ModelOutput,
+    VertebraGrade,
+)
 
 SYSTEM = "urn:edgeosteo"
 RECORD_SYSTEM = f"{SYSTEM}:record"
@@ -159,6 +166,87 @@ def _model_entry(record: AnonymisedRecord, model: ModelOutput) -> dict[str, Any]
     )
 
 
+DATA_ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
+# UCUM units of a measurement's value
+_MEASUREMENT_UNITS = {"ratio": "1", "mm": "mm", "grade": "{grade}"}
+
+
+def _method_concept(m: MeasurementSummary) -> dict[str, Any]:
+    return {
+        "coding": [{**_coding(f"{SYSTEM}:method", m.method), "version": m.method_version or ""}]
+    }
+
+
+def _vertebra_entry(
+    record: AnonymisedRecord, m: MeasurementSummary, v: VertebraGrade
+) -> dict[str, Any]:
+    """One graded vertebra: its level, Genant grade, deformity type and reduction."""
+    components: list[dict[str, Any]] = [
+        {
+            "code": _concept(f"{SYSTEM}:vertebra", "borderline"),
+            "valueBoolean": v.borderline,
+        }
+    ]
+    if v.kind:
+        components.append(
+            {
+                "code": _concept(f"{SYSTEM}:vertebra", "deformity-type"),
+                "valueCodeableConcept": _concept(f"{SYSTEM}:vertebral-deformity", v.kind),
+            }
+        )
+    if v.reduction is not None:
+        components.append(
+            {
+                "code": _concept(f"{SYSTEM}:vertebra", "height-reduction"),
+                "valueQuantity": {
+                    "value": round(100 * v.reduction, 1),
+                    "unit": "%",
+                    "system": UCUM,
+                    "code": "%",
+                },
+            }
+        )
+    return _observation(
+        record,
+        f"measurement/{m.method}/{v.level}",
+        _concept(f"{SYSTEM}:measurement", "genant-grade", "Genant semiquantitative grade"),
+        method=_method_concept(m),
+        bodySite=_concept(f"{SYSTEM}:vertebral-level", v.level),
+        valueInteger=v.grade,
+        component=components,
+    )
+
+
+def _measurement_entries(record: AnonymisedRecord, m: MeasurementSummary) -> list[dict[str, Any]]:
+    """The measurement's overall finding, preceded by one Observation per graded vertebra
+    (its members)."""
+    members = [_vertebra_entry(record, m, v) for v in m.vertebrae]
+    fields: dict[str, Any] = {"method": _method_concept(m)}
+    if m.status == "measured" and m.value is not None:
+        unit = _MEASUREMENT_UNITS.get(m.unit or "", "1")
+        fields["valueQuantity"] = {"value": m.value, "unit": unit, "system": UCUM, "code": unit}
+        if m.band:
+            fields["interpretation"] = [_concept(f"{SYSTEM}:measurement-band", m.band)]
+    else:
+        fields["dataAbsentReason"] = _concept(DATA_ABSENT, "error")
+        if m.refusal_code:
+            fields["component"] = [
+                {
+                    "code": _concept(f"{SYSTEM}:measurement", "refusal"),
+                    "valueCodeableConcept": _concept(f"{SYSTEM}:refusal-code", m.refusal_code),
+                }
+            ]
+    if members:
+        fields["hasMember"] = [{"reference": e["fullUrl"]} for e in members]
+    overall = _observation(
+        record,
+        f"measurement/{m.method}",
+        _concept(f"{SYSTEM}:measurement", m.method),
+        **fields,
+    )
+    return [*members, overall]
+
+
 def _quality_entry(record: AnonymisedRecord) -> dict[str, Any]:
     components = [
         {
@@ -246,6 +334,8 @@ def record_entries(record: AnonymisedRecord, image: bytes | None = None) -> list
         )
     entries += [_instrument_entry(record, item) for item in record.instruments]
     entries += [_model_entry(record, model) for model in record.models]
+    for measurement in record.measurements:
+        entries += _measurement_entries(record, measurement)
     entries.append(_quality_entry(record))
     risk: dict[str, Any] = {
         "resourceType": "RiskAssessment",
@@ -346,6 +436,9 @@ class ReceivedRecord:
     case_record: str
     revision: int
     supersedes: str | None
+    # method -> band of each measured index ("refused" for a refusal), e.g. the
+    # morphometry's vertebral_fracture; the hub counts findings by them
+    measurement_bands: Mapping[str, str] = field(default_factory=dict)
 
 
 def _first_code(concept: Mapping[str, Any] | None, system: str) -> str | None:
@@ -427,6 +520,7 @@ def _read_record(
     ]
     age_years, age_at_least = None, False
     models: list[str] = []
+    measurement_bands: dict[str, str] = {}
     quality_verdict = None
     refusals: list[str] = []
     quality_codes: list[str] = []
@@ -439,6 +533,12 @@ def _read_record(
         elif slot.startswith("model/"):
             coding = ((observation.get("method") or {}).get("coding") or [{}])[0]
             models.append(f"{coding.get('code')}@{coding.get('version')}")
+        elif slot.startswith("measurement/") and slot.count("/") == 1:
+            method = slot.split("/", 1)[1]
+            band = _first_code(
+                (observation.get("interpretation") or [None])[0], f"{SYSTEM}:measurement-band"
+            )
+            measurement_bands[method] = band or "refused"
         elif slot == "quality":
             quality_verdict = _first_code(
                 observation.get("valueCodeableConcept"), f"{SYSTEM}:quality-verdict"
@@ -480,6 +580,7 @@ def _read_record(
         case_record=case_record,
         revision=revision,
         supersedes=supersedes,
+        measurement_bands=measurement_bands,
     )
 
 

@@ -366,3 +366,68 @@ def test_deidentified_files_are_valid_dicom(pydicom_data_dir, tmp_path):
     path.write_bytes(cleaned)
     dataset = pydicom.dcmread(path)  # no force: preamble, DICM and file meta are in place
     assert dataset.Modality == "CR" and dataset.Rows == 1955
+
+
+def _spine_measurement() -> dict:
+    """A real morphometry of a lateral spine phantom with a planted wedge fracture."""
+    import sys
+
+    import numpy as np
+
+    from edgeosteo.config import MeasurementSettings
+    from edgeosteo.intake import read_image
+    from edgeosteo.measurement import MeasurementRequest
+    from edgeosteo.methods import MethodRegistry, measure
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+    from phantoms import spine
+
+    ph = spine.make(31, deformity="wedge", reduction=0.34)
+    taps = spine.jitter(ph.points, np.random.default_rng(0), 2.0)
+    rad = read_image(spine.dicom_bytes(ph)).radiograph
+    request = MeasurementRequest("vertebrae", tuple(taps), {"first_level": ph.first_level})
+    registry = MethodRegistry(Path(__file__).resolve().parents[1] / "models")
+    result = measure(request, rad, True, "LSPINE", "LATERAL", registry, MeasurementSettings())
+    assert result.status == "measured", result
+    return result.to_dict()
+
+
+def test_measurements_leave_as_index_band_and_graded_levels_never_taps(tmp_path):
+    measured = _spine_measurement()
+    refused = {"status": "refused", "method": "mci", "method_version": "1.0.0",
+               "code": "measurement.not_bone", "points_given": [[12.5, 40.25]]}  # fmt: skip
+
+    def mutate(result):
+        result["measurements"] = [measured, refused]
+
+    settings, case, outbox = _stored_case(tmp_path, mutate)
+    record = anonymise_case(case, outbox, load_site_secret(tmp_path / "secret"), settings.sync)
+    spine_summary, mci = record.measurements
+    assert (spine_summary.method, spine_summary.band) == ("vertebrae", "vertebral_fracture")
+    assert [v.level for v in spine_summary.vertebrae] == measured["details"]["levels"]
+    graded = [v for v in spine_summary.vertebrae if v.grade >= 2]
+    assert len(graded) == 1 and graded[0].kind == "wedge"
+    assert (mci.status, mci.refusal_code, mci.value) == ("refused", "measurement.not_bone", None)
+
+    bundle = transaction_bundle([record])
+    text = json.dumps(bundle)
+    for key in ("points_used", "points_given", "point_checks", "overlay", "40.25"):
+        assert key not in text
+    resources = [e["resource"] for e in bundle["entry"]]
+    slots = {
+        r["identifier"][0]["value"].split("/", 1)[1]: r
+        for r in resources
+        if r["resourceType"] == "Observation"
+    }
+    for v in measured["vertebrae"]:
+        obs = slots[f"measurement/vertebrae/{v['level']}"]
+        assert obs["valueInteger"] == v["grade"]
+        assert obs["bodySite"]["coding"][0]["code"] == v["level"]
+    overall = slots["measurement/vertebrae"]
+    assert overall["interpretation"][0]["coding"][0]["code"] == "vertebral_fracture"
+    assert len(overall["hasMember"]) == len(measured["vertebrae"])
+    assert slots["measurement/mci"]["dataAbsentReason"]["coding"][0]["code"] == "error"
+    risk = next(r for r in resources if r["resourceType"] == "RiskAssessment")
+    basis = {b["reference"] for b in risk["basis"]}
+    urls = {e["resource"]["identifier"][0]["value"]: e["fullUrl"] for e in bundle["entry"][1:]}
+    assert urls[f"{record.record_uuid}/measurement/vertebrae"] in basis

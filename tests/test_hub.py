@@ -18,7 +18,14 @@ import waitress
 from sqlalchemy import create_engine, text
 from test_sync import SITE, box_settings
 
-from edgeosteo.anonymise import AgeGroup, AnonymisedRecord, InstrumentScore, ModelOutput
+from edgeosteo.anonymise import (
+    AgeGroup,
+    AnonymisedRecord,
+    InstrumentScore,
+    MeasurementSummary,
+    ModelOutput,
+    VertebraGrade,
+)
 from edgeosteo.config import HubSettings
 from edgeosteo.fhir import bundle_bytes, transaction_bundle
 from edgeosteo.hub import create_hub_app
@@ -90,6 +97,7 @@ def record(
     intake_error: str | None = None,
     patient: str | None = None,
     revises: AnonymisedRecord | None = None,
+    measurements: tuple[MeasurementSummary, ...] = (),
 ) -> AnonymisedRecord:
     """A record; with ``revises``, the next revision of that record's case."""
     record_uuid = str(uuid.uuid4())
@@ -129,6 +137,7 @@ def record(
         case_record=revises.case_record if revises else record_uuid,
         revision=revises.revision + 1 if revises else 1,
         supersedes=revises.record_uuid if revises else None,
+        measurements=measurements,
     )
 
 
@@ -600,3 +609,53 @@ def test_a_new_hub_database_starts_at_the_latest_schema(store):
     from edgeosteo.hub.store import HUB_MIGRATIONS
 
     assert store.schema_version == len(HUB_MIGRATIONS)
+
+
+def _spine(band: str, grades: tuple[int, ...]) -> tuple[MeasurementSummary, ...]:
+    levels = ("T11", "T12", "L1", "L2")
+    vertebrae = tuple(
+        VertebraGrade(level, g, "wedge" if g else None, 0.3 if g else 0.05, False)
+        for level, g in zip(levels, grades, strict=False)
+    )
+    value = {"vertebral_fracture": 2.0, "possible_vertebral_fracture": 1.0}.get(band, 0.0)
+    return (MeasurementSummary("vertebrae", "1.0.0", "measured", value, "grade", band, None,
+                               vertebrae),)  # fmt: skip
+
+
+def test_dashboard_counts_vertebral_fractures_per_site_sex_and_age_band(app, store):
+    mine = store.add_credential("device", SITE, DEVICE)
+    client = app.test_client()
+    fracture = _spine("vertebral_fracture", (0, 2, 0, 0))
+    possible = _spine("possible_vertebral_fracture", (0, 1, 0, 0))
+    none = _spine("no_vertebral_fracture", (0, 0, 0, 0))
+    mci = (MeasurementSummary("mci", "1.0.0", "measured", 0.45, "ratio", "osteoporosis_likely",
+                              None),)  # fmt: skip
+    refused = (MeasurementSummary("vertebrae", "1.0.0", "refused", None, None, None,
+                                  "measurement.edge_not_found"),)  # fmt: skip
+    first = record(sex="female", age=72, measurements=possible)
+    batch = [
+        record(sex="female", age=72, measurements=fracture),
+        record(sex="female", age=75, measurements=none),
+        first,
+        # the case measured again: only its current revision counts
+        record(sex="female", age=72, measurements=fracture, revises=first),
+        record(sex="male", age=66, measurements=none),
+        record(sex="male", age=66, measurements=refused),  # not assessed
+        record(sex="female", age=58, measurements=mci),
+        record(sex="female", age=58),
+    ]
+    assert post(client, transaction_bundle(batch), mine).status_code == 200
+    viewer = store.add_credential("viewer", "*", "analyst")
+    data = client.get("/dashboard.json", headers={"Authorization": f"Bearer {viewer}"}).get_json()
+    found = {
+        (r["site"], r["sex"], r["age_band"]): (r["fractures"], r["possible"], r["assessed"])
+        for r in data["vertebral_findings"]
+    }
+    assert found == {(SITE, "female", "70-79"): (2, 0, 3), (SITE, "male", "60-69"): (0, 0, 1)}
+    assert data["measurement_bands"] == {
+        "mci": {"osteoporosis_likely": 1},
+        "vertebrae": {"vertebral_fracture": 2, "no_vertebral_fracture": 2, "refused": 1},
+    }
+    basic = base64.b64encode(f"analyst:{viewer}".encode()).decode()
+    html = client.get("/", headers={"Authorization": f"Basic {basic}"}).get_data(as_text=True)
+    assert "Vertebral fractures found" in html and "osteoporosis_likely" in html

@@ -133,6 +133,20 @@ def create_hub_app(settings: HubSettings, data_dir: Path, store: HubStore | None
             "deliveries": data.deliveries,
             "replayed_records": data.replayed_records,
             "superseded_records": data.superseded_records,
+            "vertebral_findings": [
+                {
+                    "site": site,
+                    "sex": sex,
+                    "age_band": band,
+                    "fractures": fractures,
+                    "possible": possible,
+                    "assessed": assessed,
+                }
+                for (site, sex, band), (fractures, possible, assessed) in (
+                    data.vertebral_findings.items()
+                )
+            ],
+            "measurement_bands": data.measurement_bands,
         }
 
     def viewer_required() -> Response | None:

@@ -20,7 +20,7 @@ import json
 import secrets
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -88,6 +88,8 @@ records = Table(
     Column("revision", Integer, nullable=False),
     Column("supersedes", String(64)),
     Column("superseded_by", String(64)),
+    # HUB_MIGRATIONS step 2: JSON object, method -> band of each measurement (or "refused")
+    Column("measurement_bands", Text, nullable=False, server_default="{}"),
     Index("ix_records_case", "site_id", "device_id", "case_record"),
 )
 schema_version = Table(
@@ -108,7 +110,11 @@ HUB_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "UPDATE records SET case_record = record_uuid",
         "CREATE INDEX ix_records_case ON records (site_id, device_id, case_record)",
     ),
+    ("ALTER TABLE records ADD COLUMN measurement_bands TEXT NOT NULL DEFAULT '{}'",),
 )
+VERTEBRAL_METHOD = "vertebrae"
+VERTEBRAL_FRACTURE = "vertebral_fracture"
+VERTEBRAL_ASSESSED = ("vertebral_fracture", "possible_vertebral_fracture", "no_vertebral_fracture")
 images = Table(
     "images",
     metadata,
@@ -155,6 +161,12 @@ class Dashboard:
     replayed_records: int
     # earlier revisions kept for audit, counted nowhere else
     superseded_records: int = 0
+    # (site, sex, age band) -> (vertebral fractures found, possible ones, spines assessed)
+    vertebral_findings: dict[tuple[str, str, str], tuple[int, int, int]] = field(
+        default_factory=dict
+    )
+    # method -> band -> results
+    measurement_bands: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def token_digest(token: str) -> str:
@@ -308,6 +320,9 @@ class HubStore:
                         case_record=record.case_record,
                         revision=record.revision,
                         supersedes=record.supersedes,
+                        measurement_bands=json.dumps(
+                            dict(record.measurement_bands), sort_keys=True
+                        ),
                     )
                     # a row comes back only when this call inserted it
                     .returning(records.c.record_uuid)
@@ -397,7 +412,10 @@ class HubStore:
             records.c.referral_category,
             records.c.models,
             records.c.refusal_codes,
+            records.c.measurement_bands,
         )
+        spines: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
+        bands: dict[str, Counter[str]] = defaultdict(Counter)
         with self.engine.connect() as connection:
             superseded = int(
                 connection.execute(
@@ -416,6 +434,15 @@ class HubStore:
                 cell[1] += 1
                 versions.update(json.loads(row.models))
                 refusals.update(json.loads(row.refusal_codes))
+                measured = json.loads(row.measurement_bands or "{}")
+                for method, measured_band in measured.items():
+                    bands[method][measured_band] += 1
+                finding = measured.get(VERTEBRAL_METHOD)
+                if finding in VERTEBRAL_ASSESSED:
+                    spine = spines[(row.site_id, row.sex or "unknown", band)]
+                    spine[0] += finding == VERTEBRAL_FRACTURE
+                    spine[1] += finding == "possible_vertebral_fracture"
+                    spine[2] += 1
         count, _, replayed = self.delivery_totals()
         return Dashboard(
             total=total,
@@ -426,6 +453,8 @@ class HubStore:
             deliveries=count,
             replayed_records=replayed,
             superseded_records=superseded,
+            vertebral_findings={k: (v[0], v[1], v[2]) for k, v in sorted(spines.items())},
+            measurement_bands={m: dict(c.most_common()) for m, c in sorted(bands.items())},
         )
 
 

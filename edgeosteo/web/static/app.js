@@ -252,23 +252,54 @@
     var select = document.getElementById("measure-method");
     var status = document.getElementById("measure-status");
     var save = document.getElementById("measure-save");
+    var accept = document.getElementById("measure-accept");
     var token = document.querySelector("input[name=csrf_token]").value;
+    var zh = document.documentElement.lang.indexOf("zh") === 0;
     var points = [];
+    var proposed = [];
+    var bad = [];
     var dragging = -1;
     var measured = false;
+    var tried = false;
     svg.classList.add("tapping");
+    var reset = function () {
+      points = []; proposed = []; bad = []; measured = false; tried = false;
+      save.disabled = true; accept.hidden = true; status.textContent = ""; status.className = "";
+      draw(null);
+    };
     var help = function () {
       var option = select.options[select.selectedIndex];
       document.getElementById("measure-help").textContent = option ? option.dataset.help : "";
+      // toggleAttribute: the diagrams are SVG elements, which have no hidden property
+      document.querySelectorAll(".tap-diagram, .measure-option").forEach(function (el) {
+        el.toggleAttribute("hidden", el.dataset.method !== select.value);
+      });
     };
-    select.addEventListener("change", function () { points = []; measured = false; draw(null); help(); });
+    select.addEventListener("change", function () { reset(); help(); });
     help();
+    var options = function () {
+      var chosen = {};
+      document.querySelectorAll(".measure-option").forEach(function (row) {
+        if (row.dataset.method !== select.value) { return; }
+        var control = row.querySelector("select");
+        chosen[control.dataset.option] = control.value;
+      });
+      return chosen;
+    };
     var toImage = function (e) {
       var box = svg.getBoundingClientRect();
       var cols = Number(svg.dataset.columns), rows = Number(svg.dataset.rows);
       return [(e.clientX - box.left) / box.width * cols, (e.clientY - box.top) / box.height * rows];
     };
     var radius = function () { return Number(svg.dataset.columns) / 80; };
+    var handle = function (p, i, kind) {
+      var circle = document.createElementNS(NS, "circle");
+      circle.setAttribute("cx", p[0]); circle.setAttribute("cy", p[1]);
+      circle.setAttribute("r", radius());
+      circle.setAttribute("class", "handle" + (kind ? " " + kind : ""));
+      circle.dataset.index = i;
+      preview.appendChild(circle);
+    };
     var draw = function (result) {
       while (preview.firstChild) { preview.removeChild(preview.firstChild); }
       ((result && result.overlay) || []).forEach(function (shape) {
@@ -278,17 +309,12 @@
         el.setAttribute("vector-effect", "non-scaling-stroke");
         preview.appendChild(el);
       });
-      points.forEach(function (p, i) {
-        var handle = document.createElementNS(NS, "circle");
-        handle.setAttribute("cx", p[0]); handle.setAttribute("cy", p[1]);
-        handle.setAttribute("r", radius());
-        handle.setAttribute("class", "handle");
-        handle.dataset.index = i;
-        preview.appendChild(handle);
-      });
+      points.forEach(function (p, i) { handle(p, i, bad.indexOf(i) >= 0 ? "bad" : ""); });
+      proposed.forEach(function (p, i) { handle(p, points.length + i, "proposed"); });
     };
     var run = function (keep) {
-      var body = { method: select.value, points: points, save: keep === true };
+      var body = { method: select.value, points: points, options: options(), save: keep === true };
+      tried = true;
       status.textContent = "…";
       return fetch(tool.dataset.url, {
         method: "POST", credentials: "same-origin",
@@ -296,19 +322,26 @@
         body: JSON.stringify(body)
       }).then(function (r) { return r.json(); }).then(function (data) {
         var m = data.measurement || data;
-        var zh = document.documentElement.lang.indexOf("zh") === 0;
+        bad = [];
         if (m.status === "measured") {
           if (keep === true) { window.location.reload(); return; }
           points = m.points_used.map(function (p) { return [p[0], p[1]]; });
+          proposed = (m.points_proposed || []).map(function (p) { return [p[0], p[1]]; });
           measured = true;
           save.disabled = false;
+          accept.hidden = proposed.length === 0;
+          document.getElementById("measure-next").textContent = (m.details && m.details.next_level) || "";
           draw(m);
+          var finding = m.details && m.details.finding;
           var shown = m.unit === "mm" ? m.value.toFixed(2) + " mm" : (m.unit === "ratio" ? m.value.toFixed(2) : String(m.value));
-          status.textContent = shown + (m.cutoff ? " (" + m.cutoff.rule + ")" : "");
+          status.textContent = finding ? (zh ? finding.zh_CN : finding.en) : shown + (m.cutoff ? " (" + m.cutoff.rule + ")" : "");
           status.className = "measured";
         } else {
           measured = false;
           save.disabled = true;
+          proposed = [];
+          accept.hidden = true;
+          (m.point_checks || []).forEach(function (check, i) { if (!check.ok) { bad.push(i); } });
           draw(null);
           status.textContent = (zh ? m.message_zh_CN : m.message_en) || m.code;
           status.className = "refused";
@@ -326,24 +359,34 @@
       var max = Number(select.options[select.selectedIndex].dataset.max);
       if (points.length >= max) { return; }
       points.push(toImage(e));
-      measured = false; save.disabled = true;
+      proposed = []; bad = []; measured = false; save.disabled = true; accept.hidden = true;
       draw(null);
       e.preventDefault();
     });
     svg.addEventListener("pointermove", function (e) {
       if (dragging < 0) { return; }
-      points[dragging] = toImage(e);
+      if (dragging < points.length) { points[dragging] = toImage(e); }
+      else { proposed[dragging - points.length] = toImage(e); }
       draw(null);
     });
     svg.addEventListener("pointerup", function () {
       if (dragging < 0) { return; }
+      var moved = dragging;
       dragging = -1;
-      if (measured) { run(false); }
+      // a dragged proposal is accepted with the rest of the proposal; a dragged tap is
+      // measured again when a measurement was asked for
+      if (moved >= points.length) { return; }
+      bad = bad.filter(function (i) { return i !== moved; });
+      if (tried) { run(false); }
     });
     document.getElementById("measure-run").addEventListener("click", function () { run(false); });
-    document.getElementById("measure-clear").addEventListener("click", function () {
-      points = []; measured = false; save.disabled = true; draw(null); status.textContent = "";
+    accept.addEventListener("click", function () {
+      points = points.concat(proposed);
+      proposed = [];
+      accept.hidden = true;
+      run(false);
     });
+    document.getElementById("measure-clear").addEventListener("click", reset);
     save.addEventListener("click", function () { run(true); });
   }
   })();

@@ -307,11 +307,12 @@ Wedge ratio Ha/Hp, biconcave ratio Hm/Hp, crush ratio Hp / mean Hp of both neigh
 (only where both are measured). Reduction = 1 - the smallest ratio; Genant grade 0
 (< 20 %), 1 (20-25 %), 2 (25-40 %), 3 (> 40 %), type from the ratio that gave it. A
 reduction within 1 percentage point of 20, 25 or 40 % is marked `borderline`.
-The six-point placement and the height ratios follow the quantitative morphometry
-definitions (McCloskey EV et al., Osteoporos Int 1993;3:138-147; Eastell R et al.,
-J Bone Miner Res 1991;6:207-215); the grades follow Genant HK, Wu CY, van Kuijk C,
-Nevitt MC, J Bone Miner Res 1993;8:1137-1148. The card could not re-confirm the pages of
-the two morphometry papers with the search tool during this session.
+The six-point placement and the height ratios follow quantitative morphometry as reviewed
+by Chou SH, Vokes T, Vertebral morphometry, J Clin Densitom (2015, online)
+(doi:10.1016/j.jocd.2015.08.005), after McCloskey EV et al. (Osteoporos Int 1993) and
+Eastell R et al. (J Bone Miner Res 1991), whose page numbers the card could not re-confirm;
+the grades follow Genant HK, Wu CY, van Kuijk C, Nevitt MC, J Bone Miner Res
+1993;8(9):1137-1148.
 
 ## Bands (value = summary)
 - vertebral_fracture (value 2): any grade 2-3, or two or more grade 1.

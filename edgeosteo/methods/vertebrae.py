@@ -185,9 +185,13 @@ def _finding(vertebrae: list[dict], levels: list[str]) -> dict[str, str]:
     graded = [v for v in vertebrae if v["grade"] > 0 or v["borderline"]]
     span = f"{levels[0]}-{levels[-1]}" if len(levels) > 1 else levels[0]
     if not graded:
+        # a negative read covers only the levels measured: say so unless T4-L4 is complete
+        complete = levels[0] == "T4" and LEVELS.index(levels[-1]) >= LEVELS.index("L4")
         return {
-            "en": f"{span}: no height reduction of 20 % or more",
-            "zh_CN": f"{span}：无椎体高度降低达20%及以上",
+            "en": f"{span}: no height reduction of 20 % or more"
+            + ("" if complete else " (only these levels were measured, not all of T4-L4)"),
+            "zh_CN": f"{span}：无椎体高度降低达20%及以上"
+            + ("" if complete else "（仅测量了这些节段，并非T4至L4全部）"),
         }
     en, zh = [], []
     for v in graded:

@@ -132,6 +132,10 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
 
     @app.context_processor
     def inject() -> dict:
+        if "user" not in g:
+            # an error raised before the views' hooks ran (CSRF reading an upload over the
+            # size limit gives 413 first): the page still knows who is logged in
+            auth.load_user()
         return {"language": request_language(), "current_user": g.get("user")}
 
     from edgeosteo.web.errors import register_error_handlers

@@ -120,6 +120,9 @@ def test_tap_find_edges_drag_remeasure_save_print(measure_page, language, tmp_pa
     _choose_language(page, language)
     _screen_hand(page, tmp_path)
     before = page.get_attribute("#banner", "class")
+    # no bone-density model reads a hand: the banner says so and points to the measurement
+    notice = page.inner_text("#banner .no-image-model")
+    assert ("测量" in notice) if language == "zh_CN" else ("Measure this image" in notice)
     # nothing wider than the phone: a page that scrolls sideways misplaces every tap
     wide = page.evaluate(
         "Array.from(document.querySelectorAll('main *'))"

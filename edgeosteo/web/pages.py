@@ -15,7 +15,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
-from edgeosteo.cases import ScreeningRequest
+from edgeosteo.cases import ScreeningRequest, image_tool
 from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.messages import text
@@ -125,6 +125,9 @@ def case(case_id: int):
         title=_("Screening result"),
         methods=methods,
         method_names={c.id: c.name.get(language, c.id) for c in registry},
+        # said in the banner: the recommendation rests on the answers alone
+        no_image_model=getattr(image_tool(record.result), "code", None)
+        == "tool.none_for_body_part",
         band_text=lambda band: text(f"measurement.band.{band}", language) if band else "",
     )
 

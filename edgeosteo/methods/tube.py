@@ -26,11 +26,13 @@ def edges_of(
     width_range: tuple[float, float],
     step: float,
     sigma_px: float = 1.2,
+    plateau_margin: float = 0.0,
 ) -> Edges | None:
     """Periosteal (left rising, right falling) and endosteal edges of one profile, in
     pixels along it, or None. ``width_range`` bounds the outer width in samples. The
     periosteal pair is the strongest pair that brackets the profile's centre and holds bone
-    (never soft tissue) between its edges."""
+    (never soft tissue) between its edges, checked from ``plateau_margin`` of the width
+    (at least 2.5 smoothing sigmas) inside them."""
     sigma = sigma_px / step
     sm = edges.smooth(values, sigma)
     if not np.isfinite(sm).all():
@@ -53,7 +55,7 @@ def edges_of(
         for f, gf in zip(fall, fall_g, strict=True):
             if f <= centre or not wmin <= f - r <= wmax:
                 continue
-            margin = 2.5 * sigma
+            margin = max(2.5 * sigma, plateau_margin * (f - r))
             lo, hi = int(r + margin), int(f - margin)
             if hi <= lo:
                 continue

@@ -270,11 +270,12 @@ def write_card_md(summary: dict) -> str:
         "",
         "The bands, worst first (models/cti/method.json):",
         "",
-        "- CTI < 0.40: osteoporosis_likely. Sah AP, Thornhill TS, LeBoff MS, Glowacki J. "
-        "Correlation of plain radiographic indices of the hip with quantitative bone mineral "
-        "density. Osteoporos Int 2007;18(8):1119-1126. 32 postmenopausal women with hip "
+        "- CTI < 0.40: osteoporosis_likely. Sah AP et al. Correlation of plain radiographic "
+        "indices of the hip with quantitative bone mineral density. Osteoporos Int "
+        "2007;18:1119 (title and abstract figures verified; co-authors, issue and page "
+        "range not verified here). 32 postmenopausal women with hip "
         "osteoarthritis before arthroplasty, DXA T-scores: the AP CTI correlated with the "
-        "T-score (r = 0.58, p = 0.0005; lateral r = 0.57); a threshold of 0.40 or less on "
+        "T-score (r = 0.5814, p = 0.0005; lateral r = 0.571); a threshold of 0.40 or less on "
         "the LATERAL view gave sensitivity 0.85 and specificity 0.79 for osteoporosis. The "
         "0.40 threshold was set on the lateral view, not on the AP view measured here.",
         "- CTI < 0.62: low_bone_mass. Nguyen BNT, Hoshino H, Togawa D, Matsuyama Y. Cortical "
@@ -292,7 +293,7 @@ def write_card_md(summary: dict) -> str:
         "",
         "Background: Dorr LD, Faugere MC, Mackel AM, Gruen TA, Bognar B, Malluche HH. "
         "Structural and cellular assessment of bone quality of proximal femur. Bone "
-        "1993;14(3):231-242 (the proximal femoral shape types A/B/C and the cortical index; "
+        "1993;14:231-242 (the proximal femoral shape types A/B/C and cortical thickness; "
         "title, journal and pages verified, figures not used). Baumgärtner et al.: no "
         "source could be found here; not cited.",
         "",

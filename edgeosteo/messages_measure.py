@@ -49,6 +49,11 @@ MEASURE_CATALOGUE: dict[str, tuple[str, str]] = {
         "The points are too close together. Tap the two ends of the shaft further apart.",
         "点与点之间太近。请在骨干两端相距更远处点击。",
     ),
+    "measurement.level_outside_image": (
+        "The measuring level (10 cm below the lesser trochanter) is outside the image. Send "
+        "a film that shows the femoral shaft further down, or check the first point.",
+        "测量平面（小转子下方10厘米）超出图像范围。请发送显示更多股骨干的图像，或核对第一个点。",
+    ),
     "measurement.edge_not_found": (
         "The bone's edges could not be found where you tapped. Tap on the middle of the "
         "bone, or retake the image if it is blurred.",

@@ -42,8 +42,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
 from phantoms import stats  # noqa: E402
-from scipy.ndimage import gaussian_filter1d  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
 
 from edgeosteo.config import MeasurementSettings  # noqa: E402
 from edgeosteo.knee_roi import detect_knees  # noqa: E402
@@ -399,6 +397,8 @@ LONG_TAPS = 1.4  # W: MCI's width window (<= 30 % of the tap length) needs this 
 
 
 def _shaft_centre(g: np.ndarray, cx: float, width: float, y: float) -> float | None:
+    from scipy.ndimage import gaussian_filter1d  # knee part only: scipy is not a dependency
+
     h, w = g.shape
     x0, x1 = int(max(0, cx - 0.9 * width)), int(min(w, cx + 0.9 * width))
     r, yi = max(2, int(0.005 * h)), int(y)
@@ -518,6 +518,8 @@ def _knee_job(args) -> dict:
 
 
 def _ci_bootstrap_spearman(x, y, seed: int) -> list[float]:
+    from scipy.stats import spearmanr
+
     x, y = np.asarray(x), np.asarray(y)
     rng = np.random.default_rng(seed)
     boots = []
@@ -653,6 +655,8 @@ def knee_check(render: Path | None, workers: int) -> dict | None:
             per_patient.append((float(np.mean(v)), float(row["t_score"]), float(row["age"])))
     exploratory = None
     if len(per_patient) >= 10:
+        from scipy.stats import spearmanr
+
         idx, t, age = (np.array(c) for c in zip(*per_patient, strict=True))
         exploratory = {
             "label": (

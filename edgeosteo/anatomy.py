@@ -8,6 +8,8 @@ maps all of them, so the page, the receiver and the one path agree.
 
 from __future__ import annotations
 
+import re
+
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -68,7 +70,12 @@ def _first_match(text: str, patterns: Sequence[Sequence[str]]) -> str | None:
     """The value of the first pattern found in the text; the table lists longer, more
     specific patterns first (胸椎 before 胸)."""
     for pattern, value in patterns:
-        if pattern.upper() in text:
+        wanted = pattern.upper()
+        if wanted.startswith(" "):
+            # a word (" PA"): not the start of a longer one ("PANCREAS", "KNEE PATELLA")
+            if re.search(re.escape(wanted) + r"(?![A-Z0-9])", text):
+                return value.upper()
+        elif wanted in text:
             return value.upper()
     return None
 

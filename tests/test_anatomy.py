@@ -30,6 +30,12 @@ TABLE = AnatomySettings()
         ("全景片", "JAW", "PANORAMIC"),
         ("KNEE AP STANDING", "KNEE", "AP"),
         ("Tibial plateau", None, None),  # "PLATEAU" holds "LAT": no lateral view from it
+        # a view is a word, not the start of one (found on pydicom-data's files)
+        ("Pancreas", None, None),
+        ("KNEE PATELLA", "KNEE", None),
+        ("CT APPENDIX", None, None),
+        ("CHEST PA/LAT", "CHEST", "PA"),
+        ("HAND PA", "HAND", "PA"),
     ],
 )
 def test_console_descriptions_map_to_a_body_part_and_view(description, part, view):

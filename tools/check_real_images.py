@@ -856,11 +856,10 @@ def markdown(report: dict) -> str:
 
 
 FINDINGS = [
-    "Anatomy: a description's view pattern matches the start of any word, so ' PA' reads "
-    "'PANCREAS' (pydicom-data explicit_VR-UN.dcm, CT 'Pancreas' -> view PA), 'PATELLA' and "
-    "'PAROTID' as PA and ' AP' reads 'APPENDIX' as AP (edgeosteo/config.py "
-    "AnatomySettings.description_views, edgeosteo/anatomy.py _first_match: substring test). "
-    "A knee film described 'KNEE PATELLA' with no ViewPosition gets view PA.",
+    "Anatomy (fixed after this check was first run): a description's view pattern matched "
+    "the start of any word, so ' PA' read 'PANCREAS' (pydicom-data explicit_VR-UN.dcm), "
+    "'PATELLA' and 'PAROTID' as PA and ' AP' read 'APPENDIX' as AP; a pattern with a leading "
+    "space now matches a whole word only (edgeosteo/anatomy.py _first_match).",
     "Gate: MethodCard.reads checks body part and view only, not modality: deid-data's "
     "ultrasound 'US CHEST WALL/SOFT TISSUE' passes the vertebrae gate (CHEST, no view); the "
     "quality gates refuse it (quality.wrong_modality), so the one path answers "
@@ -906,7 +905,26 @@ def main() -> None:
         action="store_true",
         help="re-apply VISUAL_CHECK to the written report (after looking at the renders)",
     )
+    parser.add_argument(
+        "--inventory-only",
+        action="store_true",
+        help="re-run the inventory of installed DICOMs (after an intake, anatomy or method "
+        "change) and keep the written knee and RG3 figures",
+    )
     args = parser.parse_args()
+    if args.inventory_only:
+        report = json.loads(REPORT.read_text(encoding="utf-8"))
+        screener = Screener()
+        entries = inventory(screener)
+        report["methods_in_tree"] = [c.id for c in screener.methods]
+        report["pending_methods"] = {k: list(v) for k, v in PENDING_METHODS.items()}
+        report["inventory_summary"] = inventory_summary(entries)
+        report["inventory"] = entries
+        report["covered_files"] = covered_files(screener, entries)
+        report["not_checked"], report["findings"] = NOT_CHECKED, FINDINGS
+        REPORT.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        SUMMARY.write_text(markdown(report), encoding="utf-8")
+        return
     if args.visual_only:
         report = json.loads(REPORT.read_text(encoding="utf-8"))
         report["not_checked"], report["findings"] = NOT_CHECKED, FINDINGS

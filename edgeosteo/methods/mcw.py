@@ -36,7 +36,7 @@ SEARCH_MM = 1.5  # the border is looked for this far either side of the border t
 BORDER_SPAN_MM = 4.0  # tangent fitted over +- this along the border
 BAND_MM = 1.5  # the measuring profile is the mean over +- this along the border
 PLAUSIBLE_MM = (0.5, 10.0)
-MAX_NOISE = 0.2  # pixel noise SD over the image's range beyond which no edge is read
+MAX_NOISE = 0.12  # pixel noise SD over the image's range beyond which no edge is read
 
 
 def _px(mm: float, mm_per_px: float) -> float:
@@ -66,7 +66,9 @@ def _pixel_noise(pixels: np.ndarray, centre: np.ndarray, radius: float) -> float
     if patch.shape[0] < 3 or patch.shape[1] < 3:
         return 0.0
     diff = np.diff(patch, axis=1).ravel()
-    return float(1.4826 * np.median(np.abs(diff - np.median(diff))) / np.sqrt(2))
+    # the mean absolute deviation, not the median: on a nearly photon-free image most
+    # neighbours are equal and the median deviation is zero
+    return float(np.sqrt(np.pi / 2) * np.mean(np.abs(diff - np.median(diff))) / np.sqrt(2))
 
 
 def _rising_edge(values: np.ndarray, offsets: np.ndarray, window: float, sigma: float):

@@ -18,6 +18,8 @@ mean and each side is in the details.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from edgeosteo.measurement import (
@@ -118,20 +120,20 @@ class MandibularCorticalWidth(MeasurementMethod):
                 given = request.points
                 bad = [
                     PointCheck(
-                        labels[i], given[i], None, i // 2 != k, None if i // 2 != k else error.code
+                        labels[i], given[i], None, i // 2 < k, error.code if i // 2 == k else None
                     )
                     for i in range(len(given))
                 ]
                 raise MeasurementError(error.code, f"{name}: {error.detail}", bad) from None
             found.append((name, side))
             checks += [
-                PointCheck(pair[0], tuple(f), tuple(f), True),
-                PointCheck(pair[1], tuple(b), side["foot"], True),
+                PointCheck(pair[0], request.points[2 * k], side["foramen"], True),
+                PointCheck(pair[1], request.points[2 * k + 1], side["foot"], True),
             ]
             overlay += self._overlay(side, name)
         widths = [s["width_mm"] for _, s in found]
-        value = float(np.mean(widths))
-        band_name, cutoff = card.band_for(round(value, 2))
+        value = round(float(np.mean(widths)), 3)
+        band_name, cutoff = card.band_for(value)
         details: dict[str, object] = {
             "mm_per_px": round(mm, 5),
             "sides_measured": [n for n, _ in found],
@@ -146,7 +148,7 @@ class MandibularCorticalWidth(MeasurementMethod):
         return Measurement(
             method=self.id,
             method_version=self.version,
-            value=round(value, 3),
+            value=value,
             unit="mm",
             band=band_name,
             cutoff=cutoff,
@@ -197,9 +199,11 @@ class MandibularCorticalWidth(MeasurementMethod):
         points = []
         for s in np.linspace(-BORDER_SPAN_MM, BORDER_SPAN_MM, 9):
             c = b + along * _px(s, mm)
-            offsets, values = edges.profile(
-                pixels, c, up, window + _px(2.5, mm), STEP, _px(0.4, mm), 5
-            )
+            with warnings.catch_warnings():  # off the image: NaN, and skipped below
+                warnings.simplefilter("ignore", RuntimeWarning)
+                offsets, values = edges.profile(
+                    pixels, c, up, window + _px(2.5, mm), STEP, _px(0.4, mm), 5
+                )
             if not np.isfinite(values).all():
                 continue
             edge = _rising_edge(values, offsets, window, sigma)
@@ -244,7 +248,9 @@ class MandibularCorticalWidth(MeasurementMethod):
         band = _px(BAND_MM, mm)
         start, stop = -_px(3.0, mm), dist_px
         half = max(abs(start), stop)
-        offsets, values = edges.profile(pixels, q, up, half, STEP, band, int(2 * band) | 1)
+        with warnings.catch_warnings():  # off the image: NaN, refused below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            offsets, values = edges.profile(pixels, q, up, half, STEP, band, int(2 * band) | 1)
         keep = (offsets >= start) & (offsets <= stop)
         offsets, values = offsets[keep], values[keep]
         if not np.isfinite(values).all():

@@ -108,6 +108,8 @@ class MandibularCorticalWidth(MeasurementMethod):
         while len(labels) < len(request.points):
             labels.append(f"tap {len(labels) + 1}")
         names = ("right", "left") if len(request.points) == 4 else ("side",)
+        if len(names) == 1:  # one side: the card's labels without "(right)"
+            labels = [label.split(" (")[0] for label in labels]
         lo, span = _image_levels(image.pixels)
         found, checks, overlay = [], [], []
         for k, name in enumerate(names):

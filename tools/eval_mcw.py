@@ -220,8 +220,10 @@ CUTOFFS = [
     "foramen region, corrected for magnification. MCW < 3 mm gave diagnostic odds ratios "
     "of 6.51, 6.09 and 8.04 for osteoporosis; the authors recommend referring only patients "
     "with the thinnest cortices (< 3 mm), and the test only for triage of radiographs taken "
-    "for other reasons. Verified here against the PubMed abstract; the sensitivity and "
-    "specificity at 3 mm are not in the abstract and are not verified.",
+    "for other reasons. The figures were verified here against the abstract at PubMed "
+    "17428694; the authors, title, journal and pages are as usually cited and were not "
+    "verified, and the sensitivity and specificity at 3 mm are not in the abstract and are "
+    "not verified.",
     "- MCW >= 3.0 mm: normal (no referral on the cortical width alone).",
 ]
 
@@ -230,10 +232,11 @@ OTHER_LITERATURE = [
     "populations, so none is applied here):",
     "",
     "- Taguchi A, Suei Y, Sanada M, et al. Validation of dental panoramic radiography "
-    "measures for identifying postmenopausal women with spinal osteoporosis. AJR (159 "
-    "healthy postmenopausal women; lumbar spine T <= -2.5): cortical width at an "
-    "ROC-derived cut-off had sensitivity 89.5 % and specificity 33.9 %, cortical shape 86.8 % "
-    "and 63.6 %, OST 86.8 % and 57.8 %. Year, volume and pages not verified.",
+    "measures for identifying postmenopausal women with spinal osteoporosis. AJR Am J "
+    "Roentgenol 2004;183(6):1755-1760 (159 healthy postmenopausal women; lumbar spine "
+    "T <= -2.5): cortical width at an ROC-derived cut-off (its value not in the abstract) "
+    "had sensitivity 89.5 % and specificity 33.9 %, cortical shape 86.8 % and 63.6 %, OST "
+    "86.8 % and 57.8 %.",
     "- Papamanthos MK, Varitimidis SE, Dailiana ZH, et al. Computer-assisted evaluation of "
     "mandibular cortical width (MCW) index as an indicator of osteoporosis. Hippokratia "
     "2014;18(3):251-257 (315 women; hip and spine DXA): ROC threshold 3.24 mm between normal "

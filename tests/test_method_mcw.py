@@ -106,6 +106,7 @@ def test_bad_taps_are_refused_with_their_code():
         result = run(rad, moved)
         refusal(result, "measurement.not_bone")
         assert [c.ok for c in result.point_checks] == [False, False]
+    refusal(run(rad, [b, f]), "measurement.points_out_of_order")
     refusal(run(rad, ph.taps, body_part="HAND"), "measurement.wrong_body_part")
     refusal(run(rad, ph.taps, view="LATERAL"), "measurement.wrong_body_part")
 

@@ -30,7 +30,7 @@ from edgeosteo.methods.base import MethodCard  # noqa: E402
 N_ACCURACY = 300
 N_REPEAT = 30
 REPEATS = 4
-N_DESTROYED = 48
+N_DESTROYED = 50
 N_SCALE = 20  # 10 PNG, 10 photos of the film
 REPORT = REPO / "tools" / "reports" / "mcw.json"
 CARD = REPO / "models" / "mcw" / "method.json"
@@ -100,13 +100,17 @@ def repeat_case(seed: int) -> dict:
 
 def destroyed_case(seed: int) -> dict:
     rng = np.random.default_rng(30_000 + seed)
-    mode = ("blur", "noise", "soft_tissue", "background")[seed % 4]
+    mode = ("blur", "noise", "soft_tissue", "background", "wrong_order")[seed % 5]
     if mode == "blur":
         ph, rad, taps = radiograph_for(seed, "dicom", blur_sigma_px=float(rng.uniform(35, 50)))
         expected = "measurement.edge_not_found"
     elif mode == "noise":
         ph, rad, taps = radiograph_for(seed, "dicom", photons=float(rng.uniform(2, 5)))
         expected = "measurement.edge_not_found"
+    elif mode == "wrong_order":
+        ph, rad, taps = radiograph_for(seed, "dicom")
+        taps = (taps[1], taps[0])
+        expected = "measurement.points_out_of_order"
     else:
         ph, rad, _ = radiograph_for(seed, "dicom")
         # both taps moved together so that the border tap lies in the neck's soft tissue
@@ -318,7 +322,8 @@ def write_card_md(summary: dict) -> str:
         f"{r['within_sd_relative']:.4f}, ICC(A,1) {r['icc_a1']:.4f} (95 % CI "
         f"{r['icc_a1_ci95'][0]:.4f}-{r['icc_a1_ci95'][1]:.4f}).",
         f"- Refusal on destroyed images or taps off the bone (heavy blur, near-zero photons, "
-        f"border tap on soft tissue, on air): {f['refused']} of {f['n']} refused, "
+        f"border tap on soft tissue, on air, the two taps swapped): {f['refused']} of "
+        f"{f['n']} refused, "
         f"{f['refused_right_code']} with the right code (rate {f['rate_right_code']:.3f}, "
         f"95 % CI {f['rate_right_code_ci95'][0]:.3f}-{f['rate_right_code_ci95'][1]:.3f}).",
         f"- No scale: {s['refused_no_scale']} of {s['n']} PNG files and photos of the film "
@@ -347,7 +352,8 @@ def write_card_md(summary: dict) -> str:
         "eroded or porous (Klemetti C2/C3), where the halfway point is less well defined. "
         "Refusals: not_bone (the border tap on soft tissue or air), points_too_close (the "
         "foramen tap within 4 mm of the border tap), edge_not_found (no border, blurred or "
-        "noisy edges, cortex not distinct), implausible (MCW outside 0.5-10 mm), no_scale, "
+        "noisy edges, cortex not distinct), points_out_of_order (the border tapped first), "
+        "implausible (MCW outside 0.5-10 mm), no_scale, "
         "no_magnification.",
         "",
     ]

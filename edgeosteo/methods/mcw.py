@@ -38,6 +38,8 @@ SEARCH_MM = 1.5  # the border is looked for this far either side of the border t
 BORDER_SPAN_MM = 4.0  # tangent fitted over +- this along the border
 BAND_MM = 1.5  # the measuring profile is the mean over +- this along the border
 PLAUSIBLE_MM = (0.5, 10.0)
+SOFT_LEVEL = 0.4  # of the image's 2-98 % range: soft tissue and air lie below it
+OUTSIDE_LEVEL = 0.5  # below a border: soft tissue or air, never trabecular bone (~0.6+)
 MAX_NOISE = 0.12  # pixel noise SD over the image's range beyond which no edge is read
 
 
@@ -75,7 +77,7 @@ def _pixel_noise(pixels: np.ndarray, centre: np.ndarray, radius: float) -> float
 
 def _rising_edge(values: np.ndarray, offsets: np.ndarray, window: float, sigma: float):
     """The strongest rising edge of a profile within +-``window`` pixels of its centre:
-    (position in pixels, step height, max slope per pixel), or None."""
+    (position in pixels, step height, max slope per pixel, level below it), or None."""
     pos, strength = edges.gradient_extrema(values, sigma, 1)
     at = np.interp(pos, np.arange(len(offsets)), offsets) if len(pos) else pos
     keep = np.abs(at) <= window
@@ -89,7 +91,8 @@ def _rising_edge(values: np.ndarray, offsets: np.ndarray, window: float, sigma: 
     above = sm[int(centre) + reach : int(centre) + 3 * reach]
     if len(below) == 0 or len(above) == 0:
         return None
-    return float(at[i]), float(np.nanmax(above) - np.nanmedian(below)), float(strength[i])
+    outside = float(np.nanmedian(below))
+    return float(at[i]), float(np.nanmax(above) - outside), float(strength[i]), outside
 
 
 class MandibularCorticalWidth(MeasurementMethod):
@@ -181,13 +184,20 @@ class MandibularCorticalWidth(MeasurementMethod):
         if noise > MAX_NOISE * span:
             raise MeasurementError("measurement.edge_not_found", f"noise {noise / span:.2f}")
         up = edges.unit(f - b)
-        centre = b
-        rms = 0.0
+        try:
+            centre, up, rms = self._border(pixels, b, up, mm, lo, span)
+        except MeasurementError as error:
+            self._swapped(pixels, f, b, mm, lo, span, error)
         for _ in range(2):
+            # the foot of the foramen on the tangent line; the border refitted there
+            along = edges.normal(up)
+            centre = centre + along * float((f - centre) @ along)
             centre, up, rms = self._border(pixels, centre, up, mm, lo, span)
             # the foot of the foramen on the tangent line
             along = edges.normal(up)
             centre = centre + along * float((f - centre) @ along)
+        along = edges.normal(up)
+        centre = centre + along * float((f - centre) @ along)
         dist_px = float((f - centre) @ up)
         return self._profile(pixels, f, centre, up, dist_px, mm, noise, span, rms)
 
@@ -209,7 +219,8 @@ class MandibularCorticalWidth(MeasurementMethod):
             if not np.isfinite(values).all():
                 continue
             edge = _rising_edge(values, offsets, window, sigma)
-            if edge is None or edge[1] < 0.12 * span:
+            # a rise into bone from soft tissue or air (not from trabecular bone into cortex)
+            if edge is None or edge[1] < 0.12 * span or (edge[3] - lo) / span >= OUTSIDE_LEVEL:
                 continue
             points.append(c + up * edge[0])
         if len(points) < 5:
@@ -233,6 +244,18 @@ class MandibularCorticalWidth(MeasurementMethod):
             raise MeasurementError("measurement.edge_not_found", "border far from square")
         return mean, normal, rms
 
+    def _swapped(self, pixels, f, b, mm, lo, span, error: MeasurementError) -> None:
+        """No border at the border tap, though it is on bone: if there is one at the
+        foramen tap, looking the other way, the two taps were given in the wrong order
+        (``points_out_of_order``); else the first refusal stands."""
+        if error.code != "measurement.edge_not_found":  # the border tap on soft tissue or air
+            raise error
+        try:
+            self._border(pixels, f, edges.unit(b - f), mm, lo, span)
+        except MeasurementError:
+            raise error from None
+        raise MeasurementError("measurement.points_out_of_order", "border tapped first")
+
     def _why_not(self, pixels, b, mm, lo, span) -> None:
         """No lower border near the border tap: soft tissue or air there (``not_bone``),
         or a border whose edge cannot be read (``edge_not_found``)."""
@@ -241,7 +264,7 @@ class MandibularCorticalWidth(MeasurementMethod):
         x, y = int(np.rint(b[0])), int(np.rint(b[1]))
         patch = pixels[max(0, y - r) : min(h, y + r + 1), max(0, x - r) : min(w, x + r + 1)]
         level = (float(np.nanmax(_box_mean(patch))) - lo) / span if patch.size else 0.0
-        if level < 0.4:
+        if level < SOFT_LEVEL:
             raise MeasurementError("measurement.not_bone", f"level {level:.2f} at the border tap")
         raise MeasurementError("measurement.edge_not_found", "no lower border at the tap")
 

@@ -120,6 +120,13 @@ def measure(
                 "measurement.wrong_body_part", f"{card.id} reads {reads}; {shown}"
             )
         magnification = settings.magnification_for(body_part, radiograph.capture)
+        if (
+            card.needs_scale
+            and magnification is None
+            and radiograph.capture == "digital"
+            and radiograph.pixel_spacing_mm
+        ):  # the file has a spacing, the site has not entered this unit's factor
+            raise MeasurementError("measurement.no_magnification", f"none set for {body_part}")
         image = MeasureImage.from_radiograph(radiograph, magnification, body_part, view)
         result: Measurement = method.measure(image, request, card)
         return result

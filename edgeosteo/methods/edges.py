@@ -137,3 +137,24 @@ def gradient_extrema(
     order = np.argsort(-g[idx])
     idx = idx[order]
     return np.array([subpixel_peak(g, int(i)) for i in idx]), g[idx]
+
+
+def level_crossing(values: np.ndarray, level: float, start: int, step: int) -> float | None:
+    """The first position (in samples, linearly interpolated) at which ``values`` crosses
+    ``level`` walking from ``start`` in direction ``step`` (+1 or -1); None if it never
+    does before the profile ends or turns NaN."""
+    v = np.asarray(values, dtype=np.float64)
+    i = int(start)
+    if not 0 <= i < len(v) or not np.isfinite(v[i]):
+        return None
+    above = v[i] >= level
+    while 0 <= i + step < len(v):
+        j = i + step
+        if not np.isfinite(v[j]):
+            return None
+        if (v[j] >= level) != above:
+            denominator = v[j] - v[i]
+            fraction = (level - v[i]) / denominator if denominator else 0.5
+            return float(i + step * fraction)
+        i = j
+    return None

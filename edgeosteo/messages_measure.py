@@ -46,8 +46,8 @@ MEASURE_CATALOGUE: dict[str, tuple[str, str]] = {
         "有点位于图像之外。请在骨骼上重新点击。",
     ),
     "measurement.points_too_close": (
-        "The points are too close together. Tap the two ends of the shaft further apart.",
-        "点与点之间太近。请在骨干两端相距更远处点击。",
+        "The points are too close together. Tap them where the picture shows, further apart.",
+        "点与点之间太近。请按示意图位置点击，并拉开距离。",
     ),
     "measurement.level_outside_image": (
         "The measuring level (10 cm below the lesser trochanter) is outside the image. Send "

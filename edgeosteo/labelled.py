@@ -13,6 +13,7 @@ program can find, so its row is written without an image and says why, as the sy
 from __future__ import annotations
 
 import csv
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
@@ -41,6 +42,7 @@ ANSWER_COLUMNS = {
     "alcohol": "alcohol_3_units_daily",
     "family_history_osteoporosis": "family_history_osteoporosis",
 }
+MODALITY_CODE = re.compile(r"[A-Z0-9_]{1,16}", re.ASCII)
 COLUMNS = (
     "id",
     "image",
@@ -110,6 +112,12 @@ def _days_between(case: CaseRecord, outcome: ReferralOutcome) -> int | None:
         return None
 
 
+def _modality(case: CaseRecord) -> str | None:
+    """The image's DICOM modality code (CR, DX ...); a header's free text is never written."""
+    modality = str((case.result.get("image") or {}).get("modality") or "")
+    return modality if MODALITY_CODE.fullmatch(modality) else None
+
+
 def _patient(case: CaseRecord) -> str:
     if case.local_patient_id and case.local_patient_id.strip():
         return case.local_patient_id
@@ -166,7 +174,7 @@ def export_labelled(
             "age": _age(case, settings.sync.oldest_age_group_years),
             **{column: answers.get(answer) for column, answer in ANSWER_COLUMNS.items()},
             "body_part": case.body_part,
-            "source": (case.result.get("image") or {}).get("modality"),
+            "source": _modality(case),
             "t_score_site": dxa.lowest_t_site,
             "who_band": dxa.who_band,
             "femoral_neck_t_score": dxa.femoral_neck_t_score,

@@ -298,6 +298,7 @@ def test_export_labelled_honours_consent_and_de_identifies(box, pydicom_data_dir
     with_image = by_t[-2.7]
     assert with_image["image"].endswith(".dcm") and with_image["who_band"] == "osteoporosis"
     assert with_image["sex"] == "female" and float(with_image["age"]) == 71
+    assert with_image["source"] == "CR" and with_image["body_part"] == "CHEST"
     assert by_t[-2.1]["image"] == "" and by_t[-2.1]["image_withheld"] == "image.none"
     text = (out / "clinical.csv").read_text(encoding="utf-8")
     for secret in (PATIENT_ID, "ZY-", agreed.uuid, no_image.uuid, "2026-11-20", "县人民医院"):

@@ -149,7 +149,7 @@ def test_record_a_dxa_result_it_leaves_the_list_export_and_evaluate(
     page.goto("/follow-up")
     assert words["list"] in page.inner_text("h1")
     row = page.locator(f"#awaiting tr[data-case='{case_id}']")
-    assert row.count() == 1 and row.locator("td.days").inner_text() == "0"
+    assert row.count() == 1 and row.locator(".days").inner_text() == "0"
     _fits(page)
     suffix = "phone" if phone else "desktop"
     ARTIFACTS.mkdir(exist_ok=True)

@@ -243,7 +243,7 @@ def test_the_follow_up_list_is_oldest_first_with_days_waiting(admin_client, box)
     html = admin_client.get("/follow-up").get_data(as_text=True)
     listed = [int(x) for x in re.findall(r'<tr data-case="(\d+)"', html)]
     assert listed == [ids[40], ids[12], ids[3]]  # "consider" is not a referral to follow
-    days = re.findall(r'<td class="days">(\d+)</td>', html)
+    days = re.findall(r'<span class="days">(\d+)</span>', html)
     assert days == ["40", "12", "3"]
 
 

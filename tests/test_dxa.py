@@ -333,3 +333,29 @@ def test_export_labelled_honours_consent_and_de_identifies(box, pydicom_data_dir
     assert evaluated.returncode == 0, evaluated.stderr
     written = json.loads(report.read_text())
     assert written["n"] == 2 and "failures" in written
+
+
+def test_consent_withdrawn_on_the_case_page_keeps_the_case_out_of_the_export(
+    admin_client, box, tmp_path
+):
+    case = _referred(box, local_id="ZY-WITHDRAWS")
+    box.cases.record_dxa(case.id, {**GOOD, "research_consent": True}, "admin")
+    token = csrf_token(admin_client, f"/cases/{case.id}")
+    page = admin_client.get(f"/cases/{case.id}").get_data(as_text=True)
+    assert 'id="consent-form"' in page and 'value="yes" selected' in page
+    odd = admin_client.post(
+        f"/cases/{case.id}/research-consent", data={"csrf_token": token, "research_consent": "x"}
+    )
+    assert odd.status_code == 422 and 'data-code="dxa.consent_invalid"' in odd.get_data(
+        as_text=True
+    )
+    assert box.store.get_case(case.id).research_consent == "yes"
+    withdrawn = admin_client.post(
+        f"/cases/{case.id}/research-consent", data={"csrf_token": token, "research_consent": "no"}
+    )
+    assert withdrawn.status_code == 302
+    assert box.store.get_case(case.id).research_consent == "no"
+    out = tmp_path / "labelled"
+    result = run("--data-dir", str(box.settings.data_dir), "export-labelled", str(out))
+    assert result.returncode == 0 and "wrote 0 labelled case(s)" in result.stdout
+    assert (out / "clinical.csv").read_text(encoding="utf-8").count("\n") == 1  # header only

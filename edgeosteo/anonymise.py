@@ -35,6 +35,11 @@ _DICOM_MAGIC_OFFSET = 128
 # --- keys --------------------------------------------------------------------------------
 
 
+def site_secret_location(data_dir: Path, settings: SyncSettings) -> Path:
+    """Where the site's pseudonym key is kept: [sync] site_secret_file, else the data dir."""
+    return Path(settings.site_secret_file or data_dir / SITE_SECRET_NAME)
+
+
 def load_site_secret(path: Path) -> bytes:
     """The per-site pseudonym key: created once (0600), then only ever read."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,6 +66,12 @@ def _keyed(secret: bytes, purpose: str, value: str) -> bytes:
 def patient_key(secret: bytes, local_patient_id: str) -> str:
     """HMAC-SHA256 of the local patient id: the same patient gets the same key at a site."""
     return _keyed(secret, "patient", local_patient_id.strip()).hex()
+
+
+def labelled_case_key(secret: bytes, case_uuid: str) -> str:
+    """A case's name in a labelled export: stable across exports at a site (so two exports
+    can be merged without duplicates), unlinkable to the case without the secret."""
+    return _keyed(secret, "labelled-case", case_uuid).hex()[:20]
 
 
 def remapped_uid(secret: bytes, uid: str) -> str:

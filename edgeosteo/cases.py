@@ -15,9 +15,11 @@ import time
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal
 
-from edgeosteo.errors import IntakeError, RequestError
+from edgeosteo.dxa import CONSENT_FIELD, dxa_result_from, research_consent
+from edgeosteo.errors import FollowUpError, IntakeError, RequestError
 from edgeosteo.intake.capture import CaptureGuess
 from edgeosteo.intake.photo import FilmCorners
 from edgeosteo.intake.types import Capture
@@ -28,7 +30,7 @@ from edgeosteo.measurement import (
     replace_method,
 )
 from edgeosteo.screening import PhotoReview, Screener, Screening, StoredImageResult
-from edgeosteo.store import CaseRecord, CaseStore
+from edgeosteo.store import CaseRecord, CaseStore, OutcomeExists, ReferralOutcome
 
 CaseState = Literal["screened", "needs_answers", "refused"]
 PSEUDONYMISED = "pseudonymised"
@@ -36,7 +38,11 @@ PSEUDONYMISED = "pseudonymised"
 # such a file is refused before anything of it is written, on every path
 NOT_A_RADIOGRAPH = ("quality.not_radiograph", "photo.not_radiograph")
 GUESSES_KEPT = 32
-LOCAL_PATIENT_ID_MAX_CHARS = 64  # the page's field says so too (new.html maxlength)
+LOCAL_PATIENT_ID_MAX_CHARS = 64
+NO_DXA_OUTCOMES = (
+    "declined",
+    "could_not_travel",
+)  # the page's field says so too (new.html maxlength)
 
 
 @dataclass(frozen=True)
@@ -256,6 +262,50 @@ class CaseWorkflow:
         saved = self.store.update_result(case_id, updated, state)
         self.store.set_case_state(case_id, state)
         return saved, result
+
+    def record_dxa(
+        self,
+        case_id: int,
+        fields: Mapping[str, object],
+        recorded_by: str | None,
+        from_form: bool = False,
+        today: date | None = None,
+    ) -> ReferralOutcome:
+        """Record a case's DXA result (the form's or the API's fields), which closes its
+        referral, with the patient's research consent when the fields give one. Raises
+        FollowUpError and changes nothing for a case that does not exist, a result that does
+        not check out (edgeosteo.dxa) or a second result."""
+        if self.store.get_case(case_id) is None:
+            raise FollowUpError("dxa.case_not_found", f"case {case_id}")
+        settings = self.screener.settings.follow_up
+        # the box's own calendar day: a clinic writes the report's date as it reads it
+        dxa = dxa_result_from(fields, settings, today or date.today(), from_form)
+        consent = research_consent(fields.get(CONSENT_FIELD))
+        try:
+            outcome = self.store.record_dxa(case_id, dxa, recorded_by, consent)
+        except OutcomeExists:
+            raise FollowUpError("dxa.duplicate", f"case {case_id}") from None
+        if outcome is None:  # removed in between: there is no removal, but say so plainly
+            raise FollowUpError("dxa.case_not_found", f"case {case_id}")
+        return outcome
+
+    def record_no_dxa(self, case_id: int, outcome: str, recorded_by: str | None) -> ReferralOutcome:
+        """The patient declined the DXA or could not travel to it: the referral leaves the
+        follow-up list without a result. FollowUpError when it cannot be recorded."""
+        if outcome not in NO_DXA_OUTCOMES:
+            raise FollowUpError("follow_up.outcome_invalid", str(outcome)[:40])
+        try:
+            recorded = self.store.record_no_dxa(case_id, outcome, recorded_by)
+        except OutcomeExists:
+            raise FollowUpError("follow_up.has_dxa", f"case {case_id}") from None
+        if recorded is None:
+            raise FollowUpError("dxa.case_not_found", f"case {case_id}")
+        return recorded
+
+    def set_research_consent(self, case_id: int, answer: object) -> None:
+        """The patient's answer to research use of the de-identified case."""
+        if not self.store.set_research_consent(case_id, research_consent(answer)):
+            raise FollowUpError("dxa.case_not_found", f"case {case_id}")
 
 
 @dataclass(frozen=True)

@@ -485,6 +485,49 @@ def evaluate(ctx: click.Context, data_dir: Path, json_path: Path, body_part: str
     click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
+@main.command("export-labelled")
+@click.argument("out_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--since",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Only DXA results recorded on or after this day (default: every one).",
+)
+@click.option(
+    "--body-part",
+    default=None,
+    help="Only cases of this body part (edgeosteo evaluate reads one at a time).",
+)
+@click.pass_context
+def export_labelled(
+    ctx: click.Context, out_dir: Path, since: str | None, body_part: str | None
+) -> None:
+    """Write the cases with a DXA result whose patient agreed to research use, de-identified,
+    as a data set edgeosteo evaluate reads (clinical.csv with the DXA T-score, images/)."""
+    from datetime import date
+
+    from edgeosteo.labelled import export_labelled as write_export
+    from edgeosteo.store import CaseStore
+
+    if since is not None:
+        try:
+            if len(since) != 10:
+                raise ValueError(since)
+            date.fromisoformat(since)
+        except ValueError:
+            raise CommandError("follow_up.export_invalid_date", since) from None
+    settings = _settings(ctx)
+    exported = write_export(CaseStore(settings.data_dir), settings, out_dir, since, body_part)
+    click.echo(
+        f"wrote {exported.written} labelled case(s), {exported.with_image} with a "
+        f"de-identified DICOM, to {exported.out_dir}"
+    )
+    for reason, count in sorted(exported.not_exported.items()):
+        click.echo(f"not exported: {count} ({reason})")
+    for code, count in sorted(exported.images_withheld.items()):
+        click.echo(f"written without image: {count} ({code})")
+
+
 def _start_receiver(ctx: click.Context, box: Box) -> None:
     """Start the receiver's parts the settings turn on, sharing the page's workflow; they
     stop when the command ends."""

@@ -265,6 +265,7 @@ class Settings:
     hub: HubSettings = field(default_factory=lambda: HubSettings())
     policy: PolicySettings = field(default_factory=PolicySettings)
     measurement: MeasurementSettings = field(default_factory=lambda: MeasurementSettings())
+    follow_up: FollowUpSettings = field(default_factory=lambda: FollowUpSettings())
     language: str = "zh_CN"
     # the TOML file these settings were read from, and the one the admin page writes: the
     # data directory's edgeosteo.toml unless --config or EDGEOSTEO_CONFIG named another
@@ -613,3 +614,17 @@ class ReceiverSettings:
     # characters) or "full"
     worklist_identity: str = "pseudonymised"
     pseudonym_id_chars: int = 4
+
+
+@dataclass(frozen=True)
+class FollowUpSettings:
+    """Referral follow-through (the ``[follow_up]`` table): which referrals wait for a DXA
+    result on the follow-up list, and what a DXA result may say. A labelled export groups
+    ages as the sync does ([sync] oldest_age_group_years)."""
+
+    # the referral categories the follow-up list holds until a DXA result or an outcome
+    categories: tuple[str, ...] = ("urgent", "refer")
+    # a T- or Z-score outside these bounds is a typing error (reports run about -6 to +4)
+    score_min: float = -7.0
+    score_max: float = 7.0
+    centre_max_chars: int = 120

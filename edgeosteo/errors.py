@@ -38,6 +38,10 @@ class RequestError(EdgeOsteoError):
     or stored."""
 
 
+class FollowUpError(EdgeOsteoError):
+    """A DXA result or referral outcome that cannot be recorded: nothing is changed."""
+
+
 class ModelError(EdgeOsteoError):
     """A model is missing, tampered with or cannot run."""
 

@@ -8,6 +8,7 @@ them and re-exports them.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -28,6 +29,9 @@ class CaseRecord:
     image_file: str | None
     display_file: str | None
     heatmap_file: str | None
+    # the patient's answer to research use of their de-identified case: "yes", "no", or None
+    # (never asked); only "yes" goes into ``edgeosteo export-labelled``
+    research_consent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,3 +167,79 @@ class ScreeningJob:
     state: str  # queued | running | done | failed
     attempts: int
     last_error: str | None
+
+
+DXA_SITES = ("femoral_neck", "total_hip", "lumbar_spine")
+# outcomes of a referral: the DXA was done (a result), or the patient did not go
+REFERRAL_OUTCOMES = ("dxa_done", "declined", "could_not_travel")
+
+
+@dataclass(frozen=True)
+class DxaResult:
+    """A DXA report as the clinic received it: the T-score at each measured site (at least
+    one), the Z-scores where given. ``lumbar_spine`` is L1-L4."""
+
+    scan_date: str  # YYYY-MM-DD
+    centre: str
+    device: str | None = None
+    femoral_neck_t_score: float | None = None
+    total_hip_t_score: float | None = None
+    lumbar_spine_t_score: float | None = None
+    femoral_neck_z_score: float | None = None
+    total_hip_z_score: float | None = None
+    lumbar_spine_z_score: float | None = None
+
+    def t_scores(self) -> dict[str, float]:
+        """The measured sites' T-scores, by site."""
+        scores = {site: getattr(self, f"{site}_t_score") for site in DXA_SITES}
+        return {site: value for site, value in scores.items() if value is not None}
+
+    @property
+    def lowest_t_score(self) -> float:
+        """The T-score the WHO band is read from: the lowest of the measured sites."""
+        return min(self.t_scores().values())
+
+    @property
+    def lowest_t_site(self) -> str:
+        scores = self.t_scores()
+        return min(scores, key=scores.__getitem__)
+
+    @property
+    def who_band(self) -> str:
+        """WHO: osteoporosis at T <= -2.5, low bone mass (osteopenia) below -1, else normal."""
+        lowest = self.lowest_t_score
+        if lowest <= -2.5:
+            return "osteoporosis"
+        return "low_bone_mass" if lowest < -1.0 else "normal"
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+            "lowest_t_score": self.lowest_t_score,
+            "lowest_t_site": self.lowest_t_site,
+            "who_band": self.who_band,
+        }
+
+
+@dataclass(frozen=True)
+class ReferralOutcome:
+    """What became of a case's referral: a DXA result, or why there is none."""
+
+    case_id: int
+    outcome: str  # one of REFERRAL_OUTCOMES
+    recorded_at: str
+    recorded_by: str | None
+    dxa: DxaResult | None  # set exactly when outcome is dxa_done
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "case": self.case_id,
+            "outcome": self.outcome,
+            "recorded_at": self.recorded_at,
+            "recorded_by": self.recorded_by,
+            "dxa": self.dxa.to_dict() if self.dxa else None,
+        }
+
+
+class OutcomeExists(Exception):
+    """The case already has a DXA result; a second one is refused, never merged."""

@@ -30,11 +30,11 @@ from urllib.parse import urlsplit
 import requests
 
 from edgeosteo.anonymise import (
-    SITE_SECRET_NAME,
     AnonymisedRecord,
     anonymise_case,
     deidentify_dicom,
     load_site_secret,
+    site_secret_location,
 )
 from edgeosteo.config import Settings, SyncSettings
 from edgeosteo.fhir import bundle_bytes, transaction_bundle
@@ -89,7 +89,7 @@ def token_path(settings: Settings) -> Path:
 
 
 def site_secret_path(settings: Settings) -> Path:
-    return Path(settings.sync.site_secret_file or settings.data_dir / SITE_SECRET_NAME)
+    return site_secret_location(settings.data_dir, settings.sync)
 
 
 def check_endpoint(sync: SyncSettings) -> str:

@@ -197,3 +197,27 @@ def test_a_case_number_beyond_sqlite_integers_is_not_found(page_schema, admin_cl
     assert response.status_code == 404
     for path in (f"/cases/{too_big}", f"/cases/{too_big}/display.png"):
         assert admin_client.get(path).status_code == 404
+
+
+def test_a_real_dxa_result_its_refusals_and_the_case_conform(page_schema):
+    auth = {"Authorization": _basic("admin", ADMIN_PASSWORD)}
+    screening = page_schema["/api/v1/screenings"]["POST"].Case(
+        body={"answers": json.dumps(ANSWERS)}, media_type="multipart/form-data"
+    )
+    case_id = screening.call_and_validate(headers=auth, checks=CHECKS).json()["case"]
+    operation = page_schema["/api/v1/cases/{case_id}/dxa"]["POST"]
+    body = {"date": "2026-11-20", "centre": "County", "total_hip_t_score": -2.6}
+    for path_id, payload, status in (
+        (case_id, {**body, "total_hip_t_score": 12}, 422),
+        (case_id, {**body, "research_consent": True}, 201),
+        (case_id, body, 409),
+        (999, body, 404),
+    ):
+        call = operation.Case(path_parameters={"case_id": path_id}, body=payload)
+        assert call.call_and_validate(headers=auth, checks=CHECKS).status_code == status
+    stored = page_schema["/api/v1/cases/{case_id}"]["GET"].Case(
+        path_parameters={"case_id": case_id}
+    )
+    fetched = stored.call_and_validate(headers=auth, checks=CHECKS).json()
+    assert fetched["referral_outcome"]["dxa"]["who_band"] == "osteoporosis"
+    assert fetched["research_consent"] == "yes"

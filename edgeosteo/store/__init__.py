@@ -3,7 +3,8 @@ image files beside it.
 
 CaseStore is the one public class, composed of one part per concern: ``cases`` (a case and
 its first outbox record, written together), ``outbox`` (the sender's side), ``inbox`` (images
-received and the screening queue) and ``users``; ``db`` holds the connections, transactions
+received and the screening queue), ``users`` and ``follow_up`` (referral outcomes, DXA
+results and research consent); ``db`` holds the connections, transactions
 and migrations they share. The record types live in edgeosteo.records and are re-exported
 here.
 """
@@ -12,23 +13,27 @@ from __future__ import annotations
 
 from edgeosteo.records import (
     CaseRecord,
+    DxaResult,
     IncomingInstance,
     OutboxRecord,
+    OutcomeExists,
     QueueFull,
     ReceivedInstance,
+    ReferralOutcome,
     ScreeningJob,
     SyncStatus,
     User,
 )
 from edgeosteo.store.cases import Cases, clock_synchronised
 from edgeosteo.store.db import DATABASE_NAME, MIGRATIONS, SQLITE_MAX_INTEGER
+from edgeosteo.store.follow_up import FollowUps
 from edgeosteo.store.inbox import Inbox
 from edgeosteo.store.lock import DataDirInUse, DataDirLock, lock_data_dir
 from edgeosteo.store.outbox import SYNC_STATUS_KEYS, Outbox
 from edgeosteo.store.users import Users
 
 
-class CaseStore(Cases, Outbox, Inbox, Users):
+class CaseStore(Cases, Outbox, Inbox, Users, FollowUps):
     """The box's store in one data directory: ``edgeosteo.sqlite3`` and ``images/``."""
 
 
@@ -41,10 +46,13 @@ __all__ = [
     "CaseStore",
     "DataDirInUse",
     "DataDirLock",
+    "DxaResult",
     "IncomingInstance",
     "OutboxRecord",
+    "OutcomeExists",
     "QueueFull",
     "ReceivedInstance",
+    "ReferralOutcome",
     "ScreeningJob",
     "SyncStatus",
     "User",

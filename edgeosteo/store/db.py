@@ -154,6 +154,31 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX unknown_logins_updated ON unknown_logins(updated_at);
     """,
+    # 7: referral follow-through. A case's referral outcome: its DXA result (one per case),
+    # or that the patient declined or could not travel; and the patient's answer to research
+    # use of the de-identified case (NULL: never asked), which the labelled export honours.
+    """
+    ALTER TABLE cases ADD COLUMN research_consent TEXT
+        CHECK (research_consent IS NULL OR research_consent IN ('yes', 'no'));
+    CREATE TABLE referral_outcomes (
+        case_id INTEGER PRIMARY KEY REFERENCES cases(id),
+        outcome TEXT NOT NULL CHECK (outcome IN ('dxa_done', 'declined', 'could_not_travel')),
+        recorded_at TEXT NOT NULL,
+        recorded_by TEXT,
+        scan_date TEXT,
+        centre TEXT,
+        device TEXT,
+        femoral_neck_t_score REAL,
+        total_hip_t_score REAL,
+        lumbar_spine_t_score REAL,
+        femoral_neck_z_score REAL,
+        total_hip_z_score REAL,
+        lumbar_spine_z_score REAL,
+        lowest_t_score REAL,
+        CHECK ((outcome = 'dxa_done') = (scan_date IS NOT NULL AND lowest_t_score IS NOT NULL))
+    );
+    CREATE INDEX referral_outcomes_recorded ON referral_outcomes(recorded_at);
+    """,
 )
 
 T = TypeVar("T")

@@ -1,4 +1,5 @@
-"""JSON API for integrations and tests: POST a screening, GET a case, the box's status;
+"""JSON API for integrations and tests: POST a screening, GET a case, POST its DXA result,
+the box's status;
 /healthz (no credentials: ok or degraded and the version) for the watchdog. Authenticated
 with HTTP Basic (the same accounts), never with the page cookie, so it needs no CSRF token;
 a verified pair is remembered for [web] api_credentials_cache_seconds
@@ -15,7 +16,7 @@ from flask import Blueprint, Response, abort, jsonify, request
 from edgeosteo import __version__
 from edgeosteo.cases import ScreeningRequest
 from edgeosteo.clinical import ClinicalAnswers
-from edgeosteo.errors import IntakeError, RequestError
+from edgeosteo.errors import FollowUpError, IntakeError, RequestError
 from edgeosteo.messages import text
 from edgeosteo.models import verify_files
 from edgeosteo.web import context
@@ -80,12 +81,15 @@ def _answers_object(raw: str) -> dict:
 
 
 def _case_json(record) -> dict:
+    outcome = context().store.get_outcome(record.id)
     return {
         "case": record.id,
         "state": record.state,
         "category": record.category,
         "local_patient_id": record.local_patient_id,
         "screening": record.result,
+        "research_consent": record.research_consent,
+        "referral_outcome": outcome.to_dict() if outcome else None,
     }
 
 
@@ -175,3 +179,29 @@ def get_case(case_id: int):
     if record is None:
         abort(404)
     return jsonify(_case_json(record))
+
+
+# how each refusal of a DXA result answers: the case is not there, or already has a result
+DXA_STATUS = {"dxa.case_not_found": 404, "dxa.duplicate": 409}
+
+
+@blueprint.route("/api/v1/cases/<int:case_id>/dxa", methods=["POST"])
+def post_dxa(case_id: int):
+    """Record a case's DXA result, which closes its referral; nothing changes on a refusal."""
+    user = _authenticated_user()
+    if user is None:
+        return _unauthorised()
+    try:
+        body = request.get_json(force=True, silent=True)
+    except RecursionError:
+        body = None
+    if not isinstance(body, dict):
+        return _error(400, "dxa.body_invalid", "a JSON object is required")
+    try:
+        outcome = context().cases.record_dxa(case_id, body, user.username)
+    except FollowUpError as exc:
+        return _error(DXA_STATUS.get(exc.code, 422), exc.code, exc.detail)
+    response = jsonify(outcome.to_dict())
+    response.status_code = 201
+    response.headers["Location"] = f"/api/v1/cases/{case_id}"
+    return response

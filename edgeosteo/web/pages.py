@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from flask import (
     Blueprint,
     abort,
@@ -21,6 +23,11 @@ from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.messages import text
 from edgeosteo.web import context, request_language
 from edgeosteo.web.auth import login_required
+from edgeosteo.web.follow_up_text import (
+    DXA_SITE_NAMES,
+    NO_DXA_OUTCOME_NAMES,
+    WHO_BAND_NAMES,
+)
 from edgeosteo.web.form import BODY_PARTS, CLINICAL_FIELDS, answers_from_form
 from edgeosteo.web.review import film_corners_from_form
 
@@ -113,7 +120,14 @@ def _record(case_id: int):
 @blueprint.route("/cases/<int:case_id>")
 @login_required
 def case(case_id: int):
-    record = _record(case_id)
+    return render_case(_record(case_id))
+
+
+def render_case(
+    record, dxa_values: dict | None = None, dxa_problem: tuple[str, str] | None = None
+) -> str:
+    """The case page; with the DXA form's values and the refusal (code, field) it got when
+    a result was not recorded."""
     anatomy = record.result.get("anatomy") or {}
     registry = context().cases.screener.methods
     methods = registry.for_image(record.body_part, anatomy.get("view"))
@@ -129,6 +143,13 @@ def case(case_id: int):
         no_image_model=getattr(image_tool(record.result), "code", None)
         == "tool.none_for_body_part",
         band_text=lambda band: text(f"measurement.band.{band}", language) if band else "",
+        outcome=context().store.get_outcome(record.id),
+        dxa_values=dxa_values or {},
+        dxa_problem=dxa_problem,
+        dxa_sites=DXA_SITE_NAMES,
+        who_bands=WHO_BAND_NAMES,
+        no_dxa_outcomes=NO_DXA_OUTCOME_NAMES,
+        today=date.today().isoformat(),
     )
 
 

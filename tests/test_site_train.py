@@ -42,6 +42,18 @@ def test_positive_control_learns_the_planted_bone(trained) -> None:
     assert "may drive the referral" in site_train.card(result, "control")
 
 
+def test_the_readme_figures_are_these(trained) -> None:
+    """tools/README.md quotes tools/reports/positive_control.json, made at this size."""
+    import json
+
+    report = json.loads(
+        (Path(pc.__file__).parent / "reports" / "positive_control.json").read_text()
+    )
+    assert (report["n"], report["cv_repeats"], report["seed"]) == (N, CV_REPEATS, pc.SEED)
+    assert pc.figures(trained["positive"]) == report["positive"]
+    assert pc.figures(trained["artefact"]) == report["source_artefact"]
+
+
 def test_a_source_artefact_is_refused(trained) -> None:
     result = trained["artefact"]
     assert result["governance"]["used_for_referral"] is False

@@ -97,7 +97,7 @@ class PolicySettings:
     ``decision.recalibrate_threshold`` to set them from the site's own labelled cases.
     """
 
-    policy_version: str = "default-1"
+    policy_version: str = "default-2"  # 2: guideline indications refer
     refer_p_osteoporosis: float = 0.5
     consider_p_osteoporosis: float = 0.2
     consider_p_low_bone_mass: float = 0.5

@@ -45,7 +45,8 @@ SEVERITY: dict[Category, int] = {c: i for i, c in enumerate(CATEGORY_ORDER)}
 
 # What each instrument band points to on its own, when the site counts the instrument.
 INSTRUMENT_BANDS: dict[str, dict[str, Category]] = {
-    "osta": {"low": "routine", "intermediate": "consider", "high": "refer"},
+    # OSTA <= -1 is itself a guideline DXA indication, so the intermediate band refers too
+    "osta": {"low": "routine", "intermediate": "refer", "high": "refer"},
     "ost_men": {"low": "routine", "moderate": "consider", "high": "refer"},
     "orai": {"low": "routine", "high": "consider"},
     "score": {"low": "routine", "high": "consider"},
@@ -58,17 +59,18 @@ WHO_BANDS: dict[str, Category] = {
     "osteoporosis": "refer",
     "severe_osteoporosis": "urgent",
 }
-# Guideline DXA indications: the strong ones (a fracture, long glucocorticoid use, a reader's
-# report of osteoporotic change) refer; the others make DXA worth considering.
+# Guideline DXA indications (cspbmr2017): each one met refers for DXA now. None is "consider":
+# a clinic acts on a split, refer or routine with the rescreen interval; "consider" is left to
+# evidence that is truly intermediate (a moderate band below the guideline's cut-offs).
 INDICATIONS: dict[str, Category] = {
-    "clinical.indication.age": "consider",
-    "clinical.indication.younger_with_risk_factors": "consider",
+    "clinical.indication.age": "refer",
+    "clinical.indication.younger_with_risk_factors": "refer",
     "clinical.indication.fragility_fracture": "refer",
     "clinical.indication.glucocorticoids": "refer",
-    "clinical.indication.bone_disease_or_drugs": "consider",
+    "clinical.indication.bone_disease_or_drugs": "refer",
     "clinical.indication.radiograph_change": "refer",
-    "clinical.indication.osta": "consider",
-    "clinical.indication.iof_positive": "consider",
+    "clinical.indication.osta": "refer",
+    "clinical.indication.iof_positive": "refer",
 }
 
 # What each measurement band points to: the band is set by the cut-off its method's card
@@ -433,9 +435,13 @@ def _finding_notes(
     notes: list[Reason] = []
     for f in findings.results:
         if not f.used_for_referral:
-            notes.append(
-                Reason("decision.experimental_finding", _finding_summary(f) + INFORMATION_ONLY)
+            # a clinical model is refused for not beating age alone and OSTA, not for being new
+            code = (
+                "decision.model_below_baselines"
+                if f.kind == "clinical"
+                else "decision.experimental_finding"
             )
+            notes.append(Reason(code, _finding_summary(f) + INFORMATION_ONLY))
         elif f.kind != "clinical" and quality is None:
             notes.append(Reason("image.not_used_no_quality_report", _finding_summary(f)))
         elif f.kind != "clinical" and image_failed:

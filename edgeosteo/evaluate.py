@@ -205,9 +205,12 @@ def evaluate_dataset(
     }
     if clinical_ids:
         baselines["clinical"] = models[clinical_ids[0]]
+    # subgroups of the model that drove the referral, else of the clinical model shown as
+    # information (a card that fails its governance rule still has subgroups worth reading)
+    subject = primary or (clinical_ids[0] if clinical_ids else None)
     subgroups = {}
-    if primary:
-        slots = per_model[primary]
+    if subject:
+        slots = per_model[subject]
         groups = {f"sex={s}": [c.sex == s for c in cases] for s in ("female", "male")}
         for low, high, label in AGE_BANDS:
             groups[f"age {label}"] = [c.age is not None and low <= c.age < high for c in cases]
@@ -222,6 +225,7 @@ def evaluate_dataset(
     return {
         "n": len(cases),
         "primary": primary,
+        "subgroups_model": subject,
         "models": models,
         "baselines": baselines,
         "referral": dict(referral),
@@ -336,7 +340,7 @@ def write_report(report: dict[str, object], json_path: Path) -> list[Path]:
 
 def format_table(report: Mapping[str, object]) -> str:
     lines = [
-        f"n = {report['n']}   primary model: {report['primary']}",
+        f"n = {report['n']}   primary model: {report['primary'] or 'none (guideline instruments)'}",
         "",
         f"{'score':<22}{'AUC T<=-1 (95% CI)':<28}{'AUC T<=-2.5 (95% CI)':<28}{'T MAE':>8}",
     ]

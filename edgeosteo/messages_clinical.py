@@ -178,8 +178,8 @@ CLINICAL_CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     "clinical.ost_men_low": ("OST (men) 4 or above: low risk.", "男性OST不低于4：低风险。"),
     "clinical.ost_men_moderate": (
-        "OST (men) between -1 and 3: moderate risk.",
-        "男性OST在-1至3之间：中风险。",
+        "OST (men) between -1 and 3: moderate risk; at -1 the guideline's OSTA indication refers.",
+        "男性OST在-1至3之间：中风险；等于-1时符合指南OSTA指征，应转诊。",
     ),
     "clinical.ost_men_high": (
         "OST (men) -2 or below: high risk of osteoporosis.",
@@ -305,6 +305,13 @@ CLINICAL_CATALOGUE: dict[str, tuple[str, str]] = {
         "The model's estimated T-score is shown for information; it is not a DXA measurement.",
         "模型估计的T值仅供参考，不是DXA测量值。",
     ),
+    "decision.model_below_baselines": (
+        "Clinical model result shown for information only: on its development data it did not "
+        "rank patients better than age alone and OSTA in cross-validation and with each "
+        "source held out, so the guideline indications decide the recommendation.",
+        "临床模型结果仅供参考：在其建模数据的交叉验证和逐一留出来源验证中，"
+        "其区分能力未优于单独年龄和OSTA，因此由指南指征决定推荐意见。",
+    ),
     "decision.experimental_finding": (
         "Experimental result shown for information only; it did not affect the recommendation.",
         "实验性结果仅供参考，未影响推荐意见。",
@@ -386,16 +393,21 @@ CLINICAL_CATALOGUE: dict[str, tuple[str, str]] = {
         "骨密度检查（DXA）可能对您有帮助。请与医生商量。",
     ),
     "referral.consider.clinician": (
-        "Consider DXA: a guideline indication or a moderate risk finding is present.",
-        "考虑DXA：存在指南指征或中等风险结果。",
+        "Consider DXA: a moderate finding, short of the guideline's DXA indications. Ask about "
+        "what would settle it: a fragility fracture, glucocorticoids, a disease or medicine "
+        "affecting bone, or a positive IOF one-minute test means refer; without any, "
+        "re-screen at the routine interval.",
+        "考虑DXA：存在中等风险结果，但未达到指南的DXA指征。请询问可据以判断的信息："
+        "有脆性骨折、使用糖皮质激素、患有影响骨代谢的疾病或使用相关药物、或IOF一分钟测试阳性"
+        "者应转诊；均无者按常规间隔复筛。",
     ),
     "referral.refer.patient": (
         "You should have a bone density scan (DXA). Please book it soon.",
         "建议您进行骨密度检查（DXA）。请尽快预约。",
     ),
     "referral.refer.clinician": (
-        "Refer for DXA: high risk of osteoporosis.",
-        "转诊行DXA检查：骨质疏松高风险。",
+        "Refer for DXA: a guideline DXA indication or a high-risk finding is present.",
+        "转诊行DXA检查：存在指南DXA指征或高风险结果。",
     ),
     "referral.urgent.patient": (
         "You should see a doctor about your bones soon and have a bone density scan (DXA). "

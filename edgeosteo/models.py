@@ -185,16 +185,46 @@ def governance_rule_holds(record: Mapping[str, Any] | None) -> bool:
     return True
 
 
+# The baselines a clinical model must beat: the instruments the guideline uses without it.
+CLINICAL_BASELINES = ("age", "osta")
+
+
+def clinical_rule_holds(governance: Mapping[str, Any] | None) -> bool:
+    """The product rule for a clinical model: for each baseline (``added_value_over_age``,
+    ``added_value_over_osta``), in every scheme and for every target recorded, the paired
+    bootstrap 95 % CI of AUC(model) - AUC(baseline) lies above zero. Anything missing or
+    malformed fails, so a card without the record never drives the referral."""
+    if not isinstance(governance, Mapping):
+        return False
+    for baseline in CLINICAL_BASELINES:
+        record = governance.get(f"added_value_over_{baseline}")
+        if not isinstance(record, Mapping):
+            return False
+        for scheme in GOVERNANCE_SCHEMES:
+            targets = record.get(scheme)
+            if not isinstance(targets, Mapping) or not targets:
+                return False
+            for result in targets.values():
+                try:
+                    lower = float(result["ci95"][0])
+                except (KeyError, TypeError, ValueError, IndexError):
+                    return False
+                if not lower > 0.0:
+                    return False
+    return True
+
+
 def added_value_established(manifest: ModelManifest) -> bool:
     """The governance rule, read from the card's machine-readable record.
 
-    The clinical model is the reference and may always drive the referral. An image or
-    fused model may do so only when its record (``governance.added_value_over_clinical``)
-    passes `governance_rule_holds`. Any flag in the manifest that claims otherwise is
-    ignored.
+    A clinical model drives the referral only when it beats age alone and OSTA
+    (`clinical_rule_holds`); otherwise the guideline indications decide and it is shown as
+    information. An image or fused model may do so only when its record
+    (``governance.added_value_over_clinical``) passes `governance_rule_holds`. Any flag in the
+    manifest that claims otherwise is ignored.
     """
     if manifest.kind == "clinical":
-        return True
+        return clinical_rule_holds(manifest.governance)
     return governance_rule_holds(manifest.governance.get("added_value_over_clinical"))
 
 

@@ -145,12 +145,36 @@ def write_manifest(
     return path
 
 
-def build_models_dir(root: Path, image_governance: dict | None = None) -> Path:
-    """A models directory with a clinical model and an experimental knee image model."""
+def _beats(lower: float) -> dict:
+    diff = {"auc_diff": lower + 0.02, "ci95": [lower, lower + 0.04]}
+    return {s: {"p_t_le_-1": diff, "p_t_le_-2.5": diff} for s in ("cv", "loso")}
+
+
+# A clinical model's record that passes edgeosteo.models.clinical_rule_holds, and the shipped
+# knee-clinical's situation (no better than age alone with a source held out), which fails.
+CLINICAL_BEATS_BASELINES = {
+    "added_value_over_age": _beats(0.01),
+    "added_value_over_osta": _beats(0.05),
+}
+CLINICAL_NOT_ABOVE_AGE = {
+    "added_value_over_age": {**_beats(0.01), "loso": _beats(-0.072)["loso"]},
+    "added_value_over_osta": _beats(0.05),
+}
+
+
+def build_models_dir(
+    root: Path,
+    image_governance: dict | None = None,
+    clinical_governance: dict | None = CLINICAL_BEATS_BASELINES,
+) -> Path:
+    """A models directory with a clinical model (by default one whose card shows it beats age
+    alone and OSTA, so it drives the referral) and an experimental knee image model."""
     clinical = root / "test-clinical"
     clinical.mkdir(parents=True)
     clinical_model(clinical / "model.onnx")
-    write_manifest(clinical, "test-clinical", "clinical", "model.onnx")
+    write_manifest(
+        clinical, "test-clinical", "clinical", "model.onnx", governance=clinical_governance
+    )
     image = root / "test-knee-image"
     image.mkdir()
     image_model(image / "model.onnx")

@@ -264,12 +264,26 @@ def test_measured_t_score_bands() -> None:
 
 
 def test_clinical_instruments_and_indications() -> None:
+    # OSTA -1 is a guideline DXA indication: refer, not consider
     intermediate = dataclasses.replace(LOW_RISK, age_years=60, weight_kg=55)  # OSTA -1
     referral = run(intermediate)
-    assert referral.category == "consider"
+    assert referral.category == "refer"
     assert {"clinical.osta_intermediate", "clinical.indication.osta"} <= {
         r.code for r in referral.driving
     }
+    # a man whose OST is moderate (0 to 3) meets no indication: the one intermediate band
+    moderate = ClinicalAnswers(
+        age_years=50, sex="male", weight_kg=60, height_m=1.7, prior_fragility_fracture=False
+    )  # OST 2
+    referral = run(moderate)
+    assert referral.category == "consider"
+    assert [r.code for r in referral.driving] == ["clinical.ost_men_moderate"]
+    assert not assess_clinical(moderate).indications_met
+    younger = dataclasses.replace(LOW_RISK, current_smoker=True, height_m=1.6)
+    assert run(younger).category == "refer"
+    assert [r.code for r in run(younger).driving] == [
+        "clinical.indication.younger_with_risk_factors"
+    ]
     high = dataclasses.replace(LOW_RISK, age_years=70, weight_kg=45)  # OSTA -5
     assert run(high).category == "refer"
     man = ClinicalAnswers(
@@ -611,6 +625,57 @@ def test_every_emitted_code_has_both_languages(
         if chosen.kind != "clinical":
             assert quality is not None and quality.usable
     json.dumps(referral.to_dict(), ensure_ascii=False)
+
+
+@settings(max_examples=400)
+@given(answers_strategy(), findings_strategy(), qualities, policies)
+def test_a_guideline_indication_always_refers(
+    answers: ClinicalAnswers,
+    findings: Findings,
+    quality: QualityReport | None,
+    policy: SitePolicy,
+) -> None:
+    assessment = assess_clinical(answers)
+    referral = run(answers, findings, quality, policy)
+    if assessment.indications_met:
+        assert referral.severity >= SEVERITY["refer"]
+        assert referral.rescreen_interval_months is None
+    if referral.category == "consider":
+        # consider never comes from a guideline indication
+        assert not any(r.code.startswith("clinical.indication.") for r in referral.driving)
+
+
+@settings(max_examples=400)
+@given(answers_strategy(), findings_strategy(), qualities, policies)
+def test_a_model_the_governance_rule_refuses_never_drives_the_referral(
+    answers: ClinicalAnswers,
+    findings: Findings,
+    quality: QualityReport | None,
+    policy: SitePolicy,
+) -> None:
+    refused = Findings(
+        tuple(dataclasses.replace(f, used_for_referral=False) for f in findings.results),
+        findings.unavailable,
+    )
+    with_models = run(answers, refused, quality, policy)
+    without = run(answers, Findings((), findings.unavailable), quality, policy)
+    assert with_models.category == without.category
+    assert with_models.driving == without.driving
+    assert with_models.primary_model is None
+    notes = {n.code for n in with_models.notes}
+    if any(f.kind == "clinical" for f in refused.results):
+        assert "decision.model_below_baselines" in notes
+
+
+def test_the_clinical_model_below_its_baselines_is_information() -> None:
+    refused = Findings((finding(0.9, 0.99, used=False, kind="clinical", t=-3.0),))
+    referral = run(LOW_RISK, refused)
+    assert referral.category == "routine"
+    note = next(n for n in referral.notes if n.code == "decision.model_below_baselines")
+    assert "p_osteoporosis 0.90" in note.evidence.en and note.points_to is None
+    assert "骨质疏松概率 0.90" in note.evidence.zh_CN
+    # the same finding, permitted by its card, drives the category
+    assert run(LOW_RISK, Findings((finding(0.9, kind="clinical"),))).category == "refer"
 
 
 # --- evidence in both languages -----------------------------------------------------------

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -122,6 +123,59 @@ def test_a_flag_in_the_manifest_cannot_override_the_rule(tmp_path):
     assert ModelRegistry(models).get("test-knee-image").used_for_referral is False
 
 
-def test_clinical_model_is_always_the_reference(tmp_path):
-    models = model_factory.build_models_dir(tmp_path / "models")
-    assert ModelRegistry(models).get("test-clinical").used_for_referral is True
+@pytest.mark.parametrize(
+    ("governance", "expected"),
+    [
+        (model_factory.CLINICAL_BEATS_BASELINES, True),
+        (model_factory.CLINICAL_NOT_ABOVE_AGE, False),
+        ({}, False),
+        ({"used_for_referral": True}, False),
+        (  # beats age, but OSTA was compared in CV only
+            {
+                **model_factory.CLINICAL_BEATS_BASELINES,
+                "added_value_over_osta": {
+                    "cv": model_factory.CLINICAL_BEATS_BASELINES["added_value_over_osta"]["cv"]
+                },
+            },
+            False,
+        ),
+        (  # one target whose CI touches zero
+            {
+                **model_factory.CLINICAL_BEATS_BASELINES,
+                "added_value_over_osta": {
+                    "cv": {"p_t_le_-1": {"ci95": [0.0, 0.1]}},
+                    "loso": {"p_t_le_-1": {"ci95": [0.01, 0.1]}},
+                },
+            },
+            False,
+        ),
+        (
+            {
+                **model_factory.CLINICAL_BEATS_BASELINES,
+                "added_value_over_age": {"cv": {}, "loso": {}},
+            },
+            False,
+        ),
+        (
+            {
+                **model_factory.CLINICAL_BEATS_BASELINES,
+                "added_value_over_age": {"cv": {"p": {"ci95": "n/a"}}, "loso": {}},
+            },
+            False,
+        ),
+    ],
+)
+def test_clinical_model_drives_only_when_it_beats_age_and_osta(tmp_path, governance, expected):
+    models = model_factory.build_models_dir(tmp_path / "models", clinical_governance=governance)
+    clinical = ModelRegistry(models).get("test-clinical")
+    assert added_value_established(clinical) is expected
+    assert clinical.used_for_referral is expected
+
+
+def test_shipped_clinical_model_does_not_drive_the_referral():
+    """Its card: LOSO minus age -0.041 (95 % CI -0.072 to -0.017), so it is information."""
+    registry = ModelRegistry(Path(__file__).resolve().parents[1] / "models")
+    manifest = registry.get("knee-clinical")
+    assert manifest is not None and manifest.kind == "clinical"
+    assert manifest.used_for_referral is False
+    assert manifest.governance["used_for_referral"] is False

@@ -789,3 +789,31 @@ def test_a_photo_of_a_person_leaves_no_file_and_no_row(admin_client, app):
     assert _files_in(store.data_dir) == []
     with store.connect() as connection:
         assert connection.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("language", "tag"),
+    [
+        ("en", "information only: not better than age alone and OSTA"),
+        ("zh_CN", "仅供参考：未优于单独年龄和OSTA"),
+    ],
+)
+def test_the_shipped_clinical_model_is_information_and_the_guideline_decides(
+    admin_client, app, pydicom_data_dir, language, tag
+):
+    """knee-clinical's card fails the rule (LOSO minus age below 0): a woman of 68 with OSTA
+    -3 is referred by the guideline's indications, and the model's row says why it is
+    information only."""
+    data = (pydicom_data_dir / "RG1_UNCR.dcm").read_bytes()
+    response = _upload(admin_client, data, "chest.dcm")
+    assert response.status_code == 302
+    result = app.extensions["edgeosteo"].store.get_case(1).result
+    referral = result["referral"]
+    assert referral["category"] == "refer" and referral["primary_model"] is None
+    assert {"clinical.indication.age", "clinical.indication.osta"} <= set(referral["driving"])
+    clinical = next(f for f in result["findings"]["results"] if f["kind"] == "clinical")
+    assert clinical["model_id"] == "knee-clinical" and clinical["used_for_referral"] is False
+    assert "decision.model_below_baselines" in {n["code"] for n in referral["notes"]}
+    _set_language(admin_client, language)
+    page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert tag in page

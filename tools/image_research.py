@@ -68,26 +68,32 @@ def load_crops(recs):
 ROIS = {"tibia": (152, 236, 76, 180), "femur": (24, 100, 76, 180)}  # y0, y1, x0, x1 in the 256 crop
 
 
+def roi_texture(r: np.ndarray) -> list[float]:
+    """Texture of one region (float32): intensity percentiles and spread, gradient energy and
+    anisotropy, LoG energies at 3 scales, FFT band-energy ratios. Any body part."""
+    f = list(np.percentile(r, [10, 50, 90]))
+    f.append(r.std())
+    gx = cv2.Sobel(r, cv2.CV_32F, 1, 0)
+    gy = cv2.Sobel(r, cv2.CV_32F, 0, 1)
+    f.append(np.mean(np.hypot(gx, gy)))
+    f.append(np.mean(np.abs(gy)) / (np.mean(np.abs(gx)) + 1e-6))  # trabecular anisotropy
+    for s in (1.0, 2.0, 4.0):
+        lg = cv2.Laplacian(cv2.GaussianBlur(r, (0, 0), s), cv2.CV_32F)
+        f.append(np.mean(np.abs(lg)) * s * s)
+    F = np.abs(np.fft.fftshift(np.fft.fft2(r - r.mean()))) ** 2
+    h, w = F.shape
+    yy, xx = np.mgrid[:h, :w]
+    rad = np.hypot((yy - h / 2) / h, (xx - w / 2) / w)
+    tot = F.sum() + 1e-9
+    for lo, hi in ((0.02, 0.06), (0.06, 0.12), (0.12, 0.25), (0.25, 0.5)):
+        f.append(F[(rad >= lo) & (rad < hi)].sum() / tot)
+    return f
+
+
 def texture_features(crop: np.ndarray) -> np.ndarray:
     f = []
     for y0, y1, x0, x1 in ROIS.values():
-        r = crop[y0:y1, x0:x1].astype(np.float32)
-        f += list(np.percentile(r, [10, 50, 90]))
-        f.append(r.std())
-        gx = cv2.Sobel(r, cv2.CV_32F, 1, 0)
-        gy = cv2.Sobel(r, cv2.CV_32F, 0, 1)
-        f.append(np.mean(np.hypot(gx, gy)))
-        f.append(np.mean(np.abs(gy)) / (np.mean(np.abs(gx)) + 1e-6))  # trabecular anisotropy
-        for s in (1.0, 2.0, 4.0):
-            lg = cv2.Laplacian(cv2.GaussianBlur(r, (0, 0), s), cv2.CV_32F)
-            f.append(np.mean(np.abs(lg)) * s * s)
-        F = np.abs(np.fft.fftshift(np.fft.fft2(r - r.mean()))) ** 2
-        h, w = F.shape
-        yy, xx = np.mgrid[:h, :w]
-        rad = np.hypot((yy - h / 2) / h, (xx - w / 2) / w)
-        tot = F.sum() + 1e-9
-        for lo, hi in ((0.02, 0.06), (0.06, 0.12), (0.12, 0.25), (0.25, 0.5)):
-            f.append(F[(rad >= lo) & (rad < hi)].sum() / tot)
+        f += roi_texture(crop[y0:y1, x0:x1].astype(np.float32))
     return np.array(f, np.float32)
 
 

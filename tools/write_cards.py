@@ -12,6 +12,12 @@ import hashlib
 import json
 from pathlib import Path
 
+from edgeosteo.models import CLINICAL_BASELINES, clinical_rule_holds
+
+CLINICAL_RULE = (
+    "drives the referral only if AUC minus age alone and minus OSTA has a 95% CI above 0 "
+    "in CV and LOSO for every target (edgeosteo.models.clinical_rule_holds)"
+)
 CITATION = (
     "Wani IM, Arora S. Osteoporosis diagnosis in knee X-rays by transfer learning based on "
     "convolution neural network. Multimedia Tools and Applications 82:14193-14217 (2023). "
@@ -85,6 +91,37 @@ def common_limits(pop: dict) -> str:
         n_op=pop["who_counts"]["osteoporosis"],
         **{k: pop[k] for k in ("age_normals_min", "age_normals_max", "age_min", "age_max")},
     )
+
+
+def _diff_key(baseline: str, scheme: str) -> str:
+    return f"diff_vs_{baseline}_{scheme}"
+
+
+def clinical_absent(m: dict) -> list[str]:
+    """The comparisons the clinical rule needs that the report does not hold."""
+    return [
+        f"{scheme.upper()} minus {baseline}"
+        for baseline in CLINICAL_BASELINES
+        for scheme in ("cv", "loso")
+        if not all(_diff_key(baseline, scheme) in m[k] for k in TARGET_TXT)
+    ]
+
+
+def clinical_governance(m: dict) -> dict:
+    """The clinical model's record for edgeosteo.models.clinical_rule_holds: paired AUC
+    differences against age alone and OSTA, per scheme and target. A scheme the report lacks
+    (LOSO minus OSTA today) is left out and named, and the rule then fails."""
+    record: dict = {"added_value_over_clinical": None}
+    for baseline in CLINICAL_BASELINES:
+        record[f"added_value_over_{baseline}"] = {
+            scheme: {k: m[k][_diff_key(baseline, scheme)] for k in TARGET_TXT}
+            for scheme in ("cv", "loso")
+            if all(_diff_key(baseline, scheme) in m[k] for k in TARGET_TXT)
+        }
+    record["used_for_referral"] = clinical_rule_holds(record)
+    absent = clinical_absent(m)
+    record["rule"] = CLINICAL_RULE + (f"; not recorded: {', '.join(absent)}" if absent else "")
+    return record
 
 
 def clinical(reports: Path, out: Path) -> None:
@@ -181,14 +218,7 @@ def clinical(reports: Path, out: Path) -> None:
             "parity": rep["onnx_parity"],
         },
         "metrics": metrics,
-        "governance": {
-            "added_value_over_clinical": None,
-            "added_value_over_age": {
-                "cv": {k: m[k]["diff_vs_age_cv"] for k in TARGET_TXT},
-                "loso": {k: m[k]["diff_vs_age_loso"] for k in TARGET_TXT},
-            },
-            "used_for_referral": True,
-        },
+        "governance": clinical_governance(m),
         "reference_outputs": rep["reference_outputs"],
         "card": "CARD.md",
     }
@@ -257,6 +287,20 @@ def clinical(reports: Path, out: Path) -> None:
         "fitted weights and intercepts shift between sources). It is shipped because weight/BMI are "
         "established risk factors (OSTA) and because it gives calibrated probabilities and a T-score "
         "estimate, but its discrimination here is essentially that of age.\n"
+    )
+    governance = clinical_governance(m)
+    L.append(
+        "**Governance: "
+        + (
+            "drives the referral.** "
+            if governance["used_for_referral"]
+            else "shown as information; it does not drive the referral.** "
+        )
+        + "The box lets a clinical model drive the referral only if it beats age alone and OSTA "
+        "(the AUC difference's 95% CI above 0 in CV and LOSO for every target; "
+        "edgeosteo.models.clinical_rule_holds)"
+        + (f"; not recorded: {', '.join(clinical_absent(m))}" if clinical_absent(m) else "")
+        + ". Otherwise the guideline's DXA indications decide (docs/clinical.md).\n"
     )
     L.append(
         "LOSO AUC per held-out source: "

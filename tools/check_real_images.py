@@ -61,8 +61,8 @@ REPEATS = 4
 TAP_MOVE = 0.05  # of the tap length, in x and in y, uniform
 WORKERS = 2
 
-# methods whose cards are not in this tree yet (being written elsewhere): what they will read
-PENDING_METHODS = {"cti": ("HIP",), "mcw": ("JAW",)}
+# methods whose cards are not in this tree yet: the body parts they will read
+PENDING_METHODS: dict[str, tuple[str, ...]] = {}
 
 # pydicom-data's RG3 (CR, BodyPartExamined EXTREMITY, "Non-ossifying fibroma of distal
 # tibia"): a reader placed these two taps by eye on the ends of the tibial diaphysis above

@@ -137,3 +137,13 @@ def test_card_figures_equal_the_report():
     assert f"within-SD {report['repeatability']['within_sd']:.4f}" in md
     assert f"ICC(A,1) {report['repeatability']['icc_a1']:.4f}" in md
     assert re.search(rf"{report['refusal']['refused_right_code']} with the right code", md)
+
+
+def test_taps_that_do_not_span_a_metacarpal_shaft_are_the_wrong_bone():
+    """A bone as wide as a third of the tapped length is not a metacarpal shaft tapped end
+    to end (a phalanx, or taps in the middle of the shaft): refused, never measured."""
+    ph, rad = dicom(4)
+    a, b = np.array(ph.taps[0]), np.array(ph.taps[1])
+    mid, half = (a + b) / 2, (b - a) * 0.26
+    result = run(rad, [tuple(mid - half), tuple(mid + half)])
+    refusal(result, "measurement.wrong_bone")

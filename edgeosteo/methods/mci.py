@@ -25,6 +25,7 @@ from edgeosteo.methods.base import MeasureImage, MeasurementMethod, MethodCard
 FRACTIONS = np.linspace(1 / 3, 2 / 3, 13)  # the middle third of the shaft
 MIN_TAP_SEPARATION = 0.15  # of the image's short side
 PLAUSIBLE = (0.15, 0.95)
+SHAFT_WIDTH_OVER_LENGTH = (0.06, 0.25)
 STEP = 0.25  # profile sample spacing (pixels)
 
 
@@ -68,6 +69,16 @@ class MetacarpalCorticalIndex(MeasurementMethod):
             # refit the axis through the bone's centre; keep the taps' positions along it
             fit_x = np.polyfit(fracs, mids[:, 0], 1)
             fit_y = np.polyfit(fracs, mids[:, 1], 1)
+            # one shaft's centre lies on a line; taps on two bones make it jump between them
+            widths = np.array([e[1] - e[0] for _, e in rows])
+            off_line = np.hypot(
+                mids[:, 0] - np.polyval(fit_x, fracs), mids[:, 1] - np.polyval(fit_y, fracs)
+            )
+            if float(off_line.max()) > 0.35 * float(np.median(widths)):
+                raise MeasurementError(
+                    "measurement.wrong_bone",
+                    f"the shaft's centre jumps {off_line.max():.0f} px: taps on two bones?",
+                )
             new_a = np.array([np.polyval(fit_x, 0.0), np.polyval(fit_y, 0.0)])
             new_b = np.array([np.polyval(fit_x, 1.0), np.polyval(fit_y, 1.0)])
             moved = max(np.hypot(*(new_a - a)), np.hypot(*(new_b - b)))
@@ -91,6 +102,12 @@ class MetacarpalCorticalIndex(MeasurementMethod):
         if spread > 0.08:
             raise MeasurementError(
                 "measurement.edge_not_found", f"profiles disagree ({spread:.2f})"
+            )
+        # a metacarpal shaft is about a tenth of its length wide; far from that, the taps are
+        # on another bone (a phalanx, the radius) or not at the ends of one shaft
+        if not SHAFT_WIDTH_OVER_LENGTH[0] <= w / length <= SHAFT_WIDTH_OVER_LENGTH[1]:
+            raise MeasurementError(
+                "measurement.wrong_bone", f"width {w:.0f} px for a {length:.0f} px shaft"
             )
         value = (w - m) / w
         if not PLAUSIBLE[0] <= value <= PLAUSIBLE[1]:

@@ -9,7 +9,6 @@ maps all of them, so the page, the receiver and the one path agree.
 from __future__ import annotations
 
 import re
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 

@@ -113,16 +113,7 @@ class FemoralCorticalThicknessIndex(MeasurementMethod):
         rows, values = self._profiles(image.pixels, start, end, d)
         if len(rows) < 0.6 * N_PROFILES:
             raise MeasurementError("measurement.edge_not_found", "at the level after refit")
-        ed = np.array([e for _, e in rows])
-        outer = ed[:, 1] - ed[:, 0]
-        medulla = ed[:, 3] - ed[:, 2]
-        w, m = float(np.median(outer)), float(np.median(medulla))
-        per_profile = (outer - medulla) / outer
-        spread = float(np.std(per_profile))
-        if spread > 0.08:
-            raise MeasurementError(
-                "measurement.edge_not_found", f"profiles disagree ({spread:.2f})"
-            )
+        w, m, spread = tube.widths([e for _, e in rows])
         outer_mm, medulla_mm = w * mm, m * mm
         if not FEMUR_MM[0] <= outer_mm <= FEMUR_MM[1]:
             raise MeasurementError(
@@ -149,7 +140,8 @@ class FemoralCorticalThicknessIndex(MeasurementMethod):
             pts = tuple((float(p[0]), float(p[1])) for p in (c + across * e[k] for c, e in rows))
             return OverlayShape("polyline", pts, label, "edge")
 
-        c_level = level + across * float(np.median((ed[:, 0] + ed[:, 1]) / 2))
+        centre = float(np.median([(e[0] + e[1]) / 2 for _, e in rows]))
+        c_level = level + across * centre
         left = c_level - across * w / 2
         right = c_level + across * w / 2
         checks = (

@@ -93,16 +93,7 @@ class MetacarpalCorticalIndex(MeasurementMethod):
         rows = [(c, e) for c, e in zip(centres, found, strict=True) if e is not None]
         if len(rows) < 0.6 * len(FRACTIONS):
             raise MeasurementError("measurement.edge_not_found", "middle third after refit")
-        ed = np.array([e for _, e in rows])
-        outer = ed[:, 1] - ed[:, 0]
-        medulla = ed[:, 3] - ed[:, 2]
-        w, m = float(np.median(outer)), float(np.median(medulla))
-        per_profile = (outer - medulla) / outer
-        spread = float(np.std(per_profile))
-        if spread > 0.08:
-            raise MeasurementError(
-                "measurement.edge_not_found", f"profiles disagree ({spread:.2f})"
-            )
+        w, m, spread = tube.widths([e for _, e in rows])
         # a metacarpal shaft is about a tenth of its length wide; far from that, the taps are
         # on another bone (a phalanx, the radius) or not at the ends of one shaft
         if not SHAFT_WIDTH_OVER_LENGTH[0] <= w / length <= SHAFT_WIDTH_OVER_LENGTH[1]:

@@ -17,6 +17,8 @@ import numpy as np
 from edgeosteo.measurement import MeasurementError, PointCheck
 from edgeosteo.methods import edges
 
+MAX_PROFILE_SD = 0.08  # of the index, between the profiles of one measurement
+
 Edges = tuple[float, float, float, float]  # periosteal left, right; endosteal left, right
 
 
@@ -155,6 +157,18 @@ def fit_tube(
     if not (0 < hm < hw) or abs(hw - width / 2) > 0.25 * width:
         return None
     return c - hw, c + hw, c - hm, c + hm
+
+
+def widths(found: Sequence[tuple[float, float, float, float]]) -> tuple[float, float, float]:
+    """Outer and medullary widths (medians over the profiles' edges, pixels) and the SD of
+    the per-profile index; profiles that disagree this much do not show one tube's edges."""
+    ed = np.array(found)
+    outer = ed[:, 1] - ed[:, 0]
+    medulla = ed[:, 3] - ed[:, 2]
+    spread = float(np.std((outer - medulla) / outer))
+    if spread > MAX_PROFILE_SD:
+        raise MeasurementError("measurement.edge_not_found", f"profiles disagree ({spread:.2f})")
+    return float(np.median(outer)), float(np.median(medulla)), spread
 
 
 def why_not(

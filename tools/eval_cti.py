@@ -7,9 +7,7 @@ Run: PYTHONPATH=. .venv/bin/python tools/eval_cti.py
 
 from __future__ import annotations
 
-import json
 import sys
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +16,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO))
 
-from phantoms import femur, stats  # noqa: E402
+from phantoms import evalrun, femur, stats  # noqa: E402
 
-from edgeosteo.config import MeasurementSettings  # noqa: E402
 from edgeosteo.intake import read_image  # noqa: E402
-from edgeosteo.measurement import MeasurementRequest  # noqa: E402
-from edgeosteo.methods import MethodRegistry, measure  # noqa: E402
 
 N_ACCURACY = 300
 N_REPEAT = 20
@@ -32,9 +27,6 @@ N_DESTROYED = 40
 N_SCALE = 8  # 4 PNG, 4 photos of the film: no scale, refused
 N_LEVEL = 4  # films cut off above the 10 cm level
 TAP_JITTER_PX = 5.0
-REPORT = REPO / "tools" / "reports" / "cti.json"
-CARD = REPO / "models" / "cti" / "method.json"
-CARD_MD = REPO / "models" / "cti" / "CARD.md"
 
 
 def condition(seed: int) -> dict:
@@ -55,27 +47,14 @@ def radiograph(ph, kind: str = "dicom", seed: int = 0):
 
 
 def run(rad, taps):
-    registry = MethodRegistry(REPO / "models")
-    return measure(
-        MeasurementRequest("cti", tuple(tuple(map(float, p)) for p in taps)),
-        rad,
-        True,
-        "HIP",
-        "AP",
-        registry,
-        MeasurementSettings(),
-    )
-
-
-def jitter(taps, rng, px):
-    return tuple((x + rng.uniform(-px, px), y + rng.uniform(-px, px)) for x, y in taps)
+    return evalrun.run_method("cti", rad, taps, "HIP", "AP")
 
 
 def accuracy_case(seed: int) -> dict:
     ph = phantom(seed)
     rad, taps = radiograph(ph)
     rng = np.random.default_rng(10_000 + seed)
-    given = tuple((round(x, 2), round(y, 2)) for x, y in jitter(taps, rng, TAP_JITTER_PX))
+    given = tuple((round(x, 2), round(y, 2)) for x, y in evalrun.jitter(taps, rng, TAP_JITTER_PX))
     result = run(rad, given)
     return {
         "seed": seed,
@@ -102,7 +81,7 @@ def repeat_case(seed: int) -> dict:
     length = float(np.hypot(taps[1][0] - taps[0][0], taps[1][1] - taps[0][1]))
     values = []
     for _ in range(REPEATS):
-        r = run(rad, jitter(taps, rng, 0.05 * length))
+        r = run(rad, evalrun.jitter(taps, rng, 0.05 * length))
         values.append(getattr(r, "value", None))
     return {"seed": seed, "truth": round(ph.cti, 4), "values": values}
 
@@ -374,33 +353,17 @@ def write_card_md(summary: dict) -> str:
 
 
 def main() -> None:
-    with Pool(2) as pool:
-        acc = pool.map(accuracy_case, range(N_ACCURACY))
-        rep = pool.map(repeat_case, range(1000, 1000 + N_REPEAT))
-        des = pool.map(destroyed_case, range(2000, 2000 + N_DESTROYED))
-        chk = pool.map(check_case, range(3000, 3000 + N_SCALE + N_LEVEL))
-    summary = summarise(acc, rep, des, chk)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(
-        json.dumps(
-            {
-                **summary,
-                "cases": acc,
-                "repeat_cases": rep,
-                "destroyed_cases": des,
-                "check_cases": chk,
-            },
-            indent=1,
-        )
-    )
-    card = json.loads(CARD.read_text(encoding="utf-8"))
-    card["accuracy"] = summary
-    CARD.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    CARD_MD.write_text(write_card_md(summary), encoding="utf-8")
-    print(
-        json.dumps(
-            {k: summary[k] for k in ("accuracy", "repeatability", "refusal", "checks")}, indent=1
-        )
+    evalrun.run_and_write(
+        "cti",
+        {
+            "cases": (accuracy_case, range(N_ACCURACY)),
+            "repeat_cases": (repeat_case, range(1000, 1000 + N_REPEAT)),
+            "destroyed_cases": (destroyed_case, range(2000, 2000 + N_DESTROYED)),
+            "check_cases": (check_case, range(3000, 3000 + N_SCALE + N_LEVEL)),
+        },
+        summarise,
+        write_card_md,
+        ("accuracy", "repeatability", "refusal", "checks"),
     )
 
 

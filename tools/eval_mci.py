@@ -7,10 +7,7 @@ Run: PYTHONPATH=. .venv/bin/python tools/eval_mci.py
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -19,20 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO))
 
-from phantoms import hand, stats  # noqa: E402
+from phantoms import evalrun, hand, stats  # noqa: E402
 
-from edgeosteo.config import MeasurementSettings  # noqa: E402
 from edgeosteo.intake import read_image  # noqa: E402
-from edgeosteo.measurement import MeasurementRequest  # noqa: E402
-from edgeosteo.methods import MethodRegistry, measure  # noqa: E402
 
 N_ACCURACY = 300
 N_REPEAT = 30
 REPEATS = 4
 N_DESTROYED = 40
-REPORT = REPO / "tools" / "reports" / "mci.json"
-CARD = REPO / "models" / "mci" / "method.json"
-CARD_MD = REPO / "models" / "mci" / "CARD.md"
 
 
 def condition(seed: int) -> str:
@@ -52,20 +43,7 @@ def radiograph_for(seed: int, kind: str, **overrides):
 
 
 def run(rad, taps):
-    registry = MethodRegistry(REPO / "models")
-    return measure(
-        MeasurementRequest("mci", tuple(taps)),
-        rad,
-        True,
-        "HAND",
-        "PA",
-        registry,
-        MeasurementSettings(),
-    )
-
-
-def jitter(taps, rng, px):
-    return tuple((x + rng.uniform(-px, px), y + rng.uniform(-px, px)) for x, y in taps)
+    return evalrun.run_method("mci", rad, taps, "HAND", "PA")
 
 
 def accuracy_case(seed: int) -> dict:
@@ -73,7 +51,7 @@ def accuracy_case(seed: int) -> dict:
     ph, rad, taps = radiograph_for(seed, kind)
     rng = np.random.default_rng(10_000 + seed)
     scale = rad.pixels.shape[1] / hand.SHAPE[1]
-    given = tuple((round(x, 2), round(y, 2)) for x, y in jitter(taps, rng, 3.0 * scale))
+    given = tuple((round(x, 2), round(y, 2)) for x, y in evalrun.jitter(taps, rng, 3.0 * scale))
     result = run(rad, given)
     return {
         "seed": seed,
@@ -95,7 +73,7 @@ def repeat_case(seed: int) -> dict:
     length = float(np.hypot(taps[1][0] - taps[0][0], taps[1][1] - taps[0][1]))
     values = []
     for _ in range(REPEATS):
-        r = run(rad, jitter(taps, rng, 0.05 * length))
+        r = run(rad, evalrun.jitter(taps, rng, 0.05 * length))
         values.append(getattr(r, "value", None))
     return {"seed": seed, "truth": round(ph.mci, 4), "values": values}
 
@@ -275,20 +253,16 @@ def write_card_md(summary: dict) -> str:
 
 
 def main() -> None:
-    with Pool(min(4, os.cpu_count() or 2)) as pool:
-        acc = pool.map(accuracy_case, range(N_ACCURACY))
-        rep = pool.map(repeat_case, range(1000, 1000 + N_REPEAT))
-        des = pool.map(destroyed_case, range(2000, 2000 + N_DESTROYED))
-    summary = summarise(acc, rep, des)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(
-        json.dumps({**summary, "cases": acc, "repeat_cases": rep, "destroyed_cases": des}, indent=1)
+    evalrun.run_and_write(
+        "mci",
+        {
+            "cases": (accuracy_case, range(N_ACCURACY)),
+            "repeat_cases": (repeat_case, range(1000, 1000 + N_REPEAT)),
+            "destroyed_cases": (destroyed_case, range(2000, 2000 + N_DESTROYED)),
+        },
+        summarise,
+        write_card_md,
     )
-    card = json.loads(CARD.read_text(encoding="utf-8"))
-    card["accuracy"] = summary
-    CARD.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    CARD_MD.write_text(write_card_md(summary), encoding="utf-8")
-    print(json.dumps({k: summary[k] for k in ("accuracy", "repeatability", "refusal")}, indent=1))
 
 
 if __name__ == "__main__":

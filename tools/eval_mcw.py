@@ -8,9 +8,7 @@ Run: PYTHONPATH=. .venv/bin/python tools/eval_mcw.py
 
 from __future__ import annotations
 
-import json
 import sys
-from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
@@ -19,12 +17,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 sys.path.insert(0, str(REPO))
 
-from phantoms import mandible, stats  # noqa: E402
+from phantoms import evalrun, mandible, stats  # noqa: E402
 
 from edgeosteo.config import MeasurementSettings  # noqa: E402
 from edgeosteo.intake import read_image  # noqa: E402
-from edgeosteo.measurement import MeasurementRequest  # noqa: E402
-from edgeosteo.methods import MethodRegistry, measure  # noqa: E402
 from edgeosteo.methods.base import MethodCard  # noqa: E402
 
 N_ACCURACY = 300
@@ -32,9 +28,7 @@ N_REPEAT = 30
 REPEATS = 4
 N_DESTROYED = 50
 N_SCALE = 20  # 10 PNG, 10 photos of the film
-REPORT = REPO / "tools" / "reports" / "mcw.json"
-CARD = REPO / "models" / "mcw" / "method.json"
-CARD_MD = REPO / "models" / "mcw" / "CARD.md"
+CARD = evalrun.MODELS / "mcw" / "method.json"
 SETTINGS = MeasurementSettings(magnification={"JAW": mandible.MAGNIFICATION})
 
 
@@ -56,20 +50,14 @@ def condition(seed: int) -> str:
 
 
 def run(rad, taps, settings: MeasurementSettings = SETTINGS):
-    registry = MethodRegistry(REPO / "models")
-    request = MeasurementRequest("mcw", tuple(tuple(map(float, p)) for p in taps))
-    return measure(request, rad, True, "JAW", None, registry, settings)
-
-
-def jitter(taps, rng, px):
-    return tuple((x + rng.uniform(-px, px), y + rng.uniform(-px, px)) for x, y in taps)
+    return evalrun.run_method("mcw", rad, taps, "JAW", None, settings)
 
 
 def accuracy_case(seed: int) -> dict:
     kind = condition(seed)
     ph, rad, taps = radiograph_for(seed, kind)
     rng = np.random.default_rng(10_000 + seed)
-    given = tuple((round(x, 2), round(y, 2)) for x, y in jitter(taps, rng, 3.0))
+    given = tuple((round(x, 2), round(y, 2)) for x, y in evalrun.jitter(taps, rng, 3.0))
     result = run(rad, given)
     return {
         "seed": seed,
@@ -93,7 +81,7 @@ def repeat_case(seed: int) -> dict:
     length = float(np.hypot(taps[1][0] - taps[0][0], taps[1][1] - taps[0][1]))
     values = []
     for _ in range(REPEATS):
-        r = run(rad, jitter(taps, rng, 0.05 * length))
+        r = run(rad, evalrun.jitter(taps, rng, 0.05 * length))
         values.append(getattr(r, "value", None))
     return {"seed": seed, "truth": round(ph.width_mm, 4), "values": values}
 
@@ -361,30 +349,17 @@ def write_card_md(summary: dict) -> str:
 
 
 def main() -> None:
-    with Pool(2) as pool:
-        acc = pool.map(accuracy_case, range(N_ACCURACY))
-        rep = pool.map(repeat_case, range(1000, 1000 + N_REPEAT))
-        des = pool.map(destroyed_case, range(2000, 2000 + N_DESTROYED))
-        scale = pool.map(scale_case, range(3000, 3000 + N_SCALE))
-    summary = summarise(acc, rep, des, scale)
-    REPORT.parent.mkdir(parents=True, exist_ok=True)
-    REPORT.write_text(
-        json.dumps(
-            {
-                **summary,
-                "cases": acc,
-                "repeat_cases": rep,
-                "destroyed_cases": des,
-                "scale_cases": scale,
-            },
-            indent=1,
-        )
+    evalrun.run_and_write(
+        "mcw",
+        {
+            "cases": (accuracy_case, range(N_ACCURACY)),
+            "repeat_cases": (repeat_case, range(1000, 1000 + N_REPEAT)),
+            "destroyed_cases": (destroyed_case, range(2000, 2000 + N_DESTROYED)),
+            "scale_cases": (scale_case, range(3000, 3000 + N_SCALE)),
+        },
+        summarise,
+        write_card_md,
     )
-    card = json.loads(CARD.read_text(encoding="utf-8"))
-    card["accuracy"] = summary
-    CARD.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    CARD_MD.write_text(write_card_md(summary), encoding="utf-8")
-    print(json.dumps({k: summary[k] for k in ("accuracy", "repeatability", "refusal")}, indent=1))
 
 
 if __name__ == "__main__":

@@ -305,13 +305,17 @@ def _measurement_lines(m: dict, language: str) -> list[str]:
 
 
 @main.command()
-@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--method", "method", required=True, help="mci, cti, mcw or vertebrae.")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=True))
+@click.option(
+    "--method", "method", required=True, help="mci, cti, mcw, vertebrae, or ct-l1 (a folder)."
+)
 @click.option(
     "--points",
     required=True,
     help="The taps as JSON in the image's pixels: a list of [x, y], or an object with "
-    '"points" and the method\'s options, e.g. \'{"first_level": "T12", "points": [...]}\'.',
+    '"points" and the method\'s options, e.g. \'{"first_level": "T12", "points": [...]}\'; '
+    'for ct-l1 on a CT series folder, \'{"level": "L1", "sagittal": [x, y]}\' on the '
+    "sagittal reformat (x: its column, y: its row, the slice from the top).",
 )
 @click.option("--body-part", help="Body part shown; by default the file's header says.")
 @click.option("--body-part-confirmed", is_flag=True, help="The --body-part given is right.")
@@ -331,9 +335,13 @@ def measure(
     lang: str,
 ) -> None:
     """Measure one radiograph with a method and the user's taps (the same stage a
-    screening runs). Exits 1 when the measurement is refused, with the reason."""
+    screening runs), or, with --method ct-l1, the CT series in the folder FILE. Exits 1
+    when the measurement is refused, with the reason."""
     from edgeosteo.screening import Screener
 
+    if method.strip().lower() == "ct-l1" or file.is_dir():
+        _measure_series(ctx, file, method, points, as_json, lang)
+        return
     (request,) = _measurement_requests(method, points, lang)
     screener = Screener(_settings(ctx))
     capture = "photo" if photo else "digital"
@@ -357,6 +365,44 @@ def measure(
         click.echo(str(file))
         for line in _measurement_lines(result, lang):
             click.echo(line)
+    if result["status"] == "refused":
+        ctx.exit(1)
+
+
+def _measure_series(
+    ctx: click.Context, folder: Path, method: str, points: str, as_json: bool, lang: str
+) -> None:
+    from edgeosteo.errors import RequestError
+    from edgeosteo.measurement import MeasurementError
+    from edgeosteo.methods.ct_l1 import parse_request
+    from edgeosteo.screening import Screener
+
+    if method.strip().lower() != "ct-l1":
+        raise click.BadParameter(
+            "a folder is read by --method ct-l1 only; give one image file for "
+            f"{method} ({text('measurement.ct_needs_series', lang)})",
+            param_hint="FILE",
+        )
+    try:
+        request = parse_request(points)
+    except RequestError as exc:
+        raise click.BadParameter(
+            f"{text(exc.code, lang)} ({exc.detail})", param_hint="--points"
+        ) from exc
+    if not folder.is_dir():
+        error = MeasurementError("measurement.ct_needs_series", folder.name)
+        result: dict = {"status": "refused", "method": request.method, **error.to_dict()}
+    else:
+        result = Screener(_settings(ctx)).measure_series(folder, request)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        click.echo(str(folder))
+        for line in _measurement_lines(result, lang):
+            click.echo(line)
+        for check in result.get("checks") or ():
+            if check["status"] != "ok":
+                click.echo(f"  check    {check['check']}: {check[f'message_{lang}']}")
     if result["status"] == "refused":
         ctx.exit(1)
 

@@ -148,6 +148,10 @@ CT_CATALOGUE: dict[str, tuple[str, str]] = {
         "皮下脂肪的CT值不在-100 HU左右：CT机校准可能发生漂移，骨的CT值也会随之偏移。"
         "请核查CT机的每日水模校准。",
     ),
+    "measurement.ct_level_not_l1": (
+        "The published thresholds were set at L1; at T12 or L2 the band is a guide only.",
+        "已发表的阈值基于L1椎体制定；在T12或L2测量时，分级仅供参考。",
+    ),
     "measurement.ct_reference_not_found": (
         "No air or subcutaneous fat was found on the measured slices to check the "
         "calibration against.",

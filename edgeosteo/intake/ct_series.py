@@ -62,19 +62,22 @@ class CtSeries:
         return (int(self.hu.shape[0]), int(self.hu.shape[1]), int(self.hu.shape[2]))
 
     def spine_column(self) -> int:
-        """The column the sagittal reformat is taken through: the middle of the columns
-        holding bone (over 200 HU) in the most slices, within the middle half of the image
-        (the spine is the bone that runs through every slice)."""
+        """The column the sagittal reformat is taken through: where the most bone (over
+        200 HU) lies along the image's columns within the middle half, summed over the
+        slices. The midline holds the vertebral body's front and back walls, the neural
+        arch and the spinous process running back from it, so it stands out from the ribs
+        and the body's sides."""
         n, _, cols = self.shape
         lo, hi = cols // 4, cols - cols // 4
         step = max(1, n // 60)
         counts = np.zeros(hi - lo)
         for k in range(0, n, step):
-            counts += (self.hu[k, :, lo:hi] > 200).any(axis=0)
+            counts += (self.hu[k, :, lo:hi] > 200).sum(axis=0)
         if counts.max() <= 0:
             return cols // 2
-        plateau = np.nonzero(counts >= 0.9 * counts.max())[0]  # the body's width
-        return lo + int(np.median(plateau))
+        width = max(1, round(4.0 / self.pixel_spacing_mm[1]))
+        smooth = np.convolve(counts, np.ones(width) / width, mode="same")
+        return lo + int(np.argmax(smooth))
 
     def sagittal(self, column: int | None = None) -> np.ndarray:
         col = self.spine_column() if column is None else int(column)

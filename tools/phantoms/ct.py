@@ -118,7 +118,8 @@ class _Anatomy:
             scale = 1.0 if lumbar else 0.88
             ax = rng.uniform(19, 22) * scale
             ay = rng.uniform(14, 16.5) * scale
-            core = base + rng.normal(0, 8) + (3.0 * i if core_hu is None else 0.0)
+            spread = rng.normal(0, 8) + 3.0 * i  # drawn always: the same anatomy either way
+            core = base + (spread if core_hu is None else 0.0)
             v = _Vertebra(name, z, z - height, cx, cy, ax, ay, float(core))
             self.vertebrae.append(v)
             disc = rng.uniform(6, 10)
@@ -234,8 +235,10 @@ def make_series(
     spacing = float(slice_spacing_mm or slice_thickness_mm)
     ps = fov_mm / matrix
     origin = (-fov_mm / 2 + ps / 2, -fov_mm / 2 + ps / 2)
-    coords = origin[0] + ps * np.arange(matrix, dtype=np.float32)
-    X, Y = np.meshgrid(coords, coords)
+    # each pixel averages sub x sub samples (a shell thinner than a pixel is not aliased away)
+    sub = max(1, int(np.ceil(ps / 0.75)))
+    fine = origin[0] - ps / 2 + ps / sub * (np.arange(matrix * sub, dtype=np.float32) + 0.5)
+    X, Y = np.meshgrid(fine, fine)
     z_top = anat.vertebrae[0].z_top - 2.0
     z_bottom = anat.vertebrae[-1].z_bottom + 2.0
     n = int(np.floor((z_top - z_bottom) / spacing)) + 1
@@ -251,6 +254,8 @@ def make_series(
             _plane(anat, z + f * slice_thickness_mm, X, Y, contrast) for f in (-1 / 3, 0, 1 / 3)
         ]
         hu = np.mean(planes, axis=0)
+        if sub > 1:
+            hu = cv2.resize(hu, (matrix, matrix), interpolation=cv2.INTER_AREA)
         hu = cv2.GaussianBlur(hu, (0, 0), blur)
         hu = hu + rng.normal(0, noise_sd_hu, hu.shape).astype(np.float32) + calibration_offset_hu
         ds = _dataset(

@@ -70,8 +70,8 @@ def test_the_roi_keeps_off_the_basivertebral_vein_and_the_cortex(tmp_path):
     semi_y = lv.semi_axes_mm[1] / ps
     for shape in (s for s in result.overlay if s.role == "roi"):
         ys = [p[1] for p in shape.points]
-        # the vein lies from 0.5 of the front-back semi-axis to the back
-        assert max(ys) < centre_y + 0.5 * semi_y
+        # the vein lies from 0.5 of the front-back semi-axis to the back: a margin kept
+        assert max(ys) < centre_y + 0.45 * semi_y
         assert min(ys) > centre_y - semi_y + 2.0 / ps  # clear of the anterior cortex
 
 

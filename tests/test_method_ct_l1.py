@@ -208,3 +208,33 @@ def test_cli_refuses_a_bad_series_and_a_single_image_with_codes(tmp_path):
         "--method", "cti", "--points", "[[1, 2], [3, 4]]",
     )  # fmt: skip
     assert result.returncode == 2 and "ct-l1" in result.stderr
+
+
+REPORT = REPO / "tools" / "reports" / "ct-l1.json"
+
+
+def test_shipped_figures_match_a_fresh_run_on_a_subset():
+    import eval_ct
+
+    report = json.loads(REPORT.read_text())
+    fast = [c for c in report["cases"] if c["matrix"] == 256 and c["slice_thickness_mm"] >= 2.5]
+    for case in fast[:1]:
+        fresh = eval_ct.accuracy_case(case["seed"])
+        assert fresh == case
+    assert eval_ct.bad_case(0) == report["bad_cases"][0]
+    assert eval_ct.drift_case(1) == report["drift_cases"][1]
+
+
+def test_card_figures_equal_the_report():
+    report = json.loads(REPORT.read_text())
+    card = json.loads(CARD.read_text())
+    for key in ("accuracy", "subgroups", "refusal", "checks"):
+        assert card["accuracy"][key] == report[key]
+    a = report["accuracy"]
+    md = (REPO / "models" / "ct-l1" / "CARD.md").read_text().replace("\n  ", " ")
+    assert f"median |error| {a['median_abs_error']:.2f} HU" in md
+    n20 = report["subgroups"]["noise_sd_20"]["median_abs_error"]
+    assert f"median |error| {n20:.2f} HU" in md
+    assert n20 <= 5.0  # the goal at noise SD 20 HU
+    assert report["refusal"]["refused_right_code"] == report["refusal"]["n"]
+    assert "has not been re-validated" in md.replace("\n", " ")

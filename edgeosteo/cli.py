@@ -754,6 +754,18 @@ def support_bundle(ctx: click.Context, destination: Path, no_selftest: bool) -> 
     help="A real knee radiograph to time the knee models' whole path on (the bundled inputs "
     "hold no knee, so without it the knee check refuses the 2000x2400 JPEG).",
 )
+@click.option(
+    "--ct-series",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="A folder holding one CT series, to time it from disk to the ct-l1 result "
+    "(tools/phantoms/ct.py writes one).",
+)
+@click.option(
+    "--ct-points",
+    default=None,
+    help='With --ct-series: the tap, e.g. \'{"level": "L1", "sagittal": [x, y]}\'.',
+)
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -762,12 +774,16 @@ def bench(
     json_path: Path | None,
     no_server: bool,
     knee_film: Path | None,
+    ct_series: Path | None,
+    ct_points: str | None,
 ) -> None:
     """Per-stage timings, backends side by side, server memory and cold start."""
     import tempfile
 
     from edgeosteo.bench import format_report, run_bench
 
+    if bool(ct_series) != bool(ct_points):
+        raise click.UsageError("--ct-series and --ct-points go together")
     with tempfile.TemporaryDirectory() as workdir:
         report = run_bench(
             _settings(ctx),
@@ -776,6 +792,7 @@ def bench(
             Path(workdir),
             include_server=not no_server,
             knee_film=knee_film,
+            ct_series=(ct_series, ct_points) if ct_series and ct_points else None,
         )
     click.echo(format_report(report))
     if json_path:

@@ -610,6 +610,11 @@ class ReceiverSettings:
     refused_lateralities: tuple[str, ...] = ("B",)
     # screening is for adults at risk; younger patients are listed, not screened
     min_age_years: int = 40
+    # CT series for ct-l1 (off until a site turns it on): CT Image Storage is then accepted
+    # and each series held in <data_dir>/ct_series/ until no slice of it has arrived for
+    # this long, then read and kept as complete or refused with its reason
+    ct_series_enabled: bool = False
+    ct_series_quiet_seconds: float = 30.0
     # how the worklist names a patient: "pseudonymised" (initials and the ID's last 4
     # characters) or "full"
     worklist_identity: str = "pseudonymised"

@@ -44,9 +44,10 @@ CT_CATALOGUE: dict[str, tuple[str, str]] = {
         "各层面的大小或像素间距不一致，不属于同一序列。请重新导出该序列。",
     ),
     "intake.ct_too_many_slices": (
-        "The series is larger than this box reads (more than 2000 slices or files). Export "
-        "a thicker reconstruction (1-5 mm) of the spine region.",
-        "该序列超出本设备可读取的大小（超过2000层或文件）。请导出脊柱区域1-5毫米层厚的重建序列。",
+        "The series is larger than this box reads (more than about 1000 slices of 512x512). "
+        "Export a thicker reconstruction (1-5 mm) of the spine region.",
+        "该序列超出本设备可读取的大小（超过约1000层512x512图像）。"
+        "请导出脊柱区域1-5毫米层厚的重建序列。",
     ),
     "intake.ct_not_axial": (
         "The series is not axial (it is a sagittal or coronal reconstruction). Export the "

@@ -160,3 +160,15 @@ def test_a_localizer_named_in_image_type_is_refused_even_in_the_same_orientation
     with pytest.raises(IntakeError) as caught:
         read_ct_series(tmp_path / "s")
     assert caught.value.code == "intake.ct_localizer_mixed"
+
+
+def test_a_series_too_large_for_the_box_is_refused_before_its_pixels_are_read(
+    tmp_path, monkeypatch
+):
+    from edgeosteo.intake import ct_series
+
+    ct.make_series(tmp_path / "s", 8, **SMALL)
+    monkeypatch.setattr(ct_series, "MAX_VOXELS", 3 * 128 * 128 - 1)  # the limit, made small
+    with pytest.raises(IntakeError) as caught:
+        read_ct_series(tmp_path / "s")
+    assert caught.value.code == "intake.ct_too_many_slices"

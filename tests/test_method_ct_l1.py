@@ -228,7 +228,7 @@ def test_shipped_figures_match_a_fresh_run_on_a_subset():
 def test_card_figures_equal_the_report():
     report = json.loads(REPORT.read_text())
     card = json.loads(CARD.read_text())
-    for key in ("accuracy", "subgroups", "refusal", "checks"):
+    for key in ("accuracy", "subgroups", "refusal", "checks", "taps"):
         assert card["accuracy"][key] == report[key]
     a = report["accuracy"]
     md = (REPO / "models" / "ct-l1" / "CARD.md").read_text().replace("\n  ", " ")

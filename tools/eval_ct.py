@@ -36,6 +36,8 @@ NOISE_SD = (10.0, 20.0, 30.0, 40.0)
 THICKNESS = (1.0, 1.25, 2.5, 3.0, 5.0)
 KVP = (120.0, 120.0, 100.0, 140.0)
 TAP_JITTER_MM = 3.0
+TAP_WIDE_MM = (6.0, 9.0)
+N_TAP = 12
 MISPLACED_HU = 15.0  # a measured value this far from the truth: the ROI was misplaced
 LEVELS = ("T12", "L1", "L2")
 REPORT = REPO / "tools" / "reports" / "ct-l1.json"
@@ -57,11 +59,11 @@ def condition(seed: int) -> dict:
     }
 
 
-def jittered_tap(truth, level: str, rng) -> tuple[float, float]:
+def jittered_tap(truth, level: str, rng, jitter_mm: float = TAP_JITTER_MM) -> tuple[float, float]:
     col, _ = truth.sagittal_tap(level)
     lv = truth.level(level)
-    col += rng.uniform(-TAP_JITTER_MM, TAP_JITTER_MM) / truth.pixel_spacing_mm
-    z = lv.z_centre_mm + rng.uniform(-TAP_JITTER_MM, TAP_JITTER_MM)
+    col += rng.uniform(-jitter_mm, jitter_mm) / truth.pixel_spacing_mm
+    z = lv.z_centre_mm + rng.uniform(-jitter_mm, jitter_mm)
     row = float(np.argmin(np.abs(np.asarray(truth.slice_z_mm) - z)))
     return (round(float(col), 2), row)
 
@@ -101,6 +103,33 @@ def accuracy_case(seed: int) -> dict:
                 }
             )
     return {"seed": seed, **{k: v for k, v in cond.items() if k != "levels"}, "levels": rows}
+
+
+def tap_case(seed: int) -> dict:
+    """Taps further off the body's centre (TAP_WIDE_MM): where the method stops finding the
+    body, and whether the value moves."""
+    cond = condition(seed)
+    rng = np.random.default_rng(40_000 + seed)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        truth = ct.make_series(Path(tmp), seed, **cond)
+        for jitter in TAP_WIDE_MM:
+            for level in LEVELS:
+                r = run(Path(tmp), level, jittered_tap(truth, level, rng, jitter))
+                rows.append(
+                    {
+                        "jitter_mm": jitter,
+                        "level": level,
+                        "status": r["status"],
+                        "code": r.get("code"),
+                        "error_hu": (
+                            round(r["value"] - truth.level(level).core_hu, 2)
+                            if r["status"] == "measured"
+                            else None
+                        ),
+                    }
+                )
+    return {"seed": seed, "rows": rows}
 
 
 def bad_case(index: int) -> dict:
@@ -150,7 +179,22 @@ def _errors(rows):
     return [r["value"] - r["truth_hu"] for r in rows if r["status"] == "measured"]
 
 
-def summarise(acc, bad, drift) -> dict:
+def summarise_taps(taps) -> dict:
+    out = {}
+    for jitter in TAP_WIDE_MM:
+        rows = [r for case in taps for r in case["rows"] if r["jitter_mm"] == jitter]
+        errors = [abs(r["error_hu"]) for r in rows if r["status"] == "measured"]
+        out[f"within_{jitter:g}_mm"] = {
+            "n": len(rows),
+            "refused": len(rows) - len(errors),
+            "refused_codes": sorted({r["code"] for r in rows if r["status"] != "measured"}),
+            "median_abs_error": float(np.median(errors)) if errors else None,
+            "max_abs_error": float(np.max(errors)) if errors else None,
+        }
+    return out
+
+
+def summarise(acc, bad, drift, taps=()) -> dict:
     rows = _rows(acc)
     measured = [r for r in rows if r["status"] == "measured"]
     errors = _errors(rows)
@@ -226,7 +270,13 @@ def summarise(acc, bad, drift) -> dict:
         "kvp_not_120": len(kvp_rows),
         "kvp_warned": sum("kvp_not_120" in r["warned"] for r in kvp_rows),
     }
-    return {"accuracy": accuracy, "subgroups": subgroups, "refusal": refusal, "checks": checks}
+    return {
+        "accuracy": accuracy,
+        "subgroups": subgroups,
+        "refusal": refusal,
+        "checks": checks,
+        "taps": summarise_taps(taps),
+    }
 
 
 def _sub(errors, n) -> dict:
@@ -251,6 +301,12 @@ def write_card_md(s: dict) -> str:
     )
     n20 = s["subgroups"]["noise_sd_20"]
     ci = r["rate_right_code_ci95"]
+    tap_lines = "\n".join(
+        f"  within {k.split('_')[1]} mm: {v['refused']} of {v['n']} refused"
+        f" ({', '.join(v['refused_codes']) or 'none'}), median |error| "
+        f"{v['median_abs_error']:.2f} HU, largest {v['max_abs_error']:.2f} HU;"
+        for k, v in s["taps"].items()
+    )
     offsets = ", ".join(f"{o:+g}" for o in c["offsets_hu"])
     return f"""# Vertebral trabecular attenuation on CT (ct-l1)
 
@@ -340,6 +396,8 @@ kV and contrast labels. Taps moved up to {TAP_JITTER_MM:g} mm off the body's cen
   {a["misplaced_over_15_hu"]} measured more than {MISPLACED_HU:g} HU from the truth. Band
   agreement with the truth's band: {a["band_agreement"]:.3f}. The ROI's SD over the noise
   SD: median {a["sd_over_noise_median"]:.2f} (1.0: no cortex or vein in the ROI).
+- Taps further off the centre (front-back and up-down, {N_TAP} series, T12, L1 and L2):
+{tap_lines}
 - Bad series: {r["refused_right_code"]} of {r["n"]} refused with the right code (rate
   {r["rate_right_code"]:.3f}, 95 % CI {ci[0]:.3f}-{ci[1]:.3f}).
 - Calibration: {c["drift_flagged"]} of {c["drifted_series"]} series drifted by
@@ -392,10 +450,14 @@ def main() -> None:
         acc = pool.map(accuracy_case, range(N_ACCURACY))
         bad = pool.map(bad_case, range(N_BAD_EACH * len(ct.BAD_KINDS)))
         drift = pool.map(drift_case, range(N_DRIFT))
-    summary = summarise(acc, bad, drift)
+        taps = pool.map(tap_case, range(500, 500 + N_TAP))
+    summary = summarise(acc, bad, drift, taps)
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     REPORT.write_text(
-        json.dumps({**summary, "cases": acc, "bad_cases": bad, "drift_cases": drift}, indent=1)
+        json.dumps(
+            {**summary, "cases": acc, "bad_cases": bad, "drift_cases": drift, "tap_cases": taps},
+            indent=1,
+        )
     )
     card = json.loads(CARD.read_text(encoding="utf-8"))
     card["accuracy"] = summary

@@ -29,6 +29,7 @@ MIN_SLICES = 3
 MAX_SLICES = 2000
 MAX_MATRIX = 1024
 MAX_FILES = 5000
+MAX_VOXELS = 1000 * 512 * 512  # 524 MB of int16: what a 2-4 GB box can hold beside the rest
 ORIENTATION_TOLERANCE = 1e-3  # direction cosines of two slices in one stack agree this well
 AXIAL_MIN_COSINE = 0.9  # the slice normal within about 25 degrees of the patient's z axis
 GAP_FACTOR = 1.5  # a step this many times the usual one: a slice is missing
@@ -184,7 +185,10 @@ def _is_localizer(h: _Header, orientation: tuple[float, ...] | None) -> bool:
 def read_headers(folder: Path) -> list[_Header]:
     if not folder.is_dir():
         raise IntakeError("intake.ct_not_a_folder", folder.name)
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    try:
+        paths = sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith("."))
+    except OSError as exc:
+        raise IntakeError("intake.unreadable_source", type(exc).__name__) from exc
     if len(paths) > MAX_FILES:
         raise IntakeError("intake.ct_too_many_slices", f"{len(paths)} files")
     headers = [h for h in (_header(p, folder) for p in paths) if h is not None]
@@ -231,8 +235,10 @@ def plan_series(headers: list[_Header]) -> tuple[list[_Header], np.ndarray, floa
             raise IntakeError("intake.ct_slices_differ", f"{h.name} vs {first.name}")
     if not (1 <= first.rows <= MAX_MATRIX and 1 <= first.columns <= MAX_MATRIX):
         raise IntakeError("intake.ct_slices_differ", f"matrix {first.rows}x{first.columns}")
-    if len(headers) > MAX_SLICES:
-        raise IntakeError("intake.ct_too_many_slices", f"{len(headers)} slices")
+    if len(headers) > MAX_SLICES or len(headers) * first.rows * first.columns > MAX_VOXELS:
+        raise IntakeError(
+            "intake.ct_too_many_slices", f"{len(headers)} slices of {first.rows}x{first.columns}"
+        )
     normal = _normal(main)
     if abs(normal[2]) < AXIAL_MIN_COSINE:
         raise IntakeError("intake.ct_not_axial", f"slice normal {np.round(normal, 2).tolist()}")

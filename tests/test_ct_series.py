@@ -172,3 +172,34 @@ def test_a_series_too_large_for_the_box_is_refused_before_its_pixels_are_read(
     with pytest.raises(IntakeError) as caught:
         read_ct_series(tmp_path / "s")
     assert caught.value.code == "intake.ct_too_many_slices"
+
+
+def _compressed_copy(source: Path, target: Path, syntax) -> None:
+    target.mkdir()
+    for path in source.glob("*.dcm"):
+        ds = pydicom.dcmread(path)
+        ds.compress(syntax)
+        ds.save_as(target / path.name, enforce_file_format=True)
+
+
+def test_compressed_series_read_the_same_hu_and_a_bad_slice_is_coded(tmp_path):
+    from pydicom.uid import JPEG2000Lossless, RLELossless
+
+    from edgeosteo.intake import ct_series
+
+    truth = ct.make_series(
+        tmp_path / "raw", 9, matrix=96, levels=("L1", "L2"), slice_thickness_mm=0.8
+    )
+    assert len(truth.slice_z_mm) >= ct_series.PARALLEL_MIN_SLICES  # decoded by 2 processes
+    raw = read_ct_series(tmp_path / "raw")
+    for name, syntax in (("j2k", JPEG2000Lossless), ("rle", RLELossless)):
+        _compressed_copy(tmp_path / "raw", tmp_path / name, syntax)
+        assert np.array_equal(read_ct_series(tmp_path / name).hu, raw.hu), name
+    # a damaged JPEG 2000 slice: its refusal comes back from the decoding process
+    victim = sorted((tmp_path / "j2k").glob("*.dcm"))[5]
+    ds = pydicom.dcmread(victim)
+    ds.PixelData = ds.PixelData[: len(ds.PixelData) // 3]
+    ds.save_as(victim, enforce_file_format=True)
+    with pytest.raises(IntakeError) as caught:
+        read_ct_series(tmp_path / "j2k")
+    assert caught.value.code == "intake.ct_corrupt_slice"

@@ -379,8 +379,7 @@ def _measure_series(
 
     if method.strip().lower() != "ct-l1":
         raise click.BadParameter(
-            "a folder is read by --method ct-l1 only; give one image file for "
-            f"{method} ({text('measurement.ct_needs_series', lang)})",
+            f"a folder is read by --method ct-l1 only; give one image file for {method}",
             param_hint="FILE",
         )
     try:

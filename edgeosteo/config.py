@@ -79,6 +79,9 @@ class QualityThresholds:
 POLICY_INSTRUMENTS: tuple[str, ...] = ("osta", "ost_men", "orai", "score", "osiris")
 # the measurement methods a site may count (edgeosteo.methods; each has its card in models/)
 POLICY_MEASUREMENTS: tuple[str, ...] = ("mci", "cti", "mcw", "vertebrae")
+# a site may also count these; by default their band is shown as information only (ct-l1:
+# no CT case reaches the decision yet, and its outline finder is validated on phantoms only)
+POLICY_MEASUREMENTS_OPTIONAL: tuple[str, ...] = ("ct-l1",)
 
 
 def _policy_probability(name: str, value: object) -> None:
@@ -141,7 +144,8 @@ class PolicySettings:
             raise ConfigError(
                 "config.invalid", "policy.counted_measurements must be a list of names"
             )
-        if unknown := [n for n in measured if n not in POLICY_MEASUREMENTS]:
+        known = (*POLICY_MEASUREMENTS, *POLICY_MEASUREMENTS_OPTIONAL)
+        if unknown := [n for n in measured if n not in known]:
             raise ConfigError(
                 "config.invalid", f"policy.counted_measurements: unknown {', '.join(unknown)}"
             )

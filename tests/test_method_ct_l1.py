@@ -238,3 +238,29 @@ def test_card_figures_equal_the_report():
     assert n20 <= 5.0  # the goal at noise SD 20 HU
     assert report["refusal"]["refused_right_code"] == report["refusal"]["n"]
     assert "has not been re-validated" in md.replace("\n", " ")
+
+
+def test_the_band_reaches_the_decision_through_the_site_policy(tmp_path):
+    import dataclasses
+
+    from test_decision import PASS
+    from test_measurement_decision import LOW_RISK
+
+    from edgeosteo.config import load_settings
+    from edgeosteo.decision import SitePolicy, decide
+
+    truth = ct.make_series(tmp_path / "s", 32, slice_thickness_mm=2.5, core_hu=95, **SMALL)
+    measured = measure(tmp_path / "s", truth)
+    assert measured.band == "osteoporosis_likely"
+    default = decide(LOW_RISK, None, None, PASS, SitePolicy(), [measured])
+    assert default.category != "refer"  # not counted unless the site says so
+    assert "measurement.information_only" in [n.code for n in default.notes]
+    counting = dataclasses.replace(SitePolicy(), counted_measurements=("ct-l1",))
+    counted = decide(LOW_RISK, None, None, PASS, counting, [measured])
+    assert counted.category == "refer"
+    assert "measurement.band.osteoporosis_likely" in [r.code for r in counted.reasons]
+    # a site's config file may count it
+    config = tmp_path / "edgeosteo.toml"
+    config.write_text('[policy]\ncounted_measurements = ["mci", "ct-l1"]\n')
+    settings = load_settings(data_dir=tmp_path / "box", environ={}, config_file=config)
+    assert "ct-l1" in settings.policy.counted_measurements

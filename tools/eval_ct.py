@@ -376,7 +376,8 @@ its figures not verified here): trabecular HU differ between 80, 100 and 140 kV,
 warns below or above 120 kV and applies no correction.
 
 Norms (not shown beside the value yet): Jang S et al. (with Pickhardt PJ; the other
-co-authors not verified here). Opportunistic osteoporosis screening at routine abdominal and thoracic
+co-authors not verified here). Opportunistic osteoporosis screening at routine abdominal
+and thoracic
 CT: normative L1 trabecular attenuation values in more than 20 000 adults. Radiology
 2019;291(2):360-367 (abstract read): 20 374 CT examinations at 120 kV; mean L1 attenuation
 fell linearly by 2.5 HU a year, from 226 +/- 44 HU under 30 years to 89 +/- 38 HU at 90 or

@@ -354,6 +354,7 @@ def run_bench(
     workdir: Path,
     include_server: bool = True,
     knee_film: Path | None = None,
+    ct_series: tuple[Path, str] | None = None,
 ) -> dict[str, object]:
     screener = Screener(settings)
     inputs = make_inputs(workdir / "inputs", knee_film)
@@ -387,9 +388,45 @@ def run_bench(
             "backends": backend_comparison(manifest, settings, runs),
         }
     report["models"] = models
+    if ct_series is not None:
+        report["ct_series"] = ct_series_timings(screener, *ct_series, runs, warmup)
     if include_server:
         report["server"] = server_memory_and_cold_start(inputs["largest_40mp"], settings.models_dir)
     return report
+
+
+def ct_series_timings(
+    screener: Screener, folder: Path, points: str, runs: int, warmup: int
+) -> dict[str, object]:
+    """A CT series already complete on disk to the ct-l1 result: reading the folder
+    (headers, order, int16 HU volume), the measurement, and the whole path
+    (Screener.measure_series, as the CLI runs it). Page cache warm after the warm-up."""
+    from edgeosteo import methods
+    from edgeosteo.intake.ct_series import read_ct_series
+    from edgeosteo.methods.ct_l1 import parse_request
+
+    request = parse_request(points)
+    samples: dict[str, list[float]] = {"ct_read_series": [], "ct_measure": [], "ct_whole": []}
+    result: dict[str, object] = {}
+    slices = 0
+    for i in range(warmup + runs):
+        t_read, series = _timed(lambda: read_ct_series(folder))
+        slices = series.shape[0]
+        t_measure, _ = _timed(lambda s=series: methods.measure_series(request, s, screener.methods))
+        del series
+        t_whole, result = _timed(lambda: screener.measure_series(folder, request))
+        if i >= warmup:
+            samples["ct_read_series"].append(t_read)
+            samples["ct_measure"].append(t_measure)
+            samples["ct_whole"].append(t_whole)
+    return {
+        "series": folder.name,
+        "slices": slices,
+        "status": result.get("status"),
+        "value": result.get("value"),
+        "code": result.get("code"),
+        **{name: summarise(values) for name, values in samples.items()},
+    }
 
 
 def format_report(report: dict[str, object]) -> str:
@@ -416,6 +453,17 @@ def format_report(report: dict[str, object]) -> str:
                 f"  {row['backend']:<12}{row['precision']:<6}p50 {row['p50_ms']:>7.2f} ms"
                 f"  p95 {row['p95_ms']:>7.2f} ms  {row['throughput_img_s']:>7.1f} img/s"
                 f"  x{row['speedup_vs_ort_fp32']} vs ORT FP32"
+            )
+    ct = report.get("ct_series")
+    if ct:
+        lines.append("")
+        lines.append(
+            f"ct series {ct['series']}: {ct['status']} {ct.get('value') or ct.get('code')}"
+        )
+        for stage in ("ct_read_series", "ct_measure", "ct_whole"):
+            numbers = ct[stage]
+            lines.append(
+                f"  {stage:<34}p50 {numbers['p50_ms']:>9.2f} ms   p95 {numbers['p95_ms']:>9.2f} ms"
             )
     server = report.get("server")
     if server:

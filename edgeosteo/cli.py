@@ -305,13 +305,17 @@ def _measurement_lines(m: dict, language: str) -> list[str]:
 
 
 @main.command()
-@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
-@click.option("--method", "method", required=True, help="mci, cti, mcw or vertebrae.")
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=True))
+@click.option(
+    "--method", "method", required=True, help="mci, cti, mcw, vertebrae, or ct-l1 (a folder)."
+)
 @click.option(
     "--points",
     required=True,
     help="The taps as JSON in the image's pixels: a list of [x, y], or an object with "
-    '"points" and the method\'s options, e.g. \'{"first_level": "T12", "points": [...]}\'.',
+    '"points" and the method\'s options, e.g. \'{"first_level": "T12", "points": [...]}\'; '
+    'for ct-l1 on a CT series folder, \'{"level": "L1", "sagittal": [x, y]}\' on the '
+    "sagittal reformat (x: its column, y: its row, the slice from the top).",
 )
 @click.option("--body-part", help="Body part shown; by default the file's header says.")
 @click.option("--body-part-confirmed", is_flag=True, help="The --body-part given is right.")
@@ -331,9 +335,13 @@ def measure(
     lang: str,
 ) -> None:
     """Measure one radiograph with a method and the user's taps (the same stage a
-    screening runs). Exits 1 when the measurement is refused, with the reason."""
+    screening runs), or, with --method ct-l1, the CT series in the folder FILE. Exits 1
+    when the measurement is refused, with the reason."""
     from edgeosteo.screening import Screener
 
+    if method.strip().lower() == "ct-l1" or file.is_dir():
+        _measure_series(ctx, file, method, points, as_json, lang)
+        return
     (request,) = _measurement_requests(method, points, lang)
     screener = Screener(_settings(ctx))
     capture = "photo" if photo else "digital"
@@ -357,6 +365,43 @@ def measure(
         click.echo(str(file))
         for line in _measurement_lines(result, lang):
             click.echo(line)
+    if result["status"] == "refused":
+        ctx.exit(1)
+
+
+def _measure_series(
+    ctx: click.Context, folder: Path, method: str, points: str, as_json: bool, lang: str
+) -> None:
+    from edgeosteo.errors import RequestError
+    from edgeosteo.measurement import MeasurementError
+    from edgeosteo.methods.ct_l1 import parse_request
+    from edgeosteo.screening import Screener
+
+    if method.strip().lower() != "ct-l1":
+        raise click.BadParameter(
+            f"a folder is read by --method ct-l1 only; give one image file for {method}",
+            param_hint="FILE",
+        )
+    try:
+        request = parse_request(points)
+    except RequestError as exc:
+        raise click.BadParameter(
+            f"{text(exc.code, lang)} ({exc.detail})", param_hint="--points"
+        ) from exc
+    if not folder.is_dir():
+        error = MeasurementError("measurement.ct_needs_series", folder.name)
+        result: dict = {"status": "refused", "method": request.method, **error.to_dict()}
+    else:
+        result = Screener(_settings(ctx)).measure_series(folder, request)
+    if as_json:
+        click.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        click.echo(str(folder))
+        for line in _measurement_lines(result, lang):
+            click.echo(line)
+        for check in result.get("checks") or ():
+            if check["status"] != "ok":
+                click.echo(f"  check    {check['check']}: {check[f'message_{lang}']}")
     if result["status"] == "refused":
         ctx.exit(1)
 
@@ -708,6 +753,18 @@ def support_bundle(ctx: click.Context, destination: Path, no_selftest: bool) -> 
     help="A real knee radiograph to time the knee models' whole path on (the bundled inputs "
     "hold no knee, so without it the knee check refuses the 2000x2400 JPEG).",
 )
+@click.option(
+    "--ct-series",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=None,
+    help="A folder holding one CT series, to time it from disk to the ct-l1 result "
+    "(tools/phantoms/ct.py writes one).",
+)
+@click.option(
+    "--ct-points",
+    default=None,
+    help='With --ct-series: the tap, e.g. \'{"level": "L1", "sagittal": [x, y]}\'.',
+)
 @click.pass_context
 def bench(
     ctx: click.Context,
@@ -716,12 +773,16 @@ def bench(
     json_path: Path | None,
     no_server: bool,
     knee_film: Path | None,
+    ct_series: Path | None,
+    ct_points: str | None,
 ) -> None:
     """Per-stage timings, backends side by side, server memory and cold start."""
     import tempfile
 
     from edgeosteo.bench import format_report, run_bench
 
+    if bool(ct_series) != bool(ct_points):
+        raise click.UsageError("--ct-series and --ct-points go together")
     with tempfile.TemporaryDirectory() as workdir:
         report = run_bench(
             _settings(ctx),
@@ -730,6 +791,7 @@ def bench(
             Path(workdir),
             include_server=not no_server,
             knee_film=knee_film,
+            ct_series=(ct_series, ct_points) if ct_series and ct_points else None,
         )
     click.echo(format_report(report))
     if json_path:

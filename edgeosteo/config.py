@@ -79,6 +79,9 @@ class QualityThresholds:
 POLICY_INSTRUMENTS: tuple[str, ...] = ("osta", "ost_men", "orai", "score", "osiris")
 # the measurement methods a site may count (edgeosteo.methods; each has its card in models/)
 POLICY_MEASUREMENTS: tuple[str, ...] = ("mci", "cti", "mcw", "vertebrae")
+# a site may also count these; by default their band is shown as information only (ct-l1:
+# no CT case reaches the decision yet, and its outline finder is validated on phantoms only)
+POLICY_MEASUREMENTS_OPTIONAL: tuple[str, ...] = ("ct-l1",)
 
 
 def _policy_probability(name: str, value: object) -> None:
@@ -141,7 +144,8 @@ class PolicySettings:
             raise ConfigError(
                 "config.invalid", "policy.counted_measurements must be a list of names"
             )
-        if unknown := [n for n in measured if n not in POLICY_MEASUREMENTS]:
+        known = (*POLICY_MEASUREMENTS, *POLICY_MEASUREMENTS_OPTIONAL)
+        if unknown := [n for n in measured if n not in known]:
             raise ConfigError(
                 "config.invalid", f"policy.counted_measurements: unknown {', '.join(unknown)}"
             )
@@ -610,6 +614,11 @@ class ReceiverSettings:
     refused_lateralities: tuple[str, ...] = ("B",)
     # screening is for adults at risk; younger patients are listed, not screened
     min_age_years: int = 40
+    # CT series for ct-l1 (off until a site turns it on): CT Image Storage is then accepted
+    # and each series held in <data_dir>/ct_series/ until no slice of it has arrived for
+    # this long, then read and kept as complete or refused with its reason
+    ct_series_enabled: bool = False
+    ct_series_quiet_seconds: float = 30.0
     # how the worklist names a patient: "pseudonymised" (initials and the ID's last 4
     # characters) or "full"
     worklist_identity: str = "pseudonymised"

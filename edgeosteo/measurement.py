@@ -188,6 +188,8 @@ class Measurement:
             "details": dict(self.details),
             # per-vertebra results (morphometry) at the top level too, as readers expect them
             **({"vertebrae": self.details["vertebrae"]} if "vertebrae" in self.details else {}),
+            # a CT series' SD, slices and checks (ct-l1) at the top level too
+            **{k: self.details[k] for k in ("sd", "slices", "checks") if k in self.details},
             "scale_mm_per_px": self.scale_mm_per_px,
             "options": dict(self.options),
         }

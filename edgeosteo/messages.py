@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edgeosteo.messages_clinical import CLINICAL_CATALOGUE
+from edgeosteo.messages_ct import CT_CATALOGUE
 from edgeosteo.messages_follow_up import FOLLOW_UP_CATALOGUE
 from edgeosteo.messages_measure import MEASURE_CATALOGUE
 from edgeosteo.messages_photo import PHOTO_CATALOGUE, PHOTO_SHORT_ZH
@@ -329,6 +330,7 @@ CATALOGUE.update(CLINICAL_CATALOGUE)
 CATALOGUE.update(PHOTO_CATALOGUE)
 CATALOGUE.update(MEASURE_CATALOGUE)
 CATALOGUE.update(FOLLOW_UP_CATALOGUE)
+CATALOGUE.update(CT_CATALOGUE)
 
 # Short Chinese names of the image-quality codes, for lists inside evidence; the advice itself
 # is the catalogue's sentence, shown beside it. English evidence keeps the codes as stored.

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from edgeosteo.findings import Findings, ModelFinding, UnavailableFinding
 from edgeosteo.inference import ModelRunner
 from edgeosteo.intake import ImageSource, read_bytes, read_image
 from edgeosteo.intake.capture import CaptureGuess, guess_capture
+from edgeosteo.intake.ct_series import read_ct_series
 from edgeosteo.intake.detect import detect_kind
 from edgeosteo.intake.dicom import header_anatomy
 from edgeosteo.intake.photo import FilmCorners, PhotoResult, load_photo, read_photo, rectify_file
@@ -378,6 +380,16 @@ class Screener:
             self.methods,
             self.settings.measurement,
         )
+
+    def measure_series(self, folder: Path, request: MeasurementRequest) -> dict[str, Any]:
+        """A measurement on the CT series in ``folder`` (``ct-l1``), as its ``to_dict()``;
+        a folder that is not one readable axial series is refused with the intake's code.
+        Never raises."""
+        try:
+            series = read_ct_series(folder)
+        except IntakeError as error:
+            return {"status": "refused", "method": request.method, **error.to_dict()}
+        return methods.measure_series(request, series, self.methods).to_dict()
 
     def decide(
         self,

@@ -110,3 +110,40 @@ def test_bench_server_runs_beside_a_box_that_holds_the_default_ports(tmp_path):
             holder.close()
     assert server["first_status"] == 201
     assert server["rss_after_start_mb"] > 0
+
+
+def test_bench_times_a_ct_series_from_disk_to_the_result(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+
+    from edgeosteo.bench import ct_series_timings
+    from edgeosteo.config import load_settings
+
+    repo = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(repo / "tools"))
+    from phantoms import ct
+
+    truth = ct.make_series(
+        tmp_path / "series", 40, matrix=128, slice_thickness_mm=2.5, levels=("T12", "L1", "L2")
+    )
+    col, row = truth.sagittal_tap("L1")
+    points = json.dumps({"level": "L1", "sagittal": [col, row]})
+    configured = load_settings(
+        data_dir=tmp_path / "data", environ={}, models_dir=str(repo / "models")
+    )
+    timings = ct_series_timings(Screener(configured), tmp_path / "series", points, 2, 1)
+    assert timings["status"] == "measured" and timings["slices"] == len(truth.slice_z_mm)
+    assert abs(timings["value"] - truth.level("L1").core_hu) <= 5
+    for stage in ("ct_read_series", "ct_measure", "ct_whole"):
+        assert timings[stage]["n"] == 2 and timings[stage]["p50_ms"] > 0
+    report = {
+        "machine": {"edgeosteo": "x", "cpu": "c", "physical_cores": 2, "cpu_features": []},
+        "backend": "onnxruntime",
+        "precision": "fp32",
+        "runs": 2,
+        "warmup": 1,
+        "inputs": {},
+        "ct_series": timings,
+    }
+    assert "ct_whole" in format_report(report)

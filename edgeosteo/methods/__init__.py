@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from edgeosteo.config import MeasurementSettings
+from edgeosteo.intake.ct_series import CtSeries
 from edgeosteo.intake.types import Radiograph
 from edgeosteo.measurement import (
     Measurement,
@@ -32,6 +33,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "cti": "edgeosteo.methods.cti:FemoralCorticalThicknessIndex",
     "mcw": "edgeosteo.methods.mcw:MandibularCorticalWidth",
     "vertebrae": "edgeosteo.methods.vertebrae:VertebralMorphometry",
+    "ct-l1": "edgeosteo.methods.ct_l1:CtL1Attenuation",
 }
 
 
@@ -137,6 +139,29 @@ def measure(
         return _refused(request, MeasurementError("measurement.failed", request.method), None)
 
 
+def measure_series(
+    request: MeasurementRequest, series: CtSeries, registry: MethodRegistry
+) -> MeasurementResult:
+    """One measurement on a CT series (``ct-l1``), or the coded reason it was not made."""
+    card = registry.get(request.method)
+    method = implementation(request.method) if card is not None else None
+    if card is None or method is None or not hasattr(method, "measure_series"):
+        error = MeasurementError("measurement.unknown_method", request.method)
+        return _refused(request, error, None)
+    try:
+        if method.version != card.version:
+            raise MeasurementError(
+                "measurement.card_invalid",
+                f"{card.id}: card {card.version}, implementation {method.version}",
+            )
+        return method.measure_series(series, request, card)
+    except MeasurementError as error:
+        return _refused(request, error, card.version)
+    except Exception:  # a method's own bug must not stop the box: logged, refused
+        logger.exception("measurement method %s failed", request.method)
+        return _refused(request, MeasurementError("measurement.failed", request.method), None)
+
+
 __all__ = [
     "IMPLEMENTATIONS",
     "MeasureImage",
@@ -145,4 +170,5 @@ __all__ = [
     "MethodRegistry",
     "implementation",
     "measure",
+    "measure_series",
 ]

@@ -70,18 +70,21 @@ class MeasureImage:
 
 @dataclass(frozen=True)
 class Band:
-    """One band of a card: ``band`` applies when the value is below ``below`` (or at least
-    ``at_least``); the last band, with neither, applies otherwise."""
+    """One band of a card: ``band`` applies when the value is below ``below`` (or at most
+    ``at_most``, or at least ``at_least``); the last band, with none, applies otherwise."""
 
     band: str
     rule: str
     citation: str
     below: float | None = None
     at_least: float | None = None
+    at_most: float | None = None
 
     def applies(self, value: float) -> bool:
         if self.below is not None:
             return value < self.below
+        if self.at_most is not None:
+            return value <= self.at_most
         if self.at_least is not None:
             return value >= self.at_least
         return True

@@ -5,6 +5,8 @@
     eligibility.py  which images are screened automatically and with which body part
     inbox.py        durable write + record + queue, shared by the SCP and the folder
     worker.py       screens queued images through the box's case workflow (edgeosteo.cases)
+    series.py       CT series slice by slice, complete after a quiet time ([receiver]
+                    ct_series_enabled; held for the ct-l1 tap, no case yet)
 
 Every screening still goes through Screener.screen(); the receiver only decides what to
 screen and when. Set-up for a console is described in docs/receiver.md.
@@ -18,6 +20,7 @@ from edgeosteo.cases import CaseWorkflow
 from edgeosteo.config import Settings
 from edgeosteo.receiver.inbox import Inbox
 from edgeosteo.receiver.scp import StorageSCP
+from edgeosteo.receiver.series import SERIES_DIR, SeriesSpool
 from edgeosteo.receiver.watch import FolderWatcher
 from edgeosteo.receiver.worker import ScreeningWorker
 from edgeosteo.store import ReceivedInstance
@@ -35,8 +38,19 @@ class Receiver:
         self.settings = settings.receiver
         self.inbox = Inbox(workflow.store, self.settings)
         self.worker = ScreeningWorker(workflow, self.settings, on_finished=self._finished)
+        self.series = (
+            SeriesSpool(
+                settings.data_dir / SERIES_DIR, max(0.0, self.settings.ct_series_quiet_seconds)
+            )
+            if self.settings.ct_series_enabled
+            else None
+        )
         self.scp = StorageSCP(
-            self.settings, self.inbox, on_queued=self.worker.wake, anatomy=settings.anatomy
+            self.settings,
+            self.inbox,
+            on_queued=self.worker.wake,
+            anatomy=settings.anatomy,
+            series_spool=self.series,
         )
         self.watcher = (
             FolderWatcher(
@@ -64,6 +78,9 @@ class Receiver:
         if self.watcher is not None:
             self.watcher.start()
             self._running.append("watch")
+        if self.series is not None:
+            self.series.start()
+            self._running.append("ct_series")
         return list(self._running)
 
     def stop(self) -> None:
@@ -73,6 +90,8 @@ class Receiver:
             self.watcher.stop()
         if "worker" in self._running:
             self.worker.stop()
+        if "ct_series" in self._running and self.series is not None:
+            self.series.stop()
         self._running.clear()
 
     def _finished(self, instance: ReceivedInstance) -> None:

@@ -21,6 +21,7 @@ from edgeosteo.config import AnatomySettings, ReceiverSettings
 from edgeosteo.intake.dicom import _check_uncompressed_length as check_uncompressed_length
 from edgeosteo.receiver.eligibility import ACCEPTED_SOP_CLASSES, HeaderFacts, assess_eligibility
 from edgeosteo.receiver.inbox import Inbox
+from edgeosteo.receiver.series import SeriesSpool
 from edgeosteo.store import QueueFull
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ TRANSFER_SYNTAXES: tuple[str, ...] = (
     "1.2.840.10008.1.2.4.50",  # JPEG baseline
 )
 
+CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 SUCCESS = 0x0000
 OUT_OF_RESOURCES = 0xA700
@@ -55,9 +57,11 @@ class StorageSCP:
         inbox: Inbox,
         on_queued: Callable[[], None],
         anatomy: AnatomySettings | None = None,
+        series_spool: SeriesSpool | None = None,
     ) -> None:
         self.settings = settings
         self.anatomy = anatomy or AnatomySettings()
+        self.series_spool = series_spool
         self.inbox = inbox
         self.on_queued = on_queued
         self._server = None
@@ -66,6 +70,8 @@ class StorageSCP:
         ae = AE(ae_title=self.settings.ae_title)
         for sop_class in ACCEPTED_SOP_CLASSES:
             ae.add_supported_context(sop_class, list(TRANSFER_SYNTAXES))
+        if self.series_spool is not None:
+            ae.add_supported_context(CT_IMAGE_STORAGE, list(TRANSFER_SYNTAXES))
         ae.add_supported_context(VERIFICATION)
         ae.require_calling_aet = list(self.settings.allowed_calling_ae_titles)
         # pynetdicom rejects another called AE title with A-ASSOCIATE-RJ (permanent, service
@@ -141,6 +147,8 @@ class StorageSCP:
             return _status(DOES_NOT_MATCH_SOP_CLASS, "receiver.sop_mismatch")
         if not has_pixels:
             return _status(DOES_NOT_MATCH_SOP_CLASS, "receiver.no_pixel_data")
+        if self.series_spool is not None and facts.sop_class_uid == CT_IMAGE_STORAGE:
+            return self._store_slice(data, ds, facts, calling)
         eligibility = assess_eligibility(facts, self.settings, self.anatomy)
         if eligibility.eligible and not self.inbox.has_room():
             return _status(OUT_OF_RESOURCES, "receiver.queue_full")
@@ -155,6 +163,18 @@ class StorageSCP:
             return _status(OUT_OF_RESOURCES, "receiver.storage_failed")
         if new and instance.state == "queued":
             self.on_queued()
+        return _status(SUCCESS)
+
+    def _store_slice(self, data: bytes, ds: Dataset, facts: HeaderFacts, calling: str):
+        series_uid = str(ds.get("SeriesInstanceUID") or "").strip()
+        if not series_uid:
+            return _status(CANNOT_UNDERSTAND, "receiver.malformed_dicom")
+        assert self.series_spool is not None
+        try:
+            self.series_spool.accept(data, series_uid, str(facts.sop_instance_uid))
+        except OSError as exc:
+            logger.error("CT slice from %s not stored: %s", calling, exc)
+            return _status(OUT_OF_RESOURCES, "receiver.storage_failed")
         return _status(SUCCESS)
 
 

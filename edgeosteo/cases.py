@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Literal
 
-from edgeosteo.dxa import CONSENT_FIELD, dxa_result_from, research_consent
+from edgeosteo.dxa import research_consent
 from edgeosteo.errors import FollowUpError, IntakeError, RequestError
+from edgeosteo.follow_up import record_dxa
 from edgeosteo.intake.capture import CaptureGuess
 from edgeosteo.intake.photo import FilmCorners
 from edgeosteo.intake.types import Capture
@@ -275,19 +276,16 @@ class CaseWorkflow:
         referral, with the patient's research consent when the fields give one. Raises
         FollowUpError and changes nothing for a case that does not exist, a result that does
         not check out (edgeosteo.dxa) or a second result."""
-        if self.store.get_case(case_id) is None:
-            raise FollowUpError("dxa.case_not_found", f"case {case_id}")
-        settings = self.screener.settings.follow_up
         # the box's own calendar day: a clinic writes the report's date as it reads it
-        dxa = dxa_result_from(fields, settings, today or date.today(), from_form)
-        consent = research_consent(fields.get(CONSENT_FIELD))
-        try:
-            outcome = self.store.record_dxa(case_id, dxa, recorded_by, consent)
-        except OutcomeExists:
-            raise FollowUpError("dxa.duplicate", f"case {case_id}") from None
-        if outcome is None:  # removed in between: there is no removal, but say so plainly
-            raise FollowUpError("dxa.case_not_found", f"case {case_id}")
-        return outcome
+        return record_dxa(
+            self.store,
+            case_id,
+            fields,
+            self.screener.settings.follow_up,
+            recorded_by,
+            today or date.today(),
+            from_form,
+        )
 
     def record_no_dxa(self, case_id: int, outcome: str, recorded_by: str | None) -> ReferralOutcome:
         """The patient declined the DXA or could not travel to it: the referral leaves the

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeosteo.config import SyncSettings
-from edgeosteo.records import CaseRecord, OutboxRecord
+from edgeosteo.records import CaseRecord, OutboxRecord, ReferralOutcome
 
 SITE_SECRET_NAME = "site-secret"
 SITE_SECRET_BYTES = 32
@@ -155,6 +155,43 @@ class MeasurementSummary:
     vertebrae: tuple[VertebraGrade, ...] = ()
 
 
+# the box's referral outcomes as they leave it
+DXA_OUTCOME_KINDS = {
+    "dxa_done": "result",
+    "declined": "declined",
+    "could_not_travel": "could_not_travel",
+}
+
+
+@dataclass(frozen=True)
+class DxaOutcomeSummary:
+    """What became of the case's referral, as it leaves the box: the outcome kind (result,
+    declined, could_not_travel), and for a result the WHO band, the lowest T-score to 0.1 and
+    the days from screening to the scan. Never the scan date, the centre or the device."""
+
+    outcome: str
+    who_band: str | None = None
+    lowest_t_score: float | None = None
+    days_to_dxa: int | None = None
+
+
+def dxa_outcome_summary(
+    case: CaseRecord, outcome: ReferralOutcome | None
+) -> DxaOutcomeSummary | None:
+    if outcome is None or outcome.outcome not in DXA_OUTCOME_KINDS:
+        return None
+    kind = DXA_OUTCOME_KINDS[outcome.outcome]
+    if outcome.dxa is None:
+        return DxaOutcomeSummary(kind)
+    days = None
+    try:
+        screened = dt.date.fromisoformat(case.created_at[:10])
+        days = (dt.date.fromisoformat(outcome.dxa.scan_date) - screened).days
+    except ValueError:
+        pass
+    return DxaOutcomeSummary(kind, outcome.dxa.who_band, round(outcome.dxa.lowest_t_score, 1), days)
+
+
 @dataclass(frozen=True)
 class AnonymisedRecord:
     """One screening as it leaves the box. Built only by anonymise_case()."""
@@ -195,6 +232,9 @@ class AnonymisedRecord:
     revision: int = 1
     supersedes: str | None = None
     measurements: tuple[MeasurementSummary, ...] = ()
+    # the referral policy the decision ran under (a code, e.g. default-2)
+    policy_version: str | None = None
+    dxa_outcome: DxaOutcomeSummary | None = None
 
     @property
     def estimated_t_score(self) -> float | None:
@@ -295,8 +335,9 @@ def anonymise_case(
     secret: bytes,
     settings: SyncSettings,
     image_withheld_code: str | None = None,
+    outcome: ReferralOutcome | None = None,
 ) -> AnonymisedRecord:
-    """The allow-listed summary of one stored case."""
+    """The allow-listed summary of one stored case and its referral outcome."""
     result = case.result
     clinical = _mapping(result.get("clinical"))
     answers = _mapping(clinical.get("answers"))
@@ -369,6 +410,8 @@ def anonymise_case(
         revision=outbox.revision,
         supersedes=outbox.supersedes,
         measurements=_measurements(result),
+        policy_version=_code(referral.get("policy_version")),
+        dxa_outcome=dxa_outcome_summary(case, outcome),
     )
 
 

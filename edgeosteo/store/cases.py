@@ -208,21 +208,7 @@ class Cases(Database):
             elif _without_decision_time(json.loads(before["result_json"])) != (
                 _without_decision_time(json.loads(result_json))
             ):
-                connection.execute(
-                    """INSERT INTO outbox (record_uuid, case_id, capture_time, boot_id,
-                       monotonic_ns, clock_synchronised, revision, supersedes)
-                       VALUES (?,?,?,?,?,?,?,?)""",
-                    (
-                        str(uuid.uuid4()),
-                        case_id,
-                        latest["capture_time"],
-                        latest["boot_id"],
-                        latest["monotonic_ns"],
-                        latest["clock_synchronised"],
-                        latest["revision"] + 1,
-                        latest["record_uuid"],
-                    ),
-                )
+                _insert_revision(connection, latest)
         return self.get_case(case_id)
 
     def get_case(self, case_id: int) -> CaseRecord | None:
@@ -265,6 +251,36 @@ class Cases(Database):
     def count_cases(self) -> int:
         with self.connect() as connection:
             return int(connection.execute("SELECT COUNT(*) FROM cases").fetchone()[0])
+
+
+def _insert_revision(connection: sqlite3.Connection, latest: sqlite3.Row) -> None:
+    connection.execute(
+        """INSERT INTO outbox (record_uuid, case_id, capture_time, boot_id,
+           monotonic_ns, clock_synchronised, revision, supersedes)
+           VALUES (?,?,?,?,?,?,?,?)""",
+        (
+            str(uuid.uuid4()),
+            latest["case_id"],
+            latest["capture_time"],
+            latest["boot_id"],
+            latest["monotonic_ns"],
+            latest["clock_synchronised"],
+            latest["revision"] + 1,
+            latest["record_uuid"],
+        ),
+    )
+
+
+def revise_outbox(connection: sqlite3.Connection, case_id: int) -> None:
+    """Something the hub is sent changed on a case outside its result (its referral
+    outcome), in the caller's transaction: a latest record no sender has taken carries the
+    change when it goes; one that may have reached the hub gets a revision."""
+    latest = connection.execute(
+        "SELECT * FROM outbox WHERE case_id=? ORDER BY revision DESC LIMIT 1", (case_id,)
+    ).fetchone()
+    if latest is None or (latest["state"] == "pending" and not latest["offered"]):
+        return
+    _insert_revision(connection, latest)
 
 
 def _identity_dict(identity: PatientIdentity | None) -> dict:

@@ -7,7 +7,7 @@ import dataclasses
 import sqlite3
 
 from edgeosteo.records import CaseRecord, DxaResult, OutcomeExists, ReferralOutcome
-from edgeosteo.store.cases import _case
+from edgeosteo.store.cases import _case, revise_outbox
 from edgeosteo.store.db import SQLITE_MAX_INTEGER, Database, utc_now
 
 DXA_COLUMNS = tuple(f.name for f in dataclasses.fields(DxaResult))
@@ -48,6 +48,7 @@ class FollowUps(Database):
                 connection.execute(
                     "UPDATE cases SET research_consent=? WHERE id=?", (research_consent, case_id)
                 )
+            revise_outbox(connection, case_id)  # the hub hears of the result
         return self.get_outcome(case_id)
 
     def record_no_dxa(
@@ -71,6 +72,8 @@ class FollowUps(Database):
                    recorded_by) VALUES (?,?,?,?)""",
                 (case_id, outcome, utc_now(), recorded_by),
             )
+            if before is None or before["outcome"] != outcome:
+                revise_outbox(connection, case_id)
         return self.get_outcome(case_id)
 
     def set_research_consent(self, case_id: int, answer: str | None) -> bool:

@@ -842,6 +842,12 @@ def sync(ctx: click.Context, show_status: bool, retry_failed: bool) -> None:
         f"sent {result.sent}, parked {result.parked}, deferred {result.deferred} "
         f"in {result.requests} requests; outbox now pending {counts.get('pending', 0)}, "
         f"sent {counts.get('sent', 0)}, failed {counts.get('failed', 0)}"
+        + (
+            f"; DXA results from the hub recorded {result.dxa_recorded}, "
+            f"refused {result.dxa_refused}"
+            if result.dxa_recorded or result.dxa_refused
+            else ""
+        )
         + (f" (stopped: {result.stopped})" if result.stopped else "")
     )
 
@@ -906,6 +912,17 @@ def hub_add_device(
 def hub_add_viewer(ctx: click.Context, name: str, database_url: str | None) -> None:
     """Issue a token for the dashboard (the password at the browser's prompt)."""
     click.echo(_hub_store(_settings(ctx), database_url).add_credential("viewer", "*", name))
+
+
+@hub.command("add-reporter")
+@click.argument("name")
+@click.option("--site", default="*", help="Only for this site's cases (default: every site).")
+@click.option("--database-url", default=None, help="SQLAlchemy URL (default: SQLite).")
+@click.pass_context
+def hub_add_reporter(ctx: click.Context, name: str, site: str, database_url: str | None) -> None:
+    """Issue a token that gives DXA results to the hub for the boxes (POST /fhir/dxa-results)."""
+    store = _hub_store(_settings(ctx), database_url)
+    click.echo(store.add_credential("reporter", site, name))
 
 
 if __name__ == "__main__":

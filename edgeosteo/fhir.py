@@ -19,6 +19,7 @@ from typing import Any
 from edgeosteo.anonymise import (
     AgeGroup,
     AnonymisedRecord,
+    DxaOutcomeSummary,
     InstrumentScore,
     MeasurementSummary,
     ModelOutput,
@@ -284,6 +285,51 @@ def _quality_entry(record: AnonymisedRecord) -> dict[str, Any]:
     )
 
 
+DXA_OUTCOME_SLOT = "dxa-outcome"
+# bounds a stored DXA outcome must lie in at the hub (a T-score from a report, an interval)
+DXA_T_BOUND = 10.0
+DXA_DAYS_BOUND = 36_500
+
+
+def _dxa_outcome_entry(record: AnonymisedRecord, dxa: DxaOutcomeSummary) -> dict[str, Any]:
+    """The referral's outcome: its kind, and for a result the WHO band (interpretation), the
+    lowest T-score (value, to 0.1) and the days from screening to the scan. The scan date,
+    centre and device stay on the box; effectiveDateTime is the capture time as for every
+    Observation of the record."""
+    components: list[dict[str, Any]] = [
+        {
+            "code": _concept(f"{SYSTEM}:dxa", "outcome"),
+            "valueCodeableConcept": _concept(f"{SYSTEM}:dxa-outcome", dxa.outcome),
+        }
+    ]
+    fields: dict[str, Any] = {}
+    if dxa.lowest_t_score is not None:
+        fields["valueQuantity"] = {"value": dxa.lowest_t_score, "unit": "{T-score}"}
+    else:
+        fields["dataAbsentReason"] = _concept(DATA_ABSENT, "not-performed")
+    if dxa.who_band:
+        fields["interpretation"] = [_concept(f"{SYSTEM}:who-band", dxa.who_band)]
+    if dxa.days_to_dxa is not None:
+        components.append(
+            {
+                "code": _concept(f"{SYSTEM}:dxa", "days-from-screening"),
+                "valueQuantity": {
+                    "value": dxa.days_to_dxa,
+                    "unit": "d",
+                    "system": UCUM,
+                    "code": "d",
+                },
+            }
+        )
+    return _observation(
+        record,
+        DXA_OUTCOME_SLOT,
+        _concept(f"{SYSTEM}:observation-type", "dxa-outcome", "Outcome of the DXA referral"),
+        component=components,
+        **fields,
+    )
+
+
 def _provenance(record: AnonymisedRecord) -> dict[str, Any]:
     parts: list[dict[str, Any]] = [
         {"url": "siteId", "valueString": record.site_id},
@@ -299,6 +345,8 @@ def _provenance(record: AnonymisedRecord) -> dict[str, Any]:
         parts.append({"url": "resultSchemaVersion", "valueString": record.schema_version})
     if record.dxa_indicated is not None:
         parts.append({"url": "dxaIndicated", "valueBoolean": record.dxa_indicated})
+    if record.policy_version:
+        parts.append({"url": "policyVersion", "valueString": record.policy_version})
     parts += [{"url": "indicationMet", "valueCode": code} for code in record.indications_met]
     return {"url": PROVENANCE_URL, "extension": parts}
 
@@ -337,6 +385,8 @@ def record_entries(record: AnonymisedRecord, image: bytes | None = None) -> list
     for measurement in record.measurements:
         entries += _measurement_entries(record, measurement)
     entries.append(_quality_entry(record))
+    if record.dxa_outcome is not None:
+        entries.append(_dxa_outcome_entry(record, record.dxa_outcome))
     risk: dict[str, Any] = {
         "resourceType": "RiskAssessment",
         "extension": [_provenance(record), _revision(record)],
@@ -439,6 +489,18 @@ class ReceivedRecord:
     # method -> band of each measured index ("refused" for a refusal), e.g. the
     # morphometry's vertebral_fracture; the hub counts findings by them
     measurement_bands: Mapping[str, str] = field(default_factory=dict)
+    # the decision's versions: the referral policy (from boxes that send it) and the model
+    # that drove the referral ("model_id@version"), and the score the referral rests on
+    # (the driving model's estimated T-score, else the OSTA index) with its kind
+    policy_version: str | None = None
+    primary_model: str | None = None
+    referral_score: float | None = None
+    referral_score_kind: str | None = None
+    # the referral's outcome, when the box has one: result | declined | could_not_travel
+    dxa_outcome: str | None = None
+    dxa_who_band: str | None = None
+    dxa_lowest_t_score: float | None = None
+    dxa_days: int | None = None
 
 
 def _first_code(concept: Mapping[str, Any] | None, system: str) -> str | None:
@@ -524,6 +586,8 @@ def _read_record(
     quality_verdict = None
     refusals: list[str] = []
     quality_codes: list[str] = []
+    primary_model = score = score_kind = osta = None
+    dxa: dict[str, Any] = {}
     for observation in observations:
         slot = str(_identifier(observation, OBSERVATION_SYSTEM)).split("/", 1)[1]
         if slot == "age":
@@ -533,6 +597,15 @@ def _read_record(
         elif slot.startswith("model/"):
             coding = ((observation.get("method") or {}).get("coding") or [{}])[0]
             models.append(f"{coding.get('code')}@{coding.get('version')}")
+            drives = _extension_values(observation, MODEL_OUTPUT_URL).get("usedForReferral")
+            if drives == [True]:
+                primary_model = models[-1]
+                score = _finite((observation.get("valueQuantity") or {}).get("value"))
+                score_kind = f"model:{primary_model}" if score is not None else None
+        elif slot == "instrument/osta":
+            osta = _finite((observation.get("valueQuantity") or {}).get("value"))
+        elif slot == DXA_OUTCOME_SLOT:
+            dxa = _read_dxa_outcome(record_uuid, observation)
         elif slot.startswith("measurement/") and slot.count("/") == 1:
             method = slot.split("/", 1)[1]
             band = _first_code(
@@ -581,7 +654,57 @@ def _read_record(
         revision=revision,
         supersedes=supersedes,
         measurement_bands=measurement_bands,
+        policy_version=_code_text((provenance.get("policyVersion") or [None])[0]),
+        primary_model=primary_model,
+        referral_score=score if score_kind else osta,
+        referral_score_kind=score_kind or ("osta" if osta is not None else None),
+        **dxa,
     )
+
+
+def _finite(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if abs(number) < 1e9 else None
+
+
+def _code_text(value: object) -> str | None:
+    return value if isinstance(value, str) and _UUID_LIKE.match(value) else None
+
+
+def _read_dxa_outcome(record_uuid: str, observation: Mapping[str, Any]) -> dict[str, Any]:
+    """The dxa_* fields of ReceivedRecord from the record's dxa-outcome Observation."""
+    outcome = days = None
+    for component in observation.get("component") or ():
+        kind = _first_code(component.get("code"), f"{SYSTEM}:dxa")
+        if kind == "outcome":
+            outcome = _first_code(component.get("valueCodeableConcept"), f"{SYSTEM}:dxa-outcome")
+        elif kind == "days-from-screening":
+            days = (component.get("valueQuantity") or {}).get("value")
+    if outcome not in ("result", "declined", "could_not_travel"):
+        raise BundleError(
+            f"record {record_uuid}: the DXA outcome must be result, declined or could_not_travel"
+        )
+    lowest = (observation.get("valueQuantity") or {}).get("value")
+    band = _first_code((observation.get("interpretation") or [None])[0], f"{SYSTEM}:who-band")
+    if outcome != "result":
+        return {"dxa_outcome": outcome}
+    if band not in ("osteoporosis", "low_bone_mass", "normal"):
+        raise BundleError(f"record {record_uuid}: a DXA result needs its WHO band")
+    lowest = _finite(lowest)
+    if lowest is None or abs(lowest) > DXA_T_BOUND:
+        raise BundleError(f"record {record_uuid}: the DXA result's lowest T-score is out of range")
+    if days is not None and (
+        isinstance(days, bool) or not isinstance(days, int) or abs(days) > DXA_DAYS_BOUND
+    ):
+        raise BundleError(f"record {record_uuid}: days from screening to DXA out of range")
+    return {
+        "dxa_outcome": outcome,
+        "dxa_who_band": band,
+        "dxa_lowest_t_score": lowest,
+        "dxa_days": days,
+    }
 
 
 def _read_revision(record_uuid: str, risk: Mapping[str, Any]) -> tuple[str, int, str | None]:
@@ -605,3 +728,99 @@ def _read_revision(record_uuid: str, risk: Mapping[str, Any]) -> tuple[str, int,
     if revision == 1 and (supersedes or case_record != record_uuid):
         raise BundleError(f"record {record_uuid}: a first record supersedes nothing")
     return case_record, revision, supersedes
+
+
+# --- DXA results delivered back to the box (hub -> box) ----------------------------------------
+
+DXA_RESULT_CODE = "dxa-result"
+DXA_SYSTEM = f"{SYSTEM}:dxa"
+
+
+@dataclass(frozen=True)
+class DeliveredDxa:
+    """A DXA result for a pseudonymous case record: the site, the patient's pseudonymous key
+    and the case's first record UUID it is matched by (never a name), and the result as the
+    fields edgeosteo.dxa checks (date, centre, device, the T- and Z-scores)."""
+
+    site_id: str
+    patient_key: str
+    case_record: str
+    fields: Mapping[str, object]
+    delivery_id: str | None = None
+
+
+def dxa_result_observation(
+    site_id: str, patient_key: str, case_record: str, fields: Mapping[str, object]
+) -> dict[str, Any]:
+    """The FHIR Observation of a DXA result for a case record (what the hub is given and
+    what it hands the box). ``fields`` as POST /api/v1/cases/{id}/dxa takes them."""
+    resource: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": _concept(f"{SYSTEM}:observation-type", DXA_RESULT_CODE, "DXA result"),
+        "subject": {"identifier": {"system": _patient_key_system(site_id), "value": patient_key}},
+        "focus": [{"identifier": {"system": RECORD_SYSTEM, "value": case_record}}],
+        "component": [
+            {"code": _concept(DXA_SYSTEM, name), "valueQuantity": {"value": value}}
+            for name, value in fields.items()
+            if name not in ("date", "centre", "device") and value is not None
+        ],
+    }
+    if fields.get("date") is not None:
+        resource["effectiveDateTime"] = fields["date"]
+    if fields.get("centre") is not None:
+        resource["performer"] = [{"display": fields["centre"]}]
+    if fields.get("device") is not None:
+        resource["device"] = {"display": fields["device"]}
+    return resource
+
+
+def read_dxa_result(resource: object) -> DeliveredDxa:
+    """The DXA result an Observation carries; BundleError when it is not one. The scores are
+    not checked here: the box (and the hub before it) check them as the page does."""
+    if not isinstance(resource, Mapping) or resource.get("resourceType") != "Observation":
+        raise BundleError("not a FHIR Observation")
+    if _first_code(resource.get("code"), f"{SYSTEM}:observation-type") != DXA_RESULT_CODE:
+        raise BundleError(f"Observation.code must be {SYSTEM}:observation-type|{DXA_RESULT_CODE}")
+    subject = (resource.get("subject") or {}).get("identifier") or {}
+    system = str(subject.get("system") or "")
+    site_id = (
+        system.removeprefix(PATIENT_KEY_SYSTEM + ":")
+        if system.startswith(PATIENT_KEY_SYSTEM + ":")
+        else ""
+    )
+    patient = subject.get("value")
+    focus = [
+        (f.get("identifier") or {}) for f in resource.get("focus") or () if isinstance(f, Mapping)
+    ]
+    case_record = next((i.get("value") for i in focus if i.get("system") == RECORD_SYSTEM), None)
+    if not (site_id and _UUID_LIKE.match(site_id)):
+        raise BundleError(f"subject.identifier.system must be {PATIENT_KEY_SYSTEM}:<site>")
+    if not (isinstance(patient, str) and _UUID_LIKE.match(patient)):
+        raise BundleError("subject.identifier.value must be the patient's pseudonymous key")
+    if not (isinstance(case_record, str) and _UUID_LIKE.match(case_record)):
+        raise BundleError(f"focus must name the case record ({RECORD_SYSTEM})")
+    fields: dict[str, object] = {"date": resource.get("effectiveDateTime")}
+    performer = (resource.get("performer") or [{}])[0]
+    fields["centre"] = performer.get("display") if isinstance(performer, Mapping) else None
+    device = resource.get("device")
+    if isinstance(device, Mapping) and device.get("display") is not None:
+        fields["device"] = device["display"]
+    for component in resource.get("component") or ():
+        if not isinstance(component, Mapping):
+            raise BundleError("every component needs a code and a valueQuantity")
+        name = _first_code(component.get("code"), DXA_SYSTEM)
+        value = (component.get("valueQuantity") or {}).get("value")
+        if not isinstance(name, str) or not name:
+            raise BundleError(f"every component's code must be in {DXA_SYSTEM}")
+        if name == "research_consent":
+            raise BundleError("research consent is the patient's answer at the box, not the hub's")
+        fields[name[:80]] = value
+    delivery_id = resource.get("id")
+    return DeliveredDxa(
+        site_id,
+        patient,
+        case_record,
+        fields,
+        delivery_id if isinstance(delivery_id, str) else None,
+    )

@@ -79,4 +79,30 @@ FOLLOW_UP_CATALOGUE: dict[str, tuple[str, str]] = {
         "is mixed in.",
         "导出文件夹不是空的。请选择新的或空的文件夹，以免混入以前的导出。",
     ),
+    "hub.dxa_not_a_result": (
+        "This is not a DXA result the hub can read: send a FHIR Observation with code "
+        "dxa-result, the patient's pseudonymous key and the case record. Nothing was stored.",
+        "这不是集中平台能读取的DXA结果：请发送代码为 dxa-result、带患者假名编码和病例记录号的 FHIR "
+        "Observation。未保存任何内容。",
+    ),
+    "hub.dxa_unknown_case": (
+        "The hub holds no case record with this site, pseudonymous patient key and case record "
+        "number. Check them against the referral. Nothing was stored.",
+        "集中平台没有与该机构、患者假名编码和病例记录号相符的病例。请与转诊单核对。未保存任何内容。",
+    ),
+    "hub.dxa_duplicate": (
+        "This case already has a DXA result (given to the hub, or recorded at the clinic). A "
+        "second result is not stored; the first stays as it is.",
+        "该病例已有DXA结果（已交给集中平台，或已在诊所记录）。不会保存第二个结果，原结果保持不变。",
+    ),
+    "sync.dxa_unknown_case": (
+        "The hub sent a DXA result for a case this box does not hold, or whose patient key does "
+        "not match. It was not recorded and the hub was told.",
+        "集中平台发来的DXA结果对应的病例不在本设备上，或患者假名编码不符。未记录，已告知集中平台。",
+    ),
+    "sync.dxa_not_a_result": (
+        "The hub sent something that is not a DXA result this box can read. It was not "
+        "recorded and the hub was told.",
+        "集中平台发来的内容不是本设备能读取的DXA结果。未记录，已告知集中平台。",
+    ),
 }

@@ -16,14 +16,16 @@ full jitter. A refused token (401/403) stops the run without blaming any record.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import hmac
 import json
 import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -37,7 +39,17 @@ from edgeosteo.anonymise import (
     site_secret_location,
 )
 from edgeosteo.config import Settings, SyncSettings
-from edgeosteo.fhir import bundle_bytes, transaction_bundle
+from edgeosteo.dxa import dxa_result_from
+from edgeosteo.errors import FollowUpError
+from edgeosteo.fhir import (
+    BundleError,
+    DeliveredDxa,
+    bundle_bytes,
+    read_dxa_result,
+    transaction_bundle,
+)
+from edgeosteo.follow_up import record_dxa
+from edgeosteo.records import CaseRecord
 from edgeosteo.store import CaseStore, OutboxRecord
 
 TOKEN_FILE_NAME = "sync-token"
@@ -46,6 +58,9 @@ ERROR_TEXT_LIMIT = 500
 # statuses that say "not now" rather than "not this record"
 RETRY_STATUSES = frozenset({408, 425, 429})
 CREDENTIAL_STATUSES = frozenset({401, 403})
+# who recorded a DXA result the hub delivered (the case page shows it)
+HUB_RECORDER = "hub"
+DXA_RESULTS_PATH = "dxa-results"
 
 
 class SyncConfigError(RuntimeError):
@@ -61,6 +76,9 @@ class SyncResult:
     # why the run ended before the queue was empty: "busy" (another sender holds the lock),
     # "hub_unavailable", "credentials_refused", "batch_limit"; None when it emptied the queue
     stopped: str | None = None
+    # DXA results the hub delivered: recorded on their cases, or refused (the hub is told why)
+    dxa_recorded: int = 0
+    dxa_refused: int = 0
 
     def __add__(self, other: SyncResult) -> SyncResult:
         return SyncResult(
@@ -69,6 +87,8 @@ class SyncResult:
             self.deferred + other.deferred,
             self.requests + other.requests,
             other.stopped or self.stopped,
+            self.dxa_recorded + other.dxa_recorded,
+            self.dxa_refused + other.dxa_refused,
         )
 
 
@@ -187,7 +207,11 @@ class Sender:
                 self.store.note_sync_problem(str(exc), _now_iso())
                 raise
             secret = load_site_secret(site_secret_path(self.settings))
-            return self._drain(endpoint, token, secret)
+            # results first, so the revisions they queue go up in this run's drain
+            fetched = self._fetch_dxa_results(endpoint, token, secret)
+            if fetched.stopped:
+                return fetched
+            return fetched + self._drain(endpoint, token, secret)
 
     def _token(self) -> str:
         path = token_path(self.settings)
@@ -263,6 +287,111 @@ class Sender:
         )
         return SyncResult(parked=parked, deferred=len(uuids), requests=1, stopped="hub_unavailable")
 
+    # --- DXA results from the hub ------------------------------------------------------------
+
+    def _fetch_dxa_results(self, endpoint: str, token: str, secret: bytes) -> SyncResult:
+        """Take the DXA results the hub holds for this device, record each through the
+        page's path (edgeosteo.follow_up.record_dxa) and give the hub a receipt for each:
+        recorded, or refused with the code. A result whose receipt was lost comes again;
+        the same result on a case that has it already is answered recorded, a different one
+        dxa.duplicate. A hub that cannot be reached is no reason to hold back the records."""
+        url = endpoint.rstrip("/") + "/" + DXA_RESULTS_PATH
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+        timeout = (self.sync.connect_timeout_s, self.sync.read_timeout_s)
+        try:
+            response = self.session.get(
+                url,
+                headers=headers,
+                timeout=timeout,
+                verify=self.sync.ca_file or True,
+                allow_redirects=False,
+            )
+        except requests.RequestException:
+            return SyncResult()
+        if response.status_code in CREDENTIAL_STATUSES:
+            self.store.note_sync_problem(_error_text(response), _now_iso())
+            return SyncResult(requests=1, stopped="credentials_refused")
+        try:
+            body = response.json() if response.status_code == 200 else {}
+        except ValueError:
+            body = {}
+        entries = body.get("entry") if isinstance(body, dict) else None
+        if not isinstance(entries, list) or body.get("type") != "searchset":
+            return SyncResult(requests=1)  # a hub from before deliveries, or not the hub
+        total = SyncResult(requests=1)
+        for entry in entries:
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            delivery_id = resource.get("id") if isinstance(resource, dict) else None
+            if not isinstance(delivery_id, str) or not delivery_id:
+                continue
+            code = self._record_delivered(resource, secret)
+            receipt = (
+                {"status": "recorded"} if code is None else {"status": "refused", "code": code}
+            )
+            # a lost receipt: the hub offers the result again next run, the box answers the same
+            with contextlib.suppress(requests.RequestException):
+                self.session.post(
+                    f"{url}/{delivery_id}/receipt",
+                    json=receipt,
+                    headers=headers,
+                    timeout=timeout,
+                    verify=self.sync.ca_file or True,
+                    allow_redirects=False,
+                )
+            total = total + SyncResult(
+                requests=1, dxa_recorded=int(code is None), dxa_refused=int(code is not None)
+            )
+        return total
+
+    def _record_delivered(self, resource: dict, secret: bytes) -> str | None:
+        """None when the result is on its case now, else the refusal code."""
+        try:
+            delivered = read_dxa_result(resource)
+        except BundleError:
+            return "sync.dxa_not_a_result"
+        case = self._case_of(delivered, secret)
+        if case is None:
+            return "sync.dxa_unknown_case"
+        try:
+            record_dxa(
+                self.store,
+                case.id,
+                delivered.fields,
+                self.settings.follow_up,
+                HUB_RECORDER,
+                date.today(),
+            )
+        except FollowUpError as exc:
+            if exc.code == "dxa.duplicate" and self._same_result(case, delivered):
+                return None
+            return exc.code
+        return None
+
+    def _case_of(self, delivered: DeliveredDxa, secret: bytes) -> CaseRecord | None:
+        """The case the result names: its first record UUID, at this site, whose patient
+        key (the pseudonym the hub holds) is the one the result was given for."""
+        if delivered.site_id != self.sync.site_id:
+            return None
+        case = self.store.get_case_by_uuid(delivered.case_record)
+        if case is None:
+            return None
+        outbox = self.store.case_outbox(case.id)
+        if not outbox:
+            return None
+        # the pseudonym exactly as the case's records carried it to the hub
+        sent = anonymise_case(case, outbox[0], secret, self.sync)
+        if not hmac_equal(sent.patient_key, delivered.patient_key):
+            return None
+        return case
+
+    def _same_result(self, case: CaseRecord, delivered: DeliveredDxa) -> bool:
+        existing = self.store.get_outcome(case.id)
+        try:
+            incoming = dxa_result_from(delivered.fields, self.settings.follow_up, date.today())
+        except FollowUpError:
+            return False
+        return existing is not None and existing.dxa == incoming
+
     def _prepare(self, item: OutboxRecord, secret: bytes) -> tuple[AnonymisedRecord, bytes | None]:
         case = self.store.get_case(item.case_id)
         if case is None:
@@ -277,7 +406,8 @@ class Sender:
                 image, withheld = deidentified.dicom, deidentified.withheld_code
             else:
                 withheld = "image.none"
-        return anonymise_case(case, item, secret, self.sync, withheld), image
+        outcome = self.store.get_outcome(case.id)
+        return anonymise_case(case, item, secret, self.sync, withheld, outcome), image
 
     def _post(
         self,
@@ -312,6 +442,10 @@ class Sender:
         if 400 <= status < 500 and status not in RETRY_STATUSES:
             return _Answer("record_refused", _error_text(response))
         return _Answer("retry", _error_text(response))
+
+
+def hmac_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
 
 
 def run_sync(settings: Settings) -> SyncResult:

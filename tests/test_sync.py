@@ -185,6 +185,7 @@ class FaultProxy:
         self.used: list[str] = []
         # every request body that reached the proxy in full: what left the box
         self.bodies: list[bytes] = []
+        self.asked = 0  # GETs: the box asking the hub for DXA results
         self.stalled = threading.Event()
         self.release = threading.Event()
         proxy = self
@@ -217,14 +218,20 @@ class FaultProxy:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
         length = int(headers.get("content-length", 0))
-        fault = self.script.popleft() if self.script else "forward"
-        self.used.append(fault)
+        # the script's faults are for deliveries; the box's asking for DXA results passes
+        if request_line.startswith("GET "):
+            self.asked += 1
+            fault = "forward"
+        else:
+            fault = self.script.popleft() if self.script else "forward"
+            self.used.append(fault)
         if fault == "reset_mid_body":
             reader.read(length // 2)
             self._reset(connection)
             return
         body = reader.read(length)
-        self.bodies.append(body)
+        if body:
+            self.bodies.append(body)
         if fault == "stall":
             self.stalled.set()
             self.release.wait(10)

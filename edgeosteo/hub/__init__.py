@@ -10,14 +10,19 @@ by its current (highest) revision.
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 
-from edgeosteo.config import HubSettings
-from edgeosteo.fhir import BundleError, read_bundle
-from edgeosteo.hub.store import Credential, HubStore
+from edgeosteo.config import FollowUpSettings, HubSettings
+from edgeosteo.dxa import dxa_result_from
+from edgeosteo.errors import FollowUpError
+from edgeosteo.fhir import BundleError, read_bundle, read_dxa_result
+from edgeosteo.hub import outcomes
+from edgeosteo.hub.store import Credential, DxaResultRefused, HubStore
+from edgeosteo.messages import text
 
 HUB_DATABASE_NAME = "hub.sqlite3"
 FHIR_JSON = "application/fhir+json"
@@ -40,6 +45,35 @@ def _outcome(status: int, code: str, diagnostics: str) -> Response:
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="edgeosteo-hub"'
     return response
+
+
+ERROR_SYSTEM = "urn:edgeosteo:error"
+DXA_REFUSAL_STATUS = {"hub.dxa_unknown_case": 404, "hub.dxa_duplicate": 409}
+RECEIPT_CODE_MAX_CHARS = 80
+
+
+def _refusal(status: int, code: str, detail: str = "") -> Response:
+    """A typed refusal: the stable code, and its sentence in English (diagnostics) and
+    Simplified Chinese (details.text)."""
+    body = {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "error",
+                "code": "not-found"
+                if status == 404
+                else "duplicate"
+                if status == 409
+                else "invalid",
+                "details": {
+                    "coding": [{"system": ERROR_SYSTEM, "code": code}],
+                    "text": text(code, "zh_CN"),
+                },
+                "diagnostics": text(code, "en") + (f" ({detail})" if detail else ""),
+            }
+        ],
+    }
+    return Response(json.dumps(body, ensure_ascii=False), status=status, mimetype=FHIR_JSON)
 
 
 def _bearer() -> str | None:
@@ -106,12 +140,73 @@ def create_hub_app(settings: HubSettings, data_dir: Path, store: HubStore | None
         body = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
         return Response(json.dumps(body), status=200, mimetype=FHIR_JSON)
 
+    @app.post("/fhir/dxa-results")
+    def give_dxa_result() -> Response:
+        """A DXA result for a pseudonymous case record, for its box to take on its next
+        sync. Checked as the box's page checks one; matched by site, patient key and case
+        record, never by name."""
+        reporter = credential("reporter")
+        if reporter is None:
+            return _outcome(401, "login", "a reporter bearer token is required")
+        try:
+            observation = json.loads(request.get_data())
+            delivered = read_dxa_result(observation)
+        except (ValueError, TypeError, AttributeError, RecursionError) as exc:
+            detail = str(exc) if isinstance(exc, BundleError) else "not JSON"
+            return _refusal(400, "hub.dxa_not_a_result", detail)
+        if reporter.site_id not in ("*", delivered.site_id):
+            return _outcome(403, "forbidden", f"this token gives results for {reporter.site_id}")
+        try:
+            dxa_result_from(delivered.fields, FollowUpSettings(), date.today())
+        except FollowUpError as exc:
+            return _refusal(422, exc.code, exc.detail or "")
+        try:
+            delivery_id = hub_store.add_dxa_result(delivered, observation, reporter.device_id)
+        except DxaResultRefused as exc:
+            return _refusal(DXA_REFUSAL_STATUS[exc.code], exc.code, delivered.case_record)
+        body = {**observation, "id": str(delivery_id)}
+        return Response(json.dumps(body, ensure_ascii=False), status=201, mimetype=FHIR_JSON)
+
+    @app.get("/fhir/dxa-results")
+    def pending_dxa_results() -> Response:
+        """The DXA results waiting for the asking box (a searchset Bundle)."""
+        device = credential("device")
+        if device is None:
+            return _outcome(401, "login", "a valid device bearer token is required")
+        found = hub_store.pending_dxa_results(device.site_id, device.device_id)
+        body = {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(found),
+            "entry": [{"resource": observation} for observation in found],
+        }
+        return Response(json.dumps(body, ensure_ascii=False), status=200, mimetype=FHIR_JSON)
+
+    @app.post("/fhir/dxa-results/<int:delivery_id>/receipt")
+    def dxa_result_receipt(delivery_id: int) -> Response:
+        """The box's answer for one result: recorded, or refused with its code."""
+        device = credential("device")
+        if device is None:
+            return _outcome(401, "login", "a valid device bearer token is required")
+        answer = request.get_json(silent=True)
+        status = answer.get("status") if isinstance(answer, dict) else None
+        code = answer.get("code") if isinstance(answer, dict) else None
+        if status not in ("recorded", "refused") or (
+            status == "refused" and not (isinstance(code, str) and code)
+        ):
+            return _outcome(400, "invalid", 'send {"status": "recorded"} or "refused" with a code')
+        refusal = str(code)[:RECEIPT_CODE_MAX_CHARS] if status == "refused" else None
+        if not hub_store.answer_dxa_result(delivery_id, device.site_id, device.device_id, refusal):
+            return _outcome(404, "not-found", f"no DXA result {delivery_id} for this device")
+        return jsonify(status=status)
+
     @app.get("/healthz")
     def health() -> Response:
         return jsonify(status="ok", records=hub_store.count_records())
 
     def dashboard_data() -> dict[str, Any]:
         data = hub_store.dashboard(settings.age_band_edges, settings.referred_categories)
+        case_rows = hub_store.outcome_rows()
         return {
             "total": data.total,
             "per_site_week": [
@@ -147,6 +242,16 @@ def create_hub_app(settings: HubSettings, data_dir: Path, store: HubStore | None
                 )
             ],
             "measurement_bands": data.measurement_bands,
+            "referral_outcomes": outcomes.referral_outcomes(
+                case_rows, settings.age_band_edges, settings.referred_categories
+            ),
+            "drift": outcomes.drift(case_rows, settings.referred_categories),
+            "drift_bounds": {
+                "min_cases_each_side": outcomes.DRIFT_MIN_CASES,
+                "referral_rate_p_below": outcomes.DRIFT_P_VALUE,
+                "score_psi_above": outcomes.DRIFT_PSI,
+            },
+            "dxa_deliveries": hub_store.dxa_result_states(),
         }
 
     def viewer_required() -> Response | None:

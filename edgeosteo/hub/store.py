@@ -19,7 +19,7 @@ import hashlib
 import json
 import secrets
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +30,7 @@ from sqlalchemy import (
     Connection,
     DateTime,
     Engine,
+    Float,
     Index,
     Integer,
     LargeBinary,
@@ -37,6 +38,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     create_engine,
     event,
     func,
@@ -46,7 +48,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from edgeosteo.fhir import ReceivedRecord
+from edgeosteo.fhir import DeliveredDxa, ReceivedRecord
 
 TOKEN_BYTES = 32
 
@@ -90,6 +92,17 @@ records = Table(
     Column("superseded_by", String(64)),
     # HUB_MIGRATIONS step 2: JSON object, method -> band of each measurement (or "refused")
     Column("measurement_bands", Text, nullable=False, server_default="{}"),
+    # HUB_MIGRATIONS step 3: the decision's versions and score (drift), and the referral's
+    # outcome (result / declined / could_not_travel; for a result the WHO band, the lowest
+    # T-score and the days from screening to the scan)
+    Column("policy_version", String(80)),
+    Column("primary_model", String(170)),
+    Column("referral_score", Float),
+    Column("referral_score_kind", String(180)),
+    Column("dxa_outcome", String(20)),
+    Column("dxa_who_band", String(20)),
+    Column("dxa_lowest_t_score", Float),
+    Column("dxa_days", Integer),
     Index("ix_records_case", "site_id", "device_id", "case_record"),
 )
 schema_version = Table(
@@ -111,6 +124,16 @@ HUB_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX ix_records_case ON records (site_id, device_id, case_record)",
     ),
     ("ALTER TABLE records ADD COLUMN measurement_bands TEXT NOT NULL DEFAULT '{}'",),
+    (
+        "ALTER TABLE records ADD COLUMN policy_version VARCHAR(80)",
+        "ALTER TABLE records ADD COLUMN primary_model VARCHAR(170)",
+        "ALTER TABLE records ADD COLUMN referral_score FLOAT",
+        "ALTER TABLE records ADD COLUMN referral_score_kind VARCHAR(180)",
+        "ALTER TABLE records ADD COLUMN dxa_outcome VARCHAR(20)",
+        "ALTER TABLE records ADD COLUMN dxa_who_band VARCHAR(20)",
+        "ALTER TABLE records ADD COLUMN dxa_lowest_t_score FLOAT",
+        "ALTER TABLE records ADD COLUMN dxa_days INTEGER",
+    ),
 )
 VERTEBRAL_METHOD = "vertebrae"
 VERTEBRAL_FRACTURE = "vertebral_fracture"
@@ -120,6 +143,24 @@ images = Table(
     metadata,
     Column("record_uuid", String(64), primary_key=True),
     Column("dicom", LargeBinary, nullable=False),
+)
+# DXA results given to the hub for a pseudonymous case record, waiting for the box (state
+# pending) or answered by it (recorded, refused with the box's code); one per case
+dxa_results = Table(
+    "dxa_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("site_id", String(80), nullable=False),
+    Column("device_id", String(80), nullable=False),
+    Column("case_record", String(64), nullable=False),
+    Column("patient_key", String(64), nullable=False),
+    Column("observation", Text, nullable=False),  # the FHIR Observation as given
+    Column("given_by", String(80), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("answered_at", DateTime(timezone=True)),
+    Column("refusal_code", String(80)),
+    UniqueConstraint("site_id", "device_id", "case_record", name="uq_dxa_results_case"),
 )
 deliveries = Table(
     "deliveries",
@@ -132,6 +173,33 @@ deliveries = Table(
     Column("created", Integer, nullable=False),
     Column("replayed", Integer, nullable=False),
 )
+
+
+class DxaResultRefused(Exception):
+    """A DXA result the hub cannot keep for a box; ``code`` is the stable code."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class CaseOutcomeRow:
+    """One case (its current record) as the outcome figures read it."""
+
+    site_id: str
+    sex: str | None
+    age_years: int | None
+    age_at_least: bool
+    capture_time: str
+    referral_category: str | None
+    policy_version: str | None
+    primary_model: str | None
+    referral_score: float | None
+    referral_score_kind: str | None
+    dxa_outcome: str | None
+    dxa_who_band: str | None
+    dxa_days: int | None
 
 
 @dataclass(frozen=True)
@@ -323,6 +391,14 @@ class HubStore:
                         measurement_bands=json.dumps(
                             dict(record.measurement_bands), sort_keys=True
                         ),
+                        policy_version=record.policy_version,
+                        primary_model=record.primary_model,
+                        referral_score=record.referral_score,
+                        referral_score_kind=record.referral_score_kind,
+                        dxa_outcome=record.dxa_outcome,
+                        dxa_who_band=record.dxa_who_band,
+                        dxa_lowest_t_score=record.dxa_lowest_t_score,
+                        dxa_days=record.dxa_days,
                     )
                     # a row comes back only when this call inserted it
                     .returning(records.c.record_uuid)
@@ -396,6 +472,136 @@ class HubStore:
                 )
             ).one()
         return int(row[0]), int(row[1]), int(row[2])
+
+    # --- DXA results for the boxes --------------------------------------------------------
+
+    def add_dxa_result(
+        self, delivered: DeliveredDxa, observation: Mapping[str, Any], given_by: str
+    ) -> int:
+        """Keep a DXA result for the box that holds the case: matched by the site, the
+        patient's pseudonymous key and the case record the hub already holds (any revision).
+        DxaResultRefused hub.dxa_unknown_case when there is no such case record,
+        hub.dxa_duplicate when the case has a result already (given here, or on the box)."""
+        with self.engine.begin() as connection:
+            self._lock_for_writing(connection, [f"dxa|{delivered.site_id}|{delivered.case_record}"])
+            known = connection.execute(
+                select(records.c.device_id)
+                .where(
+                    records.c.site_id == delivered.site_id,
+                    records.c.case_record == delivered.case_record,
+                    records.c.patient_key == delivered.patient_key,
+                )
+                .limit(1)
+            ).first()
+            if known is None:
+                raise DxaResultRefused("hub.dxa_unknown_case")
+            recorded = connection.execute(
+                select(func.count())
+                .select_from(records)
+                .where(
+                    records.c.site_id == delivered.site_id,
+                    records.c.device_id == known.device_id,
+                    records.c.case_record == delivered.case_record,
+                    records.c.superseded_by.is_(None),
+                    records.c.dxa_outcome == "result",
+                )
+            ).scalar()
+            given = connection.execute(
+                select(dxa_results.c.id).where(
+                    dxa_results.c.site_id == delivered.site_id,
+                    dxa_results.c.device_id == known.device_id,
+                    dxa_results.c.case_record == delivered.case_record,
+                )
+            ).first()
+            if recorded or given is not None:
+                raise DxaResultRefused("hub.dxa_duplicate")
+            result = connection.execute(
+                dxa_results.insert()
+                .values(
+                    site_id=delivered.site_id,
+                    device_id=known.device_id,
+                    case_record=delivered.case_record,
+                    patient_key=delivered.patient_key,
+                    observation=json.dumps(dict(observation), sort_keys=True, ensure_ascii=False),
+                    given_by=given_by[:80],
+                    received_at=_now(),
+                    state="pending",
+                )
+                .returning(dxa_results.c.id)
+            )
+            return int(result.scalar_one())
+
+    def pending_dxa_results(self, site_id: str, device_id: str) -> list[dict[str, Any]]:
+        """The results waiting for this box, each Observation with its delivery id."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(dxa_results.c.id, dxa_results.c.observation)
+                .where(
+                    dxa_results.c.site_id == site_id,
+                    dxa_results.c.device_id == device_id,
+                    dxa_results.c.state == "pending",
+                )
+                .order_by(dxa_results.c.id)
+            ).all()
+        return [{**json.loads(r.observation), "id": str(r.id)} for r in rows]
+
+    def answer_dxa_result(
+        self, delivery_id: int, site_id: str, device_id: str, refusal_code: str | None
+    ) -> bool:
+        """The box's receipt for one result; False when it is not this box's."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                dxa_results.update()
+                .where(
+                    dxa_results.c.id == delivery_id,
+                    dxa_results.c.site_id == site_id,
+                    dxa_results.c.device_id == device_id,
+                )
+                .values(
+                    state="recorded" if refusal_code is None else "refused",
+                    refusal_code=refusal_code,
+                    answered_at=_now(),
+                )
+            )
+            return result.rowcount == 1
+
+    def dxa_result_states(self) -> list[dict[str, Any]]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    dxa_results.c.id,
+                    dxa_results.c.site_id,
+                    dxa_results.c.device_id,
+                    dxa_results.c.case_record,
+                    dxa_results.c.state,
+                    dxa_results.c.refusal_code,
+                ).order_by(dxa_results.c.id)
+            ).all()
+        return [dict(r._mapping) for r in rows]
+
+    def outcome_rows(self) -> list[CaseOutcomeRow]:
+        """Every case by its current record, with what the outcome figures need."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    records.c.site_id,
+                    records.c.sex,
+                    records.c.age_years,
+                    records.c.age_at_least,
+                    records.c.capture_time,
+                    records.c.referral_category,
+                    records.c.policy_version,
+                    records.c.primary_model,
+                    records.c.referral_score,
+                    records.c.referral_score_kind,
+                    records.c.dxa_outcome,
+                    records.c.dxa_who_band,
+                    records.c.dxa_days,
+                )
+                .where(records.c.superseded_by.is_(None))
+                .order_by(records.c.capture_time, records.c.record_uuid)
+            ).all()
+        return [CaseOutcomeRow(**r._mapping) for r in rows]
 
     def dashboard(self, age_band_edges: Sequence[int], referred: Sequence[str]) -> Dashboard:
         per_site_week: Counter[tuple[str, str]] = Counter()

@@ -155,6 +155,9 @@ class MeasurementSummary:
     vertebrae: tuple[VertebraGrade, ...] = ()
 
 
+# a DXA "within six months" of the screening: 183 days, both ends counted. The box decides
+# it, so the scan's date (the capture time plus an exact interval) never leaves the box.
+DXA_WINDOW_DAYS = 183
 # the box's referral outcomes as they leave it
 DXA_OUTCOME_KINDS = {
     "dxa_done": "result",
@@ -167,12 +170,13 @@ DXA_OUTCOME_KINDS = {
 class DxaOutcomeSummary:
     """What became of the case's referral, as it leaves the box: the outcome kind (result,
     declined, could_not_travel), and for a result the WHO band, the lowest T-score to 0.1 and
-    the days from screening to the scan. Never the scan date, the centre or the device."""
+    whether the scan was within DXA_WINDOW_DAYS of the screening. Never the scan date (nor
+    the days to it, which with the capture time would give it), the centre or the device."""
 
     outcome: str
     who_band: str | None = None
     lowest_t_score: float | None = None
-    days_to_dxa: int | None = None
+    within_six_months: bool | None = None
 
 
 def dxa_outcome_summary(
@@ -183,13 +187,16 @@ def dxa_outcome_summary(
     kind = DXA_OUTCOME_KINDS[outcome.outcome]
     if outcome.dxa is None:
         return DxaOutcomeSummary(kind)
-    days = None
+    within = None
     try:
         screened = dt.date.fromisoformat(case.created_at[:10])
         days = (dt.date.fromisoformat(outcome.dxa.scan_date) - screened).days
+        within = 0 <= days <= DXA_WINDOW_DAYS
     except ValueError:
         pass
-    return DxaOutcomeSummary(kind, outcome.dxa.who_band, round(outcome.dxa.lowest_t_score, 1), days)
+    return DxaOutcomeSummary(
+        kind, outcome.dxa.who_band, round(outcome.dxa.lowest_t_score, 1), within
+    )
 
 
 @dataclass(frozen=True)

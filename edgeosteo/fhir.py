@@ -286,16 +286,15 @@ def _quality_entry(record: AnonymisedRecord) -> dict[str, Any]:
 
 
 DXA_OUTCOME_SLOT = "dxa-outcome"
-# bounds a stored DXA outcome must lie in at the hub (a T-score from a report, an interval)
+# the bound a stored DXA outcome's T-score must lie in at the hub (as on a report)
 DXA_T_BOUND = 10.0
-DXA_DAYS_BOUND = 36_500
 
 
 def _dxa_outcome_entry(record: AnonymisedRecord, dxa: DxaOutcomeSummary) -> dict[str, Any]:
     """The referral's outcome: its kind, and for a result the WHO band (interpretation), the
-    lowest T-score (value, to 0.1) and the days from screening to the scan. The scan date,
-    centre and device stay on the box; effectiveDateTime is the capture time as for every
-    Observation of the record."""
+    lowest T-score (value, to 0.1) and whether the scan was within six months of the
+    screening. The scan date (and the days to it), centre and device stay on the box;
+    effectiveDateTime is the capture time as for every Observation of the record."""
     components: list[dict[str, Any]] = [
         {
             "code": _concept(f"{SYSTEM}:dxa", "outcome"),
@@ -309,16 +308,11 @@ def _dxa_outcome_entry(record: AnonymisedRecord, dxa: DxaOutcomeSummary) -> dict
         fields["dataAbsentReason"] = _concept(DATA_ABSENT, "not-performed")
     if dxa.who_band:
         fields["interpretation"] = [_concept(f"{SYSTEM}:who-band", dxa.who_band)]
-    if dxa.days_to_dxa is not None:
+    if dxa.within_six_months is not None:
         components.append(
             {
-                "code": _concept(f"{SYSTEM}:dxa", "days-from-screening"),
-                "valueQuantity": {
-                    "value": dxa.days_to_dxa,
-                    "unit": "d",
-                    "system": UCUM,
-                    "code": "d",
-                },
+                "code": _concept(f"{SYSTEM}:dxa", "within-six-months"),
+                "valueBoolean": dxa.within_six_months,
             }
         )
     return _observation(
@@ -500,7 +494,7 @@ class ReceivedRecord:
     dxa_outcome: str | None = None
     dxa_who_band: str | None = None
     dxa_lowest_t_score: float | None = None
-    dxa_days: int | None = None
+    dxa_within_six_months: bool | None = None
 
 
 def _first_code(concept: Mapping[str, Any] | None, system: str) -> str | None:
@@ -675,13 +669,13 @@ def _code_text(value: object) -> str | None:
 
 def _read_dxa_outcome(record_uuid: str, observation: Mapping[str, Any]) -> dict[str, Any]:
     """The dxa_* fields of ReceivedRecord from the record's dxa-outcome Observation."""
-    outcome = days = None
+    outcome = within = None
     for component in observation.get("component") or ():
         kind = _first_code(component.get("code"), f"{SYSTEM}:dxa")
         if kind == "outcome":
             outcome = _first_code(component.get("valueCodeableConcept"), f"{SYSTEM}:dxa-outcome")
-        elif kind == "days-from-screening":
-            days = (component.get("valueQuantity") or {}).get("value")
+        elif kind == "within-six-months":
+            within = component.get("valueBoolean")
     if outcome not in ("result", "declined", "could_not_travel"):
         raise BundleError(
             f"record {record_uuid}: the DXA outcome must be result, declined or could_not_travel"
@@ -695,15 +689,13 @@ def _read_dxa_outcome(record_uuid: str, observation: Mapping[str, Any]) -> dict[
     lowest = _finite(lowest)
     if lowest is None or abs(lowest) > DXA_T_BOUND:
         raise BundleError(f"record {record_uuid}: the DXA result's lowest T-score is out of range")
-    if days is not None and (
-        isinstance(days, bool) or not isinstance(days, int) or abs(days) > DXA_DAYS_BOUND
-    ):
-        raise BundleError(f"record {record_uuid}: days from screening to DXA out of range")
+    if within is not None and not isinstance(within, bool):
+        raise BundleError(f"record {record_uuid}: within-six-months must be true or false")
     return {
         "dxa_outcome": outcome,
         "dxa_who_band": band,
         "dxa_lowest_t_score": lowest,
-        "dxa_days": days,
+        "dxa_within_six_months": within,
     }
 
 

@@ -18,8 +18,6 @@ from typing import Any
 
 from edgeosteo.hub.store import CaseOutcomeRow, age_band
 
-# a DXA "within six months" of the screening: 183 days, both ends counted
-DXA_WINDOW_DAYS = 183
 OSTEOPOROSIS = "osteoporosis"
 WILSON_Z = 1.959964  # 95 %
 # drift: a site's cases under its newest decision version against those under the version
@@ -68,7 +66,7 @@ class _Tally:
         self.cases += 1
         self.referred += is_referred
         if is_referred and row.dxa_outcome == "result":
-            within = row.dxa_days is not None and 0 <= row.dxa_days <= DXA_WINDOW_DAYS
+            within = bool(row.dxa_within_six_months)
             self.dxa_within_window += within
             self.dxa_later += not within
         if is_referred:

@@ -94,7 +94,7 @@ records = Table(
     Column("measurement_bands", Text, nullable=False, server_default="{}"),
     # HUB_MIGRATIONS step 3: the decision's versions and score (drift), and the referral's
     # outcome (result / declined / could_not_travel; for a result the WHO band, the lowest
-    # T-score and the days from screening to the scan)
+    # T-score and whether the scan was within six months of the screening)
     Column("policy_version", String(80)),
     Column("primary_model", String(170)),
     Column("referral_score", Float),
@@ -102,7 +102,7 @@ records = Table(
     Column("dxa_outcome", String(20)),
     Column("dxa_who_band", String(20)),
     Column("dxa_lowest_t_score", Float),
-    Column("dxa_days", Integer),
+    Column("dxa_within_six_months", Boolean),
     Index("ix_records_case", "site_id", "device_id", "case_record"),
 )
 schema_version = Table(
@@ -132,7 +132,7 @@ HUB_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE records ADD COLUMN dxa_outcome VARCHAR(20)",
         "ALTER TABLE records ADD COLUMN dxa_who_band VARCHAR(20)",
         "ALTER TABLE records ADD COLUMN dxa_lowest_t_score FLOAT",
-        "ALTER TABLE records ADD COLUMN dxa_days INTEGER",
+        "ALTER TABLE records ADD COLUMN dxa_within_six_months BOOLEAN",
     ),
 )
 VERTEBRAL_METHOD = "vertebrae"
@@ -199,7 +199,7 @@ class CaseOutcomeRow:
     referral_score_kind: str | None
     dxa_outcome: str | None
     dxa_who_band: str | None
-    dxa_days: int | None
+    dxa_within_six_months: bool | None
 
 
 @dataclass(frozen=True)
@@ -398,7 +398,7 @@ class HubStore:
                         dxa_outcome=record.dxa_outcome,
                         dxa_who_band=record.dxa_who_band,
                         dxa_lowest_t_score=record.dxa_lowest_t_score,
-                        dxa_days=record.dxa_days,
+                        dxa_within_six_months=record.dxa_within_six_months,
                     )
                     # a row comes back only when this call inserted it
                     .returning(records.c.record_uuid)
@@ -481,7 +481,8 @@ class HubStore:
         """Keep a DXA result for the box that holds the case: matched by the site, the
         patient's pseudonymous key and the case record the hub already holds (any revision).
         DxaResultRefused hub.dxa_unknown_case when there is no such case record,
-        hub.dxa_duplicate when the case has a result already (given here, or on the box)."""
+        hub.dxa_duplicate when the case has a result already (given here, or on the box). One
+        the box refused (its code is on the dashboard) may be given again, corrected."""
         with self.engine.begin() as connection:
             self._lock_for_writing(connection, [f"dxa|{delivered.site_id}|{delivered.case_record}"])
             known = connection.execute(
@@ -507,14 +508,16 @@ class HubStore:
                 )
             ).scalar()
             given = connection.execute(
-                select(dxa_results.c.id).where(
+                select(dxa_results.c.id, dxa_results.c.state).where(
                     dxa_results.c.site_id == delivered.site_id,
                     dxa_results.c.device_id == known.device_id,
                     dxa_results.c.case_record == delivered.case_record,
                 )
             ).first()
-            if recorded or given is not None:
+            if recorded or (given is not None and given.state != "refused"):
                 raise DxaResultRefused("hub.dxa_duplicate")
+            if given is not None:
+                connection.execute(dxa_results.delete().where(dxa_results.c.id == given.id))
             result = connection.execute(
                 dxa_results.insert()
                 .values(
@@ -596,7 +599,7 @@ class HubStore:
                     records.c.referral_score_kind,
                     records.c.dxa_outcome,
                     records.c.dxa_who_band,
-                    records.c.dxa_days,
+                    records.c.dxa_within_six_months,
                 )
                 .where(records.c.superseded_by.is_(None))
                 .order_by(records.c.capture_time, records.c.record_uuid)

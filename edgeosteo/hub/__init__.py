@@ -182,12 +182,16 @@ def create_hub_app(settings: HubSettings, data_dir: Path, store: HubStore | None
         }
         return Response(json.dumps(body, ensure_ascii=False), status=200, mimetype=FHIR_JSON)
 
-    @app.post("/fhir/dxa-results/<int:delivery_id>/receipt")
-    def dxa_result_receipt(delivery_id: int) -> Response:
+    @app.post("/fhir/dxa-results/<path:delivery>/receipt")
+    def dxa_result_receipt(delivery: str) -> Response:
         """The box's answer for one result: recorded, or refused with its code."""
         device = credential("device")
         if device is None:
             return _outcome(401, "login", "a valid device bearer token is required")
+        # a FHIR answer for any id, not Flask's HTML 404 (ids are small positive integers)
+        if not (delivery.isascii() and delivery.isdigit() and len(delivery) <= 18):
+            return _outcome(404, "not-found", "no such DXA result")
+        delivery_id = int(delivery)
         answer = request.get_json(silent=True)
         status = answer.get("status") if isinstance(answer, dict) else None
         code = answer.get("code") if isinstance(answer, dict) else None
@@ -248,8 +252,9 @@ def create_hub_app(settings: HubSettings, data_dir: Path, store: HubStore | None
             "drift": outcomes.drift(case_rows, settings.referred_categories),
             "drift_bounds": {
                 "min_cases_each_side": outcomes.DRIFT_MIN_CASES,
-                "referral_rate_p_below": outcomes.DRIFT_P_VALUE,
-                "score_psi_above": outcomes.DRIFT_PSI,
+                "p_below": outcomes.DRIFT_P_VALUE,
+                "referral_rate_change_at_least": outcomes.DRIFT_RATE_CHANGE,
+                "score_psi_at_least": outcomes.DRIFT_PSI,
             },
             "dxa_deliveries": hub_store.dxa_result_states(),
         }

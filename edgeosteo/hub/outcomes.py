@@ -10,6 +10,7 @@ of the case's record). Bounds and why they were chosen are in docs/sync.md.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -21,12 +22,17 @@ from edgeosteo.hub.store import CaseOutcomeRow, age_band
 OSTEOPOROSIS = "osteoporosis"
 WILSON_Z = 1.959964  # 95 %
 # drift: a site's cases under its newest decision version against those under the version
-# before it. Referral rate: two-sided two-proportion z-test (pooled) at p < 0.01. Score
-# distribution: population stability index over the earlier version's deciles > 0.25 (the
-# conventional "significant shift"). Either test needs at least 30 cases on each side.
+# before it, each test only with at least DRIFT_MIN_CASES cases on each side. A change must
+# be both beyond chance and large enough to matter (docs/sync.md, "Outcomes and drift", has
+# the simulated false-alarm rates and power). Referral rate: two-sided pooled two-proportion
+# z-test p < DRIFT_P_VALUE and a move of at least DRIFT_RATE_CHANGE. Score distribution:
+# two-sample Kolmogorov-Smirnov p < DRIFT_P_VALUE and a population stability index of at
+# least DRIFT_PSI over the earlier version's deciles (PSI alone is noise on small samples:
+# 30 against 30 from one distribution exceed 0.25 in most draws).
 DRIFT_MIN_CASES = 30
 DRIFT_P_VALUE = 0.01
-DRIFT_PSI = 0.25
+DRIFT_RATE_CHANGE = 0.05
+DRIFT_PSI = 0.10
 PSI_BINS = 10
 ALL = "all"
 
@@ -152,6 +158,23 @@ def population_stability(before: Sequence[float], after: Sequence[float]) -> flo
     return sum((x - y) * math.log(x / y) for x, y in zip(a, b, strict=True))
 
 
+def kolmogorov_smirnov_p(before: Sequence[float], after: Sequence[float]) -> float:
+    """Two-sided p of the two-sample Kolmogorov-Smirnov test (the asymptotic distribution
+    with Stephens' small-sample correction). Ties (OSTA indices are coarse) make it
+    conservative: fewer flags, not more."""
+    a, b = sorted(before), sorted(after)
+    gap = max(
+        abs(bisect.bisect_right(a, v) / len(a) - bisect.bisect_right(b, v) / len(b))
+        for v in set(a) | set(b)
+    )
+    root = math.sqrt(len(a) * len(b) / (len(a) + len(b)))
+    lam = (root + 0.12 + 0.11 / root) * gap
+    if lam < 0.3:
+        return 1.0
+    total = sum((-1) ** (k - 1) * math.exp(-2 * k * k * lam * lam) for k in range(1, 101))
+    return min(1.0, max(0.0, 2 * total))
+
+
 def drift(rows: Iterable[CaseOutcomeRow], referred: Sequence[str]) -> list[dict[str, Any]]:
     """Per site: its newest decision version against the one before (versions in the order
     the site first used them), with both tests and whether either crossed its bound."""
@@ -172,6 +195,7 @@ def drift(rows: Iterable[CaseOutcomeRow], referred: Sequence[str]) -> list[dict[
             "referral_rate_after": None,
             "referral_rate_p": None,
             "score_psi": {},
+            "score_ks_p": {},
             "enough_cases": False,
         }
         out.append(entry)
@@ -187,7 +211,8 @@ def drift(rows: Iterable[CaseOutcomeRow], referred: Sequence[str]) -> list[dict[
             entry["enough_cases"] = True
             p = two_proportion_p(k1, len(before), k2, len(after))
             entry["referral_rate_p"] = p
-            if p < DRIFT_P_VALUE:
+            moved = abs(entry["referral_rate_after"] - entry["referral_rate_before"])
+            if p < DRIFT_P_VALUE and moved >= DRIFT_RATE_CHANGE:
                 entry["flag"] = True
                 entry["reasons"].append("referral_rate")
         kinds = {r.referral_score_kind for r in before} & {r.referral_score_kind for r in after}
@@ -199,8 +224,10 @@ def drift(rows: Iterable[CaseOutcomeRow], referred: Sequence[str]) -> list[dict[
             if min(len(old_scores), len(new_scores)) < DRIFT_MIN_CASES:
                 continue
             psi = round(population_stability(old_scores, new_scores), 4)
+            ks_p = kolmogorov_smirnov_p(old_scores, new_scores)
             entry["score_psi"][kind] = psi
-            if psi > DRIFT_PSI:
+            entry["score_ks_p"][kind] = ks_p
+            if ks_p < DRIFT_P_VALUE and psi >= DRIFT_PSI:
                 entry["flag"] = True
                 entry["reasons"].append(f"score:{kind}")
     return out

@@ -10,10 +10,8 @@ import random
 
 from edgeosteo.hub.outcomes import (
     DRIFT_P_VALUE,
-    DRIFT_PSI,
     DRIFT_RATE_CHANGE,
-    kolmogorov_smirnov_p,
-    population_stability,
+    score_moved,
     two_proportion_p,
 )
 
@@ -27,11 +25,7 @@ def osta(heavier: float = 0.0) -> int:
 
 
 def score_flag(n: int, heavier: float) -> bool:
-    before, after = [osta() for _ in range(n)], [osta(heavier) for _ in range(n)]
-    return (
-        kolmogorov_smirnov_p(before, after) < DRIFT_P_VALUE
-        and population_stability(before, after) >= DRIFT_PSI
-    )
+    return score_moved([osta() for _ in range(n)], [osta(heavier) for _ in range(n)])[0]
 
 
 def rate_flag(n: int, rate_before: float, rate_after: float) -> bool:

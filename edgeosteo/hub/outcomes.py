@@ -175,6 +175,13 @@ def kolmogorov_smirnov_p(before: Sequence[float], after: Sequence[float]) -> flo
     return min(1.0, max(0.0, 2 * total))
 
 
+def score_moved(before: Sequence[float], after: Sequence[float]) -> tuple[bool, float, float]:
+    """(moved beyond the bound, PSI, KS p) of two samples of one kind of score."""
+    psi = round(population_stability(before, after), 4)
+    ks_p = kolmogorov_smirnov_p(before, after)
+    return ks_p < DRIFT_P_VALUE and psi >= DRIFT_PSI, psi, ks_p
+
+
 def drift(rows: Iterable[CaseOutcomeRow], referred: Sequence[str]) -> list[dict[str, Any]]:
     """Per site: its newest decision version against the one before (versions in the order
     the site first used them), with both tests and whether either crossed its bound."""
@@ -223,11 +230,10 @@ def drift(rows: Iterable[CaseOutcomeRow], referred: Sequence[str]) -> list[dict[
             new_scores = [s for s in new if s is not None]
             if min(len(old_scores), len(new_scores)) < DRIFT_MIN_CASES:
                 continue
-            psi = round(population_stability(old_scores, new_scores), 4)
-            ks_p = kolmogorov_smirnov_p(old_scores, new_scores)
+            moved, psi, ks_p = score_moved(old_scores, new_scores)
             entry["score_psi"][kind] = psi
             entry["score_ks_p"][kind] = ks_p
-            if ks_p < DRIFT_P_VALUE and psi >= DRIFT_PSI:
+            if moved:
                 entry["flag"] = True
                 entry["reasons"].append(f"score:{kind}")
     return out

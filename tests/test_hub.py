@@ -366,6 +366,10 @@ def test_hub_commands_issue_a_working_device_token(tmp_path):
     assert (credential.role, credential.site_id, credential.device_id) == ("device", SITE, DEVICE)
     viewer = CliRunner().invoke(main, [*args, "hub", "add-viewer", "analyst"]).output.strip()
     assert store.authenticate(viewer).role == "viewer"
+    command = [*args, "hub", "add-reporter", "county-dxa", "--site", SITE]
+    reporter = CliRunner().invoke(main, command).output.strip()
+    found = store.authenticate(reporter)
+    assert (found.role, found.site_id, found.device_id) == ("reporter", SITE, "county-dxa")
     store.close()
 
 

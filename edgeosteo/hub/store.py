@@ -57,7 +57,7 @@ credentials = Table(
     "credentials",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("role", String(16), nullable=False),  # device | viewer
+    Column("role", String(16), nullable=False),  # device | viewer | reporter
     Column("site_id", String(80), nullable=False),
     Column("device_id", String(80), nullable=False),
     Column("token_sha256", String(64), nullable=False, unique=True),

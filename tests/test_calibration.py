@@ -1,0 +1,205 @@
+"""Site calibration (edgeosteo.calibration) against figures computed by hand, and the
+decision under a calibrated policy: the chosen threshold replaces the rule's published
+cut-off, refers at or beyond it and keeps routine short of it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from edgeosteo.calibration import (
+    LabelledScore,
+    Proportion,
+    calibrated_policy,
+    candidate_thresholds,
+    check_enough,
+    monthly_volume,
+    next_version,
+    operating_row,
+    stored_score,
+    threshold_for_capacity,
+    threshold_for_sensitivity,
+)
+from edgeosteo.clinical import ClinicalAnswers, assess_clinical, osta_index
+from edgeosteo.config import CalibrationSettings, PolicySettings
+from edgeosteo.decision import decide
+from edgeosteo.errors import CalibrationRefused, ConfigError
+from edgeosteo.findings import Findings, ModelFinding
+from edgeosteo.measurement import Measurement
+
+# OSTA index against the DXA reference (True: lowest T <= -2.5): 5 with, 5 without
+OSTA_CASES = [
+    LabelledScore(s, y)
+    for s, y in [
+        (-4, True),
+        (-3, True),
+        (-2, True),
+        (0, True),
+        (2, True),
+        (-1, False),
+        (1, False),
+        (3, False),
+        (4, False),
+        (5, False),
+    ]
+]
+
+
+def test_wilson_interval_matches_the_hand_computed_one():
+    # 4/5: centre (0.8 + 1.96^2/10) / (1 + 1.96^2/5) = 0.6697, half-width 0.2941
+    low, high = Proportion(4, 5).ci95
+    assert low == pytest.approx(0.3755, abs=1e-4) and high == pytest.approx(0.9638, abs=1e-4)
+    low, high = Proportion(0, 10).ci95
+    assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
+    assert Proportion(0, 0).ci95 is None and Proportion(0, 0).value is None
+
+
+def test_a_threshold_gives_the_hand_counted_rates():
+    # refer OSTA <= 0: -4 -3 -2 0 (with) and -1 (without)
+    row = operating_row("osta", 0.0, OSTA_CASES)
+    assert (row.referred.k, row.referred.n) == (5, 10)
+    assert (row.sensitivity.k, row.sensitivity.n) == (4, 5)
+    assert (row.specificity.k, row.specificity.n) == (4, 5)  # 1 3 4 5 not referred
+    assert (row.ppv.k, row.ppv.n) == (4, 5)
+    assert row.sensitivity.ci95[0] == pytest.approx(0.3755, abs=1e-4)
+    # a probability refers at or above: 0.5 refers 0.5 and 0.9
+    prob = [LabelledScore(0.9, True), LabelledScore(0.5, False), LabelledScore(0.2, True)]
+    row = operating_row("clinical_model", 0.5, prob)
+    assert (row.referred.k, row.sensitivity.k, row.specificity.k, row.ppv.k) == (2, 1, 0, 1)
+
+
+def test_target_sensitivity_picks_the_threshold_that_refers_fewest():
+    row = threshold_for_sensitivity("osta", OSTA_CASES, 0.9)  # needs 5 of 5: OSTA <= 2
+    assert row.threshold == 2
+    assert (row.referred.k, row.sensitivity.k, row.specificity.k, row.ppv.k) == (7, 5, 3, 5)
+    row = threshold_for_sensitivity("osta", OSTA_CASES, 0.8)  # 4 of 5: OSTA <= 0
+    assert row.threshold == 0 and row.sensitivity.k == 4 and row.referred.k == 5
+    with pytest.raises(CalibrationRefused) as refused:
+        threshold_for_sensitivity("osta", OSTA_CASES, 1.5)
+    assert refused.value.code == "calibration.target_invalid"
+
+
+def test_capacity_picks_the_most_sensitive_threshold_within_the_scans_a_month():
+    recent = [-4, -2, 0, 1, 3, None, 5, -1, 2, None]  # 10 recent screenings, 2 without OSTA
+    # 100 screenings a month, 30 DXA scans: at most 3 in 10 referred. OSTA <= -1 refers
+    # -4 -2 -1 (3 in 10); OSTA <= 0 would refer 4 in 10
+    choice = threshold_for_capacity("osta", OSTA_CASES, recent, 30, 100.0)
+    assert choice.row.threshold == -1
+    assert (choice.recent.k, choice.recent.n) == (3, 10)
+    assert choice.monthly_referrals == pytest.approx(30.0)
+    assert choice.row.sensitivity.k == 3  # -4 -3 -2 of the labelled
+    with pytest.raises(CalibrationRefused) as refused:
+        threshold_for_capacity("osta", OSTA_CASES, recent, 5, 100.0)  # even -4 refers 1 in 10
+    assert refused.value.code == "calibration.capacity_too_small"
+    with pytest.raises(CalibrationRefused) as refused:
+        threshold_for_capacity("osta", OSTA_CASES, [], 30, 0.0)
+    assert refused.value.code == "calibration.no_volume"
+    assert monthly_volume(45, 90) == 15.0 and monthly_volume(10, 0) == 300.0
+
+
+def test_candidates_rise_in_referral():
+    assert candidate_thresholds("osta", [-4.0, 5.0]) == [float(v) for v in range(-4, 6)]
+    probabilities = candidate_thresholds("clinical_model", [0.1, 0.7])
+    assert probabilities[0] == 0.95 and probabilities[-1] == 0.05 and len(probabilities) == 19
+    assert candidate_thresholds("vertebrae", [0.0, 2.0]) == [3.0, 2.0, 1.0]
+    mci = candidate_thresholds("mci", [0.40 + 0.01 * k for k in range(41)])
+    assert mci == sorted(mci) and mci[0] == 0.42 and mci[-1] == 0.78
+
+
+def test_too_few_cases_are_refused_with_the_stated_minimum():
+    settings = CalibrationSettings()
+    assert (settings.min_cases, settings.min_per_class) == (50, 10)
+    with pytest.raises(CalibrationRefused) as refused:
+        check_enough("osta", "t_le_-2.5", OSTA_CASES, settings)
+    assert refused.value.code == "calibration.too_few_cases"
+    assert "10 labelled cases" in refused.value.detail
+    check_enough("osta", "t_le_-2.5", OSTA_CASES, CalibrationSettings(10, 5))
+    with pytest.raises(CalibrationRefused) as refused:
+        check_enough("osta", "t_le_-2.5", OSTA_CASES, CalibrationSettings(10, 6))
+    assert refused.value.code == "calibration.too_few_in_a_class"
+
+
+def test_the_stored_score_is_the_one_the_decision_reads():
+    import edgeosteo
+
+    result = edgeosteo.screen(
+        None, patient={"age_years": 58, "sex": "female", "weight_kg": 51}
+    ).to_dict()
+    assert stored_score(result, "osta", "t_le_-2.5") == osta_index(51, 58) == -1
+    result = edgeosteo.screen(None, patient={"age_years": 58, "sex": "male", "weight_kg": 81})
+    assert stored_score(result.to_dict(), "osta", "t_le_-1") == 4  # OST for men
+    assert stored_score(result.to_dict(), "mci", "t_le_-1") is None
+    measured = {"measurements": [{"method": "mci", "status": "measured", "value": 0.55}]}
+    assert stored_score(measured, "mci", "t_le_-1") == 0.55
+
+
+YOUNG = ClinicalAnswers(age_years=50, sex="female", weight_kg=60, prior_fragility_fracture=False)
+
+
+def _policy(rule: str, threshold: float, reference: str = "t_le_-2.5") -> PolicySettings:
+    return calibrated_policy(
+        PolicySettings(), rule, reference, threshold, 60, "2026-12-03", "admin", "test"
+    )
+
+
+def _decide(answers, policy, findings=None, measurements=()):
+    return decide(answers, assess_clinical(answers), findings, None, policy, measurements)
+
+
+def test_a_calibrated_osta_threshold_replaces_the_guideline_cut_off():
+    # OSTA 2: routine under the guideline cut-off (-1), referred by a site threshold of 2
+    assert _decide(YOUNG, PolicySettings()).category == "routine"
+    referral = _decide(YOUNG, _policy("osta", 2))
+    assert referral.category == "refer" and referral.policy_version == "site-1"
+    assert [r.code for r in referral.driving] == ["site.threshold_met"]
+    evidence = referral.driving[0].evidence.en
+    assert "OSTA (OST for men) 2 at or below the site threshold 2" in evidence
+    assert "60 DXA-labelled cases" in evidence
+    below = _decide(YOUNG, _policy("osta", 1))
+    assert below.category == "routine"
+    assert "site.threshold_not_met" in {r.code for r in below.reasons}
+    # OSTA -2 meets the guideline indication; a stricter site threshold (-3) replaces it
+    thin = dataclasses.replace(YOUNG, weight_kg=40)
+    assert _decide(thin, PolicySettings()).category == "refer"
+    strict = _decide(thin, _policy("osta", -3))
+    assert strict.category == "routine"
+    assert "clinical.indication.osta" in {n.code for n in strict.notes}
+    # other guideline indications still refer (age 66)
+    assert _decide(dataclasses.replace(thin, age_years=66), _policy("osta", -3)).category == (
+        "refer"
+    )
+
+
+def _mci(value: float, band: str) -> Measurement:
+    return Measurement("mci", "1.0.0", value, "ratio", band, None, (), ())
+
+
+def test_a_calibrated_measurement_threshold_replaces_the_card_band():
+    measured = (_mci(0.55, "low_bone_mass"),)
+    assert _decide(YOUNG, PolicySettings(), measurements=measured).category == "consider"
+    assert _decide(YOUNG, _policy("mci", 0.58), measurements=measured).category == "refer"
+    assert _decide(YOUNG, _policy("mci", 0.50), measurements=measured).category == "routine"
+
+
+def test_a_calibrated_clinical_model_threshold_applies_only_to_a_permitted_model():
+    def model(used: bool) -> Findings:
+        return Findings((ModelFinding("knee-clinical", "1", "clinical", used, 0.7, 0.3),))
+
+    policy = _policy("clinical_model", 0.25)
+    assert _decide(YOUNG, policy, model(True)).category == "refer"  # 0.3 >= 0.25
+    assert _decide(YOUNG, _policy("clinical_model", 0.35), model(True)).category == "routine"
+    # a model the card does not permit: information only, the threshold has nothing to read
+    assert _decide(YOUNG, policy, model(False)).category == "routine"
+
+
+def test_the_policy_file_keys_are_validated_and_versions_count_up():
+    assert next_version("default-2") == "site-1" and next_version("site-7") == "site-8"
+    with pytest.raises(ConfigError):
+        PolicySettings.from_dict({"calibrated_rule": "frax"})
+    with pytest.raises(ConfigError):
+        PolicySettings.from_dict({"calibrated_reference": "t_le_-2"})
+    with pytest.raises(ConfigError):
+        PolicySettings.from_dict({"calibrated_threshold": float("nan")})
+    loaded = PolicySettings.from_dict(_policy("osta", 2).to_dict())
+    assert loaded.calibrated_threshold == 2.0 and loaded.calibrated_by == "admin"

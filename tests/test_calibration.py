@@ -203,3 +203,147 @@ def test_the_policy_file_keys_are_validated_and_versions_count_up():
         PolicySettings.from_dict({"calibrated_threshold": float("nan")})
     loaded = PolicySettings.from_dict(_policy("osta", 2).to_dict())
     assert loaded.calibrated_threshold == 2.0 and loaded.calibrated_by == "admin"
+
+
+# --- the admin page (a real app, seeded through the real API) ------------------------------
+
+# (OSTA index, lowest DXA T-score) of the seeded labelled cases: 20 with T <= -2.5 and 40
+# without. By hand, for T <= -2.5: a target sensitivity of 90 % needs 18 of the 20, and the
+# 18th lowest OSTA among them is 2, so the threshold is OSTA <= 2: it refers the 18 and 10
+# of the 40 (OSTA -1, 1, 2): 28/60 referred, specificity 30/40, PPV 18/28. A target of 75 %
+# needs 15: OSTA <= 0, 15 and 2 referred, 17/60, specificity 38/40.
+SEED = (
+    [(-5, -3.1)] * 4
+    + [(-3, -2.9)] * 4
+    + [(-1, -2.7)] * 4
+    + [(0, -2.6)] * 3
+    + [(2, -2.5)] * 3
+    + [(4, -3.0)] * 2
+    + [(-1, -2.0)] * 2
+    + [(1, -1.6)] * 4
+    + [(2, -1.2)] * 4
+    + [(3, -0.8)] * 10
+    + [(5, -1.4)] * 10
+    + [(8, 0.3)] * 10
+)
+
+
+def seed_answers(osta: int) -> dict:
+    """A woman of 55 whose OSTA index is exactly ``osta`` (weight = age + 5 x OSTA)."""
+    return {
+        "age_years": 55,
+        "sex": "female",
+        "weight_kg": 55 + 5 * osta,
+        "height_m": 1.58,
+        "prior_fragility_fracture": "no",
+    }
+
+
+def seed_dxa(t_score: float) -> dict:
+    from datetime import date, timedelta
+
+    day = (date.today() - timedelta(days=3)).isoformat()
+    return {"date": day, "centre": "县人民医院", "femoral_neck_t_score": t_score}
+
+
+def _basic() -> dict:
+    import base64
+
+    from conftest import ADMIN_PASSWORD
+
+    token = base64.b64encode(f"admin:{ADMIN_PASSWORD}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def _seed(client, cases) -> None:
+    import json
+
+    for osta, t_score in cases:
+        made = client.post(
+            "/api/v1/screenings",
+            data={"answers": json.dumps(seed_answers(osta))},
+            headers=_basic(),
+        )
+        assert made.status_code == 201, made.get_data(as_text=True)
+        case_id = made.get_json()["case"]
+        done = client.post(f"/api/v1/cases/{case_id}/dxa", json=seed_dxa(t_score), headers=_basic())
+        assert done.status_code == 201, done.get_data(as_text=True)
+
+
+def _choose(client, **fields):
+    return client.get("/settings/calibration/", query_string=fields)
+
+
+def test_the_page_proposes_the_hand_computed_threshold_and_saves_it_to_the_file(admin_client, box):
+    import tomllib
+
+    from conftest import csrf_token
+
+    _seed(admin_client, SEED)
+    page = admin_client.get("/settings/calibration/")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'id="rule-osta"' in html and "calibration-choose" in html
+    plot = admin_client.get("/settings/calibration/plot.svg?reference=t_le_-2.5")
+    assert plot.status_code == 200 and plot.mimetype == "image/svg+xml"
+    assert plot.data.lstrip().startswith(b"<?xml") and b"<svg" in plot.data
+    choice = dict(rule="osta", reference="t_le_-2.5", by="sensitivity", value="90")
+    html = _choose(admin_client, **choice).get_data(as_text=True)
+    assert 'id="proposal-threshold">≤ 2<' in html
+    assert "28/60" in html and "18/20" in html and "30/40" in html and "18/28" in html
+    token = csrf_token(admin_client, "/settings/calibration/")
+    saved = admin_client.post(
+        "/settings/calibration/", data={**choice, "n_cases": "60", "csrf_token": token}
+    )
+    assert saved.status_code == 302
+    written = tomllib.loads(box.settings.settings_file.read_text(encoding="utf-8"))["policy"]
+    assert written["calibrated_rule"] == "osta" and written["calibrated_threshold"] == 2.0
+    assert written["policy_version"] == "site-1" and written["calibration_cases"] == 60
+    assert written["calibrated_by"] == "admin" and written["calibration_date"]
+    assert (
+        written["calibration_basis"]
+        == "target sensitivity 90 % for lowest DXA T-score -2.5 or below"
+    )
+    # the decision uses it at once: OSTA 2, routine under the guideline, is referred now
+    made = admin_client.post(
+        "/api/v1/screenings",
+        data={"answers": __import__("json").dumps(seed_answers(2))},
+        headers=_basic(),
+    ).get_json()
+    referral = made["screening"]["referral"]
+    assert referral["category"] == "refer" and referral["policy_version"] == "site-1"
+    assert referral["driving"] == ["site.threshold_met"]
+    # a stale proposal (the cases changed since it was shown) is refused, the file unchanged
+    before = box.settings.settings_file.read_bytes()
+    stale = admin_client.post(
+        "/settings/calibration/",
+        data={**choice, "value": "75", "n_cases": "59", "csrf_token": token},
+    )
+    assert stale.status_code == 422 and b'data-code="calibration.stale"' in stale.data
+    assert box.settings.settings_file.read_bytes() == before
+
+
+def test_below_the_minimum_the_page_and_the_save_refuse_and_nothing_changes(admin_client, box):
+    from conftest import csrf_token
+
+    _seed(admin_client, SEED[:12] + SEED[-30:])  # 42 cases: fewer than 50
+    html = admin_client.get("/settings/calibration/").get_data(as_text=True)
+    assert 'data-code="calibration.too_few_cases"' in html and "calibration-choose" not in html
+    assert "42 cases with a DXA result" in html
+    token = csrf_token(admin_client, "/settings/calibration/")
+    refused = admin_client.post(
+        "/settings/calibration/",
+        data={
+            "rule": "osta",
+            "reference": "t_le_-2.5",
+            "by": "sensitivity",
+            "value": "90",
+            "n_cases": "42",
+            "csrf_token": token,
+        },
+    )
+    assert refused.status_code == 422
+    assert b'data-code="calibration.too_few_cases"' in refused.data
+    assert not box.settings.settings_file.exists()
+    assert box.cases.screener.policy.policy_version == "default-2"
+    # a technician does not reach the page at all

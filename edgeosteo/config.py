@@ -670,8 +670,10 @@ class CalibrationSettings:
     # sensitivity of 9 in 10 spans 0.60-0.98. Neither is a basis for a threshold.
     min_cases: int = 50
     min_per_class: int = 10
-    # the monthly screening volume: cases screened in the last volume_days, per 30 days
+    # the monthly screening volume: cases screened in the last volume_days, per 30 days;
+    # unknown (no choice by DXA capacity) until the box has screened for volume_min_days
     volume_days: int = 90
+    volume_min_days: int = 28
 
 
 @dataclass(frozen=True)

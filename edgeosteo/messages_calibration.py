@@ -53,10 +53,11 @@ CALIBRATION_CATALOGUE: dict[str, tuple[str, str]] = {
         "DXA检查能力必须是大于0的每月检查人数。转诊策略未改变。",
     ),
     "calibration.no_volume": (
-        "No screening in the recent weeks, so the monthly volume the capacity is divided by "
-        "is unknown. Choose by target sensitivity instead. The policy was not changed.",
-        "近期没有筛查记录，无法得知每月筛查量，因此不能按DXA检查能力计算。请改用目标敏感度。"
-        "转诊策略未改变。",
+        "This box has screened for less than four weeks, so its monthly screening volume, "
+        "which the DXA capacity is divided by, is not known yet. Choose by target sensitivity "
+        "instead. The policy was not changed.",
+        "本设备开始筛查还不到四周，尚不知道每月筛查量，因此不能按DXA检查能力计算。"
+        "请改用目标敏感度。转诊策略未改变。",
     ),
     "calibration.capacity_too_small": (
         "Even the strictest threshold of this rule would refer more patients a month than the "

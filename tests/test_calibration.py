@@ -284,9 +284,9 @@ def test_the_page_proposes_the_hand_computed_threshold_and_saves_it_to_the_file(
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     assert 'id="rule-osta"' in html and "calibration-choose" in html
-    plot = admin_client.get("/settings/calibration/plot.svg?reference=t_le_-2.5")
-    assert plot.status_code == 200 and plot.mimetype == "image/svg+xml"
-    assert plot.data.lstrip().startswith(b"<?xml") and b"<svg" in plot.data
+    plot = admin_client.get("/settings/calibration/plot.png?reference=t_le_-2.5")
+    assert plot.status_code == 200 and plot.mimetype == "image/png"
+    assert plot.data.startswith(b"\x89PNG") and len(plot.data) > 10_000
     choice = dict(rule="osta", reference="t_le_-2.5", by="sensitivity", value="90")
     html = _choose(admin_client, **choice).get_data(as_text=True)
     assert 'id="proposal-threshold">≤ 2<' in html
@@ -329,7 +329,7 @@ def test_below_the_minimum_the_page_and_the_save_refuse_and_nothing_changes(admi
     _seed(admin_client, SEED[:12] + SEED[-30:])  # 42 cases: fewer than 50
     html = admin_client.get("/settings/calibration/").get_data(as_text=True)
     assert 'data-code="calibration.too_few_cases"' in html and "calibration-choose" not in html
-    assert "42 cases with a DXA result" in html
+    assert "有DXA结果的病例 42 例" in html  # the box speaks Chinese by default
     token = csrf_token(admin_client, "/settings/calibration/")
     refused = admin_client.post(
         "/settings/calibration/",
@@ -347,3 +347,46 @@ def test_below_the_minimum_the_page_and_the_save_refuse_and_nothing_changes(admi
     assert not box.settings.settings_file.exists()
     assert box.cases.screener.policy.policy_version == "default-2"
     # a technician does not reach the page at all
+
+
+def test_on_a_box_younger_than_four_weeks_capacity_is_refused(admin_client):
+    _seed(admin_client, SEED)
+    choice = dict(rule="osta", reference="t_le_-2.5", by="capacity", value="30")
+    page = _choose(admin_client, **choice)
+    assert page.status_code == 422 and b'data-code="calibration.no_volume"' in page.data
+    assert "本设备筛查满 28 天后才能得知" in page.get_data(as_text=True)
+
+
+@pytest.fixture
+def capacity_client(tmp_path):
+    """A box told to count its monthly volume from day one ([calibration] volume_min_days
+    = 0), so the seeded cases, all screened today, make 60 x 30 = 1800 screenings a month."""
+    from conftest import log_in
+    from edgeosteo.app import build
+    from edgeosteo.config import load_settings
+    from edgeosteo.web.auth import ensure_admin
+
+    box_dir = tmp_path / "box"
+    box_dir.mkdir()
+    (box_dir / "edgeosteo.toml").write_text("[calibration]\nvolume_min_days = 0\n")
+    box = build(load_settings(data_dir=box_dir, environ={}))
+    from conftest import ADMIN_PASSWORD
+
+    ensure_admin(box.store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    client = box.web.test_client()
+    assert log_in(client).status_code == 302
+    return client
+
+
+def test_capacity_gives_the_hand_computed_threshold(capacity_client):
+    _seed(capacity_client, SEED)
+    # 600 scans a month of 1800 screenings: at most 1 in 3. Strictest first on the 60 seeded
+    # OSTA values: <= -1 refers 14, <= 0 refers 17 (0.283), <= 1 refers 21 (0.35, too many)
+    page = _choose(capacity_client, rule="osta", reference="t_le_-2.5", by="capacity", value="600")
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200, html
+    assert 'id="proposal-threshold">≤ 0<' in html
+    assert "最近 90 天的 60 次筛查中，它会转诊 17 人：按每月 1800 次筛查计，每月约 510 人" in html
+    assert "15/20" in html and "38/40" in html
+    small = _choose(capacity_client, rule="osta", reference="t_le_-2.5", by="capacity", value="60")
+    assert b'data-code="calibration.capacity_too_small"' in small.data  # -5 alone is 4/60

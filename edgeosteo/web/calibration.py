@@ -9,6 +9,7 @@ import dataclasses
 import io
 import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,17 +122,37 @@ def _figures(labelled, reference: str) -> list[RuleFigures]:
     return figures
 
 
-def _volume() -> tuple[float, list[Mapping]]:
+def _volume() -> tuple[float | None, list[Mapping], float]:
     """Screenings per month over the volume window (or since the first case, when the box
-    is younger than the window), and the results screened in the window."""
-    days = context().settings.calibration.volume_days
+    is younger than the window), the results screened in the window, and the days covered.
+    None for the volume while the box has screened for less than volume_min_days: a month
+    estimated from a few days is no basis for a DXA budget."""
+    window = context().settings.calibration
     now = datetime.now(UTC)
-    since = (now - timedelta(days=days)).isoformat(timespec="seconds")
+    since = (now - timedelta(days=window.volume_days)).isoformat(timespec="seconds")
     first, results = context().store.results_since(since)
     if first is None:
-        return 0.0, []
-    covered = min(days, (now - datetime.fromisoformat(first)).total_seconds() / 86400)
-    return monthly_volume(len(results), covered), results
+        return None, [], 0.0
+    covered = min(window.volume_days, (now - datetime.fromisoformat(first)).total_seconds() / 86400)
+    if covered < window.volume_min_days:
+        return None, results, covered
+    return monthly_volume(len(results), covered), results, covered
+
+
+BASIS_SENSITIVITY = re.compile(r"target sensitivity ([0-9.]+) % for (.+)")
+BASIS_CAPACITY = re.compile(r"DXA capacity ([0-9.]+) a month at ([0-9.]+) screenings a month")
+
+
+def basis_text(basis: str, reference: str, language: str) -> str:
+    """The recorded basis of a calibration (English in the settings file) in the page's
+    language."""
+    if language != "zh_CN":
+        return basis
+    if match := BASIS_SENSITIVITY.fullmatch(basis):
+        return f"目标敏感度 {match.group(1)}%（{REFERENCE_NAMES[reference][1]}）"
+    if match := BASIS_CAPACITY.fullmatch(basis):
+        return f"每月DXA检查能力 {match.group(1)} 人，每月筛查 {match.group(2)} 次"
+    return basis
 
 
 def _number(raw: str | None) -> float | None:
@@ -164,7 +185,11 @@ def _propose(labelled, form: Mapping[str, str]) -> Proposal:
         return Proposal(rule, reference, by, value, row, len(cases), None, basis)
     if value is None or value <= 0:
         raise CalibrationRefused("calibration.capacity_invalid", form.get("value"))
-    volume, recent = _volume()
+    volume, recent, _days = _volume()
+    if volume is None:
+        raise CalibrationRefused(
+            "calibration.no_volume", f"{_days:.0f} days of screenings on this box"
+        )
     recent_scores = [stored_score(r, rule, reference) for r in recent]
     choice = threshold_for_capacity(rule, cases, recent_scores, value, volume)
     basis = f"DXA capacity {value:g} a month at {volume:.0f} screenings a month"
@@ -175,7 +200,7 @@ def _page(reference: str, proposal=None, refusal=None, status: int = 200):
     box = context()
     labelled = _labelled()
     minimum = box.settings.calibration
-    volume, _recent = _volume()
+    volume, _recent, covered = _volume()
     policy = box.settings.policy
     current = None
     if policy.calibrated_rule:
@@ -195,6 +220,10 @@ def _page(reference: str, proposal=None, refusal=None, status: int = 200):
             reference_names=REFERENCE_NAMES,
             figures=_figures(labelled, reference) if len(labelled) >= minimum.min_cases else [],
             volume=volume,
+            covered=covered,
+            basis=basis_text(
+                policy.calibration_basis, policy.calibrated_reference, request_language()
+            ),
             policy=policy,
             current=current,
             rule_names=RULE_NAMES,
@@ -270,7 +299,7 @@ def save_calibration():
     return redirect(url_for("calibration.calibration_page", reference=proposal.reference))
 
 
-@blueprint.route("/plot.svg")
+@blueprint.route("/plot.png")
 @admin_required
 def plot():
     """Sensitivity against referral rate on the labelled cases, one line per rule with
@@ -281,10 +310,12 @@ def plot():
     labelled = _labelled()
     minimum = context().settings.calibration
     figures = _figures(labelled, reference) if len(labelled) >= minimum.min_cases else []
-    return Response(_svg(figures, reference, context().settings.policy), mimetype="image/svg+xml")
+    # PNG, not SVG: every answer carries the page's CSP, which would forbid an SVG's own
+    # inline styles and leave it blank
+    return Response(_png(figures, reference, context().settings.policy), mimetype="image/png")
 
 
-def _svg(figures, reference: str, policy) -> bytes:
+def _png(figures, reference: str, policy) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -302,7 +333,15 @@ def _svg(figures, reference: str, policy) -> bytes:
             }
         )
         xs, ys = [0.0, *(p[0] for p in points)], [0.0, *(p[1] for p in points)]
-        axes.step(xs, ys, where="post", label=item.rule)
+        # each point is one threshold; a rule that cannot drive the referral is dashed
+        axes.plot(
+            xs,
+            ys,
+            marker="o",
+            markersize=3,
+            linestyle="-" if item.selectable else "--",
+            label=item.rule if item.selectable else f"{item.rule} (information only)",
+        )
         if policy.calibrated_rule == item.rule and policy.calibrated_reference == reference:
             row = operating_row(item.rule, policy.calibrated_threshold, item.cases)
             axes.plot([row.referred.value], [row.sensitivity.value], "ko")
@@ -325,7 +364,7 @@ def _svg(figures, reference: str, policy) -> bytes:
         axes.legend(loc="lower right")
     figure.tight_layout()
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    figure.savefig(buffer, format="png", dpi=150)
     return buffer.getvalue()
 
 

@@ -42,7 +42,7 @@ from edgeosteo.errors import CalibrationRefused
 from edgeosteo.web import context, request_language
 from edgeosteo.web.auth import admin_required
 
-blueprint = Blueprint("calibration", __name__, url_prefix="/settings/calibration")
+blueprint = Blueprint("site_calibration", __name__, url_prefix="/settings/calibration")
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _page(reference: str, proposal=None, refusal=None, status: int = 200):
         )
     return (
         render_template(
-            "calibration.html",
+            "site_calibration.html",
             labelled=labelled,
             enough=len(labelled) >= minimum.min_cases,
             minimum=minimum,
@@ -296,7 +296,7 @@ def save_calibration():
         ),
         "ok",
     )
-    return redirect(url_for("calibration.calibration_page", reference=proposal.reference))
+    return redirect(url_for("site_calibration.calibration_page", reference=proposal.reference))
 
 
 @blueprint.route("/plot.png")
@@ -340,7 +340,9 @@ def _png(figures, reference: str, policy) -> bytes:
             marker="o",
             markersize=3,
             linestyle="-" if item.selectable else "--",
-            label=item.rule if item.selectable else f"{item.rule} (information only)",
+            label=item.rule
+            if item.selectable
+            else f"{item.rule} ({'仅供参考' if chinese else 'information only'})",
         )
         if policy.calibrated_rule == item.rule and policy.calibrated_reference == reference:
             row = operating_row(item.rule, policy.calibrated_threshold, item.cases)
@@ -361,7 +363,7 @@ def _png(figures, reference: str, policy) -> bytes:
         axes.set_xlabel("referral rate among the cases with a DXA result")
         axes.set_ylabel(f"sensitivity ({REFERENCE_NAMES[reference][0]})")
     if figures:
-        axes.legend(loc="lower right")
+        axes.legend(loc="lower right", prop=chinese or None)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=150)

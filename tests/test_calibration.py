@@ -346,7 +346,12 @@ def test_below_the_minimum_the_page_and_the_save_refuse_and_nothing_changes(admi
     assert b'data-code="calibration.too_few_cases"' in refused.data
     assert not box.settings.settings_file.exists()
     assert box.cases.screener.policy.policy_version == "default-2"
-    # a technician does not reach the page at all
+
+
+def test_a_technician_does_not_reach_the_page(tech_client):
+    assert tech_client.get("/settings/calibration/").status_code == 403
+    assert tech_client.get("/settings/calibration/plot.png").status_code == 403
+    assert tech_client.post("/settings/calibration/", data={}).status_code in (400, 403)
 
 
 def test_on_a_box_younger_than_four_weeks_capacity_is_refused(admin_client):

@@ -122,21 +122,21 @@ def _figures(labelled, reference: str) -> list[RuleFigures]:
     return figures
 
 
-def _volume() -> tuple[float | None, list[Mapping], float]:
+def _volume(with_results: bool = False) -> tuple[float | None, list[Mapping], float]:
     """Screenings per month over the volume window (or since the first case, when the box
-    is younger than the window), the results screened in the window, and the days covered.
-    None for the volume while the box has screened for less than volume_min_days: a month
-    estimated from a few days is no basis for a DXA budget."""
+    is younger than the window), with ``with_results`` the results screened in the window,
+    and the days covered. None for the volume while the box has screened for less than
+    volume_min_days: a month estimated from a few days is no basis for a DXA budget."""
     window = context().settings.calibration
     now = datetime.now(UTC)
     since = (now - timedelta(days=window.volume_days)).isoformat(timespec="seconds")
-    first, results = context().store.results_since(since)
+    first, count, results = context().store.screened_since(since, with_results)
     if first is None:
         return None, [], 0.0
     covered = min(window.volume_days, (now - datetime.fromisoformat(first)).total_seconds() / 86400)
     if covered < window.volume_min_days:
         return None, results, covered
-    return monthly_volume(len(results), covered), results, covered
+    return monthly_volume(count, covered), results, covered
 
 
 BASIS_SENSITIVITY = re.compile(r"target sensitivity ([0-9.]+) % for (.+)")
@@ -185,7 +185,7 @@ def _propose(labelled, form: Mapping[str, str]) -> Proposal:
         return Proposal(rule, reference, by, value, row, len(cases), None, basis)
     if value is None or value <= 0:
         raise CalibrationRefused("calibration.capacity_invalid", form.get("value"))
-    volume, recent, _days = _volume()
+    volume, recent, _days = _volume(with_results=True)
     if volume is None:
         raise CalibrationRefused(
             "calibration.no_volume", f"{_days:.0f} days of screenings on this box"
@@ -329,7 +329,10 @@ def _png(figures, reference: str, policy) -> bytes:
         points = sorted(
             {
                 (row.referred.value, row.sensitivity.value)
-                for row in (operating_row(item.rule, c.score, item.cases) for c in item.cases)
+                for row in (
+                    operating_row(item.rule, score, item.cases)
+                    for score in {c.score for c in item.cases}
+                )
             }
         )
         xs, ys = [0.0, *(p[0] for p in points)], [0.0, *(p[1] for p in points)]

@@ -5,6 +5,7 @@ cut-off, refers at or beyond it and keeps routine short of it."""
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -307,7 +308,7 @@ def test_the_page_proposes_the_hand_computed_threshold_and_saves_it_to_the_file(
     # the decision uses it at once: OSTA 2, routine under the guideline, is referred now
     made = admin_client.post(
         "/api/v1/screenings",
-        data={"answers": __import__("json").dumps(seed_answers(2))},
+        data={"answers": json.dumps(seed_answers(2))},
         headers=_basic(),
     ).get_json()
     referral = made["screening"]["referral"]
@@ -321,6 +322,17 @@ def test_the_page_proposes_the_hand_computed_threshold_and_saves_it_to_the_file(
     )
     assert stale.status_code == 422 and b'data-code="calibration.stale"' in stale.data
     assert box.settings.settings_file.read_bytes() == before
+    # removed: back to the published cut-off, as a new version recording who removed it
+    assert (
+        admin_client.post("/settings/calibration/remove", data={"csrf_token": token}).status_code
+        == 302
+    )
+    written = tomllib.loads(box.settings.settings_file.read_text(encoding="utf-8"))["policy"]
+    assert written["calibrated_rule"] == "" and written["policy_version"] == "site-2"
+    made = admin_client.post(
+        "/api/v1/screenings", data={"answers": json.dumps(seed_answers(2))}, headers=_basic()
+    ).get_json()
+    assert made["screening"]["referral"]["category"] == "routine"
 
 
 def test_below_the_minimum_the_page_and_the_save_refuse_and_nothing_changes(admin_client, box):

@@ -31,13 +31,14 @@ from edgeosteo.calibration import (
     check_enough,
     is_positive,
     monthly_volume,
+    next_version,
     operating_row,
     stored_score,
     table,
     threshold_for_capacity,
     threshold_for_sensitivity,
 )
-from edgeosteo.config import CALIBRATION_REFERENCES, CALIBRATION_RULES
+from edgeosteo.config import CALIBRATION_REFERENCES, CALIBRATION_RULES, PolicySettings
 from edgeosteo.errors import CalibrationRefused
 from edgeosteo.web import context, request_language
 from edgeosteo.web.auth import admin_required
@@ -277,16 +278,7 @@ def save_calibration():
         g.user.username,
         proposal.basis,
     )
-    path = box.settings.settings_file
-    config = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    table_ = dict(config.get("policy", {}))
-    table_.update({key: getattr(policy, key) for key in POLICY_KEYS})
-    config["policy"] = table_
-    path.parent.mkdir(parents=True, exist_ok=True)
-    staged = path.with_name(path.name + ".saving")
-    staged.write_text(tomli_w.dumps(config), encoding="utf-8")
-    os.replace(staged, path)  # a crash mid-write leaves the old file, never half a file
-    box.apply(dataclasses.replace(box.settings, policy=policy))
+    _save_policy(policy)
     flash(
         _(
             "Saved as policy %(version)s: %(rule)s at %(threshold)s. New screenings use it.",
@@ -297,6 +289,44 @@ def save_calibration():
         "ok",
     )
     return redirect(url_for("site_calibration.calibration_page", reference=proposal.reference))
+
+
+def _save_policy(policy: PolicySettings) -> None:
+    """Write the calibration keys into the [policy] table of the settings file the box read
+    (its other keys kept), then use the policy from the next screening on."""
+    box = context()
+    path = box.settings.settings_file
+    config = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    policy_table = dict(config.get("policy", {}))
+    policy_table.update({key: getattr(policy, key) for key in POLICY_KEYS})
+    config["policy"] = policy_table
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(path.name + ".saving")
+    staged.write_text(tomli_w.dumps(config), encoding="utf-8")
+    os.replace(staged, path)  # a crash mid-write leaves the old file, never half a file
+    box.apply(dataclasses.replace(box.settings, policy=policy))
+
+
+@blueprint.route("/remove", methods=["POST"])
+@admin_required
+def remove_calibration():
+    """Back to the published cut-offs, as a new policy version that records who and when."""
+    policy = context().settings.policy
+    if policy.calibrated_rule:
+        _save_policy(
+            dataclasses.replace(
+                policy,
+                policy_version=next_version(policy.policy_version),
+                calibrated_rule="",
+                calibrated_threshold=0.0,
+                calibration_date=datetime.now(UTC).date().isoformat(),
+                calibration_cases=0,
+                calibrated_by=g.user.username,
+                calibration_basis="site threshold removed: the published cut-offs decide",
+            )
+        )
+        flash(_("The site threshold was removed. New screenings use the published cut-offs."), "ok")
+    return redirect(url_for("site_calibration.calibration_page"))
 
 
 @blueprint.route("/plot.png")

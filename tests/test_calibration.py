@@ -407,3 +407,85 @@ def test_capacity_gives_the_hand_computed_threshold(capacity_client):
     assert "15/20" in html and "38/40" in html
     small = _choose(capacity_client, rule="osta", reference="t_le_-2.5", by="capacity", value="60")
     assert b'data-code="calibration.capacity_too_small"' in small.data  # -5 alone is 4/60
+
+
+def _hand(inner: float) -> bytes:
+    """The metacarpal phantom of tests/test_browser_measure.py with another medullary half
+    width: MCI = (40 - inner) / 40."""
+    import sys
+
+    import numpy as np
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "tools"))
+    from phantoms import render
+    from test_browser_measure import COLUMNS, END, OUTER, ROWS, START
+
+    rng = np.random.default_rng(7)
+    along, lateral = render.axis_coordinates((ROWS, COLUMNS), START, END)
+    cortex, medulla = render.tube_path_lengths(lateral, OUTER, inner, 1.0)
+    length = float(np.hypot(END[0] - START[0], END[1] - START[1]))
+    inside = np.clip(np.minimum(along + 60, length + 60 - along) / 30, 0, 1)
+    soft = 0.004 * (np.abs(lateral) < 200) * (200 - np.abs(lateral)).clip(0, None)
+    attenuation = 0.02 * cortex * inside + 0.006 * medulla * inside + soft
+    display = render.image_chain(attenuation, render.Chain(blur_sigma_px=1.2), rng)
+    return render.write_dicom(display, render.Chain(), 0.1, "HAND", "PA")
+
+
+def _screen_hand(client, image: bytes) -> dict:
+    import io
+
+    made = client.post(
+        "/api/v1/screenings",
+        headers=_basic(),
+        content_type="multipart/form-data",
+        data={
+            "answers": json.dumps(seed_answers(6)),  # OSTA 6: nothing else refers
+            "image": (io.BytesIO(image), "hand.dcm"),
+            "measure": "mci",
+            "points": json.dumps([[352, 230], [348, 680]]),
+        },
+    )
+    assert made.status_code == 201, made.get_data(as_text=True)
+    return made.get_json()
+
+
+def test_a_measurement_method_is_calibrated_from_measured_cases(admin_client):
+    """Cases measured through the API (MCI on rendered metacarpals of five cortical
+    indices, ten of each): the page lists mci, the threshold for a target sensitivity is a
+    measured value, and a new measured case is decided by it."""
+    measured = {}
+    for inner in (26.0, 22.0, 18.0, 14.0, 10.0):  # MCI about 0.35, 0.45, 0.55, 0.65, 0.75
+        image = _hand(inner)
+        for _ in range(10):
+            made = _screen_hand(admin_client, image)
+            (m,) = made["screening"]["measurements"]
+            assert m["status"] == "measured", m
+            measured.setdefault(inner, m["value"])
+            t_score = -2.8 if inner >= 22.0 else -1.5  # the two thinnest cortices: T <= -2.5
+            done = admin_client.post(
+                f"/api/v1/cases/{made['case']}/dxa", json=seed_dxa(t_score), headers=_basic()
+            )
+            assert done.status_code == 201
+    html = admin_client.get("/settings/calibration/").get_data(as_text=True)
+    assert 'id="rule-mci"' in html
+    choice = dict(rule="mci", reference="t_le_-2.5", by="sensitivity", value="100")
+    html = _choose(admin_client, **choice).get_data(as_text=True)
+    # all 20 positives: the threshold is the larger of their two MCI values
+    threshold = max(measured[26.0], measured[22.0])
+    assert f'id="proposal-threshold">≤ {threshold:g}<' in html
+    assert "20/50" in html and "20/20" in html and "30/30" in html
+    from conftest import csrf_token
+
+    token = csrf_token(admin_client, "/settings/calibration/")
+    saved = admin_client.post(
+        "/settings/calibration/", data={**choice, "n_cases": "50", "csrf_token": token}
+    )
+    assert saved.status_code == 302
+    # MCI about 0.45 (the card's low bone mass band, "consider"): refer under the site's MCI
+    # threshold; about 0.55, beyond it: routine (the card would say consider)
+    thin = _screen_hand(admin_client, _hand(22.0))["screening"]["referral"]
+    assert thin["category"] == "refer" and thin["driving"] == ["site.threshold_met"]
+    normal = _screen_hand(admin_client, _hand(18.0))["screening"]["referral"]
+    assert normal["category"] == "routine", normal

@@ -6,7 +6,6 @@ used from the next screening on."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import math
 import os
 import re
@@ -42,6 +41,7 @@ from edgeosteo.config import CALIBRATION_REFERENCES, CALIBRATION_RULES, PolicySe
 from edgeosteo.errors import CalibrationRefused
 from edgeosteo.web import context, request_language
 from edgeosteo.web.auth import admin_required
+from edgeosteo.web.calibration_plot import plot_png
 
 blueprint = Blueprint("site_calibration", __name__, url_prefix="/settings/calibration")
 
@@ -342,71 +342,7 @@ def plot():
     figures = _figures(labelled, reference) if len(labelled) >= minimum.min_cases else []
     # PNG, not SVG: every answer carries the page's CSP, which would forbid an SVG's own
     # inline styles and leave it blank
-    return Response(_png(figures, reference, context().settings.policy), mimetype="image/png")
-
-
-def _png(figures, reference: str, policy) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import font_manager
-    from matplotlib.figure import Figure
-
-    chinese = request_language() == "zh_CN" and _cjk_font(font_manager)
-    figure = Figure(figsize=(6.4, 4.2))
-    axes = figure.add_subplot()
-    for item in (f for f in figures if f.enough):
-        points = sorted(
-            {
-                (row.referred.value, row.sensitivity.value)
-                for row in (
-                    operating_row(item.rule, score, item.cases)
-                    for score in {c.score for c in item.cases}
-                )
-            }
-        )
-        xs, ys = [0.0, *(p[0] for p in points)], [0.0, *(p[1] for p in points)]
-        # each point is one threshold; a rule that cannot drive the referral is dashed
-        axes.plot(
-            xs,
-            ys,
-            marker="o",
-            markersize=3,
-            linestyle="-" if item.selectable else "--",
-            label=item.rule
-            if item.selectable
-            else f"{item.rule} ({'仅供参考' if chinese else 'information only'})",
-        )
-        if policy.calibrated_rule == item.rule and policy.calibrated_reference == reference:
-            row = operating_row(item.rule, policy.calibrated_threshold, item.cases)
-            axes.plot([row.referred.value], [row.sensitivity.value], "ko")
-            axes.annotate(
-                f"{policy.policy_version}: {policy.calibrated_threshold:g}",
-                (row.referred.value, row.sensitivity.value),
-                textcoords="offset points",
-                xytext=(6, -12),
-            )
-    axes.set_xlim(0, 1)
-    axes.set_ylim(0, 1.02)
-    axes.grid(alpha=0.3)
-    if chinese:
-        axes.set_xlabel("有DXA结果病例中的转诊率", fontproperties=chinese)
-        axes.set_ylabel(f"敏感度（{REFERENCE_NAMES[reference][1]}）", fontproperties=chinese)
-    else:
-        axes.set_xlabel("referral rate among the cases with a DXA result")
-        axes.set_ylabel(f"sensitivity ({REFERENCE_NAMES[reference][0]})")
-    if figures:
-        axes.legend(loc="lower right", prop=chinese or None)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=150)
-    return buffer.getvalue()
-
-
-def _cjk_font(font_manager):
-    """A font with Chinese glyphs, if the box has one (Noto CJK on Debian); without one the
-    plot's two axis titles are in English and the page around it stays Chinese."""
-    for entry in font_manager.fontManager.ttflist:
-        if "CJK SC" in entry.name or "CJK" in entry.name:
-            return font_manager.FontProperties(fname=entry.fname)
-    return None
+    return Response(
+        plot_png(figures, reference, context().settings.policy, request_language()),
+        mimetype="image/png",
+    )

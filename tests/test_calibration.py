@@ -8,6 +8,8 @@ import dataclasses
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from edgeosteo.calibration import (
     LabelledScore,
@@ -489,3 +491,23 @@ def test_a_measurement_method_is_calibrated_from_measured_cases(admin_client):
     assert thin["category"] == "refer" and thin["driving"] == ["site.threshold_met"]
     normal = _screen_hand(admin_client, _hand(18.0))["screening"]["referral"]
     assert normal["category"] == "routine", normal
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    threshold=st.integers(-8, 8),
+    age=st.integers(40, 64),
+    weight=st.integers(35, 100),
+    lighter=st.integers(1, 30),
+)
+def test_under_a_site_osta_threshold_a_lighter_patient_is_never_decided_lower(
+    threshold, age, weight, lighter
+):
+    """Nothing subtracts under a calibrated policy either: a lower weight (a lower OSTA, more
+    risk) keeps or raises the category."""
+    policy = _policy("osta", threshold)
+    heavy = ClinicalAnswers(
+        age_years=age, sex="female", weight_kg=weight, prior_fragility_fracture=False
+    )
+    light = dataclasses.replace(heavy, weight_kg=max(25, weight - lighter))
+    assert _decide(light, policy).severity >= _decide(heavy, policy).severity

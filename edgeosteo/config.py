@@ -16,6 +16,7 @@ site does tune live here, with the measurements behind each value in the comment
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -82,6 +83,16 @@ POLICY_MEASUREMENTS: tuple[str, ...] = ("mci", "cti", "mcw", "vertebrae")
 # a site may also count these; by default their band is shown as information only (ct-l1:
 # no CT case reaches the decision yet, and its outline finder is validated on phantoms only)
 POLICY_MEASUREMENTS_OPTIONAL: tuple[str, ...] = ("ct-l1",)
+# the rules a site may calibrate on its own DXA results (edgeosteo.calibration): OSTA (OST for
+# men), the clinical model's probability, and each measurement method
+CALIBRATION_RULES: tuple[str, ...] = (
+    "osta",
+    "clinical_model",
+    *POLICY_MEASUREMENTS,
+    *POLICY_MEASUREMENTS_OPTIONAL,
+)
+# the DXA references a threshold is calibrated for: the lowest T-score at or below -2.5, or -1
+CALIBRATION_REFERENCES: tuple[str, ...] = ("t_le_-2.5", "t_le_-1")
 
 
 def _policy_probability(name: str, value: object) -> None:
@@ -114,6 +125,16 @@ class PolicySettings:
     counted_measurements: tuple[str, ...] = POLICY_MEASUREMENTS
     dxa_locally_available: bool = False
     rescreen_interval_months: int = 24
+    # a threshold the site calibrated on its own DXA results (the admin page's calibration,
+    # edgeosteo.calibration): at or beyond it the rule refers, short of it routine; it
+    # replaces that rule's published cut-off (OSTA <= -1, a method card's band). "" = none.
+    calibrated_rule: str = ""
+    calibrated_reference: str = "t_le_-2.5"
+    calibrated_threshold: float = 0.0
+    calibration_date: str = ""  # YYYY-MM-DD
+    calibration_cases: int = 0  # labelled cases it rests on
+    calibrated_by: str = ""  # the administrator who chose it
+    calibration_basis: str = ""  # e.g. "target sensitivity 0.90", "DXA capacity 30 a month"
 
     def __post_init__(self) -> None:
         if not isinstance(self.policy_version, str) or not self.policy_version.strip():
@@ -152,6 +173,19 @@ class PolicySettings:
         months = self.rescreen_interval_months
         if isinstance(months, bool) or not isinstance(months, int) or not 1 <= months <= 120:
             raise ConfigError("config.invalid", "policy.rescreen_interval_months must be 1-120")
+        if self.calibrated_rule not in ("", *CALIBRATION_RULES):
+            raise ConfigError(
+                "config.invalid", f"policy.calibrated_rule: unknown {self.calibrated_rule}"
+            )
+        if self.calibrated_reference not in CALIBRATION_REFERENCES:
+            raise ConfigError(
+                "config.invalid", "policy.calibrated_reference must be t_le_-2.5 or t_le_-1"
+            )
+        threshold = self.calibrated_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int | float):
+            raise ConfigError("config.invalid", "policy.calibrated_threshold must be a number")
+        if not math.isfinite(threshold):
+            raise ConfigError("config.invalid", "policy.calibrated_threshold must be finite")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PolicySettings:
@@ -270,6 +304,7 @@ class Settings:
     policy: PolicySettings = field(default_factory=PolicySettings)
     measurement: MeasurementSettings = field(default_factory=lambda: MeasurementSettings())
     follow_up: FollowUpSettings = field(default_factory=lambda: FollowUpSettings())
+    calibration: CalibrationSettings = field(default_factory=lambda: CalibrationSettings())
     language: str = "zh_CN"
     # the TOML file these settings were read from, and the one the admin page writes: the
     # data directory's edgeosteo.toml unless --config or EDGEOSTEO_CONFIG named another
@@ -623,6 +658,22 @@ class ReceiverSettings:
     # characters) or "full"
     worklist_identity: str = "pseudonymised"
     pseudonym_id_chars: int = 4
+
+
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """Site calibration on the admin page (the ``[calibration]`` table): how many labelled
+    cases a threshold needs, and the window the monthly screening volume is counted in."""
+
+    # At 50 labelled cases a referral rate near one half has a 95 % Wilson interval 0.27
+    # wide (25/50: 0.37-0.63); below 10 cases with (or without) the condition a
+    # sensitivity of 9 in 10 spans 0.60-0.98. Neither is a basis for a threshold.
+    min_cases: int = 50
+    min_per_class: int = 10
+    # the monthly screening volume: cases screened in the last volume_days, per 30 days;
+    # unknown (no choice by DXA capacity) until the box has screened for volume_min_days
+    volume_days: int = 90
+    volume_min_days: int = 28
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from edgeosteo.calibration import DIRECTION, RULE_NAMES, live_score, refers
 from edgeosteo.clinical import (
     ClinicalAnswers,
     ClinicalAssessment,
@@ -179,6 +180,9 @@ class Referral:
 
 _KIND_ZH = {"image": "图像", "fused": "图像与临床融合", "clinical": "临床"}
 INFORMATION_ONLY = Evidence(" (information only)", "（仅供参考）")
+SITE_REPLACED = Evidence(
+    " (replaced by the site's calibrated threshold)", "（已由本机构校准的阈值取代）"
+)
 QUALITY = Evidence("quality: ", "图像质量：")
 
 
@@ -333,11 +337,14 @@ def _clinical_reasons(
 ) -> tuple[list[Reason], list[Reason]]:
     reasons: list[Reason] = []
     notes: list[Reason] = []
+    site_osta = policy.calibrated_rule == "osta"
     for result in assessment.instruments:
         counted = result.name in policy.counted_instruments or result.name == "who"
         if result.computed and result.code is not None and result.band is not None:
             bands = WHO_BANDS if result.name == "who" else INSTRUMENT_BANDS[result.name]
-            if counted:
+            if site_osta and result.name in ("osta", "ost_men"):
+                notes.append(Reason(result.code, result.evidence + SITE_REPLACED))
+            elif counted:
                 reasons.append(Reason(result.code, result.evidence, bands[result.band]))
             else:
                 notes.append(Reason(result.code, result.evidence + INFORMATION_ONLY))
@@ -345,7 +352,10 @@ def _clinical_reasons(
         elif counted and result.missing and result.name != "who":
             notes.append(Reason("clinical.missing_answers", result.evidence))
     for item in assessment.indications_met:
-        reasons.append(Reason(item.code, item.evidence, INDICATIONS[item.code]))
+        if site_osta and item.code == "clinical.indication.osta":
+            notes.append(Reason(item.code, item.evidence + SITE_REPLACED))
+        else:
+            reasons.append(Reason(item.code, item.evidence, INDICATIONS[item.code]))
     return reasons, notes
 
 
@@ -389,12 +399,25 @@ def decide(
     primary = findings.for_referral(image_usable=quality is not None and not image_failed)
     notes.extend(_finding_notes(findings, primary, quality, image_failed))
     primary, model_reasons, model_notes = _primary_reasons(primary, policy)
+    if (
+        primary is not None
+        and primary.kind == "clinical"
+        and (policy.calibrated_rule == "clinical_model")
+    ):
+        # the site's calibrated threshold on this model's probability replaces the default ones
+        model_notes = [
+            *(Reason(r.code, r.evidence + SITE_REPLACED) for r in model_reasons),
+            *model_notes,
+        ]
+        model_reasons = []
     reasons.extend(model_reasons)
     notes.extend(model_notes)
     reasons.extend(_fracture_with_probable_osteoporosis(answers, primary, policy))
     measured_reasons, measured_notes = _measurement_reasons(measurements, policy)
     reasons.extend(measured_reasons)
     notes.extend(measured_notes)
+    site = _site_threshold_reason(assessment, findings, measurements, policy)
+    reasons.extend(site)
 
     image_used = primary is not None and primary.kind != "clinical"
     quality_listed = QUALITY + quality_codes(quality.codes if quality else ())
@@ -404,7 +427,7 @@ def decide(
         answers,
         assessment,
         reasons,
-        primary or bool(measured_reasons),
+        primary or bool(measured_reasons) or bool(site),
         image_failed,
         quality_listed,
     )
@@ -530,7 +553,10 @@ def _measurement_reasons(
             notes.append(Reason("measurement.information_only", _measurement_evidence(m)))
             continue
         code = f"measurement.band.{m.band}"
-        if m.method in policy.counted_measurements:
+        calibrated = m.method == policy.calibrated_rule
+        if calibrated and MEASUREMENT_BANDS[m.band] != "urgent":
+            notes.append(Reason(code, _measurement_evidence(m) + SITE_REPLACED))
+        elif m.method in policy.counted_measurements or calibrated:
             reasons.append(Reason(code, _measurement_evidence(m), MEASUREMENT_BANDS[m.band]))
         else:
             notes.append(
@@ -583,7 +609,7 @@ def _category(
     if image_failed:
         return "retake", [Reason("decision.image_unusable", quality_listed, "retake")], []
     clinical_enough = answers.prior_fragility_fracture is not None and any(
-        r.code.startswith("clinical.") and r.points_to is not None for r in reasons
+        r.code.startswith(("clinical.", "site.")) and r.points_to is not None for r in reasons
     )
     if primary or clinical_enough:
         return "routine", [], []
@@ -598,6 +624,43 @@ def _category(
         "cannot_assess",
     )
     return "cannot_assess", [missing], []
+
+
+def _site_threshold_reason(
+    assessment: ClinicalAssessment,
+    findings: Findings,
+    measurements: Sequence[MeasurementResult],
+    policy: SitePolicy,
+) -> list[Reason]:
+    """The site's calibrated threshold (edgeosteo.calibration): refer at or beyond it,
+    routine short of it; nothing when the case has no such score."""
+    rule = policy.calibrated_rule
+    if not rule:
+        return []
+    score = live_score(rule, policy.calibrated_reference, assessment, findings, measurements)
+    if score is None:
+        return []
+    threshold = policy.calibrated_threshold
+    met = refers(rule, score, threshold)
+    low = DIRECTION[rule] == "low"
+    side_en = ("at or below" if low else "at or above") if met else ("above" if low else "below")
+    side_zh = ("不高于" if low else "达到或超过") if met else ("高于" if low else "低于")
+    name_en, name_zh = RULE_NAMES[rule]
+    basis = (
+        f"{policy.policy_version}, {policy.calibration_date}, "
+        f"{policy.calibration_cases} DXA-labelled cases"
+    )
+    basis_zh = (
+        f"{policy.policy_version}，{policy.calibration_date}，"
+        f"基于 {policy.calibration_cases} 例有DXA结果的病例"
+    )
+    evidence = Evidence(
+        f"{name_en} {score:g} {side_en} the site threshold {threshold:g} ({basis})",
+        f"{name_zh} {score:g}，{side_zh}本机构校准阈值 {threshold:g}（{basis_zh}）",
+    )
+    if met:
+        return [Reason("site.threshold_met", evidence, "refer")]
+    return [Reason("site.threshold_not_met", evidence, "routine")]
 
 
 def _policy_notes(

@@ -52,3 +52,7 @@ class ConfigError(EdgeOsteoError):
 
 class CommandError(EdgeOsteoError):
     """A command line command could not do its work."""
+
+
+class CalibrationRefused(EdgeOsteoError):
+    """A site threshold that cannot be set from the labelled cases: the policy is unchanged."""

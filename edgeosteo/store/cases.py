@@ -252,6 +252,27 @@ class Cases(Database):
         with self.connect() as connection:
             return int(connection.execute("SELECT COUNT(*) FROM cases").fetchone()[0])
 
+    def screened_since(
+        self, since: str, with_results: bool = False, limit: int = 20000
+    ) -> tuple[str | None, int, list[dict]]:
+        """When the first case of all was screened (None: no case), how many were screened at
+        or after ``since`` (ISO 8601 UTC), and with ``with_results`` their results, newest
+        first: the screening volume site calibration divides its DXA capacity by."""
+        with self.connect() as connection:
+            first = connection.execute("SELECT MIN(created_at) FROM cases").fetchone()[0]
+            count = connection.execute(
+                "SELECT COUNT(*) FROM cases WHERE created_at >= ?", (since,)
+            ).fetchone()[0]
+            rows = (
+                connection.execute(
+                    "SELECT result_json FROM cases WHERE created_at >= ? ORDER BY id DESC LIMIT ?",
+                    (since, limit),
+                ).fetchall()
+                if with_results
+                else []
+            )
+        return first, int(count), [json.loads(row["result_json"]) for row in rows]
+
 
 def _insert_revision(connection: sqlite3.Connection, latest: sqlite3.Row) -> None:
     connection.execute(

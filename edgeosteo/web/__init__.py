@@ -109,7 +109,17 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
     Babel(app, locale_selector=request_language)
     csrf = CSRFProtect(app)
 
-    from edgeosteo.web import admin, api, auth, cases, follow_up, measure, pages, review
+    from edgeosteo.web import (
+        admin,
+        api,
+        auth,
+        calibration,
+        cases,
+        follow_up,
+        measure,
+        pages,
+        review,
+    )
 
     app.register_blueprint(auth.blueprint)
     app.register_blueprint(pages.blueprint)
@@ -118,6 +128,7 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
     app.register_blueprint(measure.blueprint)
     app.register_blueprint(follow_up.blueprint)
     app.register_blueprint(admin.blueprint)
+    app.register_blueprint(calibration.blueprint)
     app.register_blueprint(api.blueprint)
     csrf.exempt(api.blueprint)  # the API takes HTTP Basic credentials, never the cookie
 

@@ -43,8 +43,8 @@ ALLOWED_WORDS = frozenset(
 )
 # an ID, accession or level: letters and digits together (ZY77001, ACC-DXA-1, RG1, L1),
 # or initials with dots (C.R.)
-IDENTIFIER = re.compile(r"^(?=.*\d)[A-Za-z0-9][A-Za-z0-9._\-/…]*$|^(?:[A-Z]\.)+$")
-LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9._\-/…]*")
+IDENTIFIER = re.compile(r"^(?=.*\d)[A-Za-z0-9][A-Za-z0-9._\-/…]*$|^(?:[A-Z]\.)+[A-Z]?$")
+LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_.\-/…]*")
 
 # every text node a user can see: not hidden, not in a closed <details>, not a <script>;
 # input values and placeholders, and the labels of <option>s in a closed <select> too
@@ -98,7 +98,7 @@ def latin_words(text: str, allowed: frozenset[str] = ALLOWED_WORDS) -> list[str]
     found = []
     for match in LATIN_WORD.finditer(text):
         word = match.group(0).rstrip("._-/…")
-        if not word or word in allowed or IDENTIFIER.match(word):
+        if not word or word in allowed or IDENTIFIER.match(word) or IDENTIFIER.match(match[0]):
             continue
         found.append(word)
     return found

@@ -10,7 +10,7 @@ import re
 
 import pydicom
 import pytest
-from latin_scan import english_on_page, latin_words
+from latin_scan import english_on_page, latin_words, native_file_chooser_visible
 from test_browser import ARTIFACTS, _choose_language, browser, live_server  # noqa: F401
 
 from conftest import ADMIN_PASSWORD
@@ -189,3 +189,56 @@ def test_the_latin_scan_finds_english_and_passes_units_ids_and_abbreviations():
     text = "男性OST -4 体重 49 kg L1–L4 C.R. …9RG1 ZY77001 A19-1 DXA OSTA OST_MEN knee-clinical "
     text += "admin"
     assert latin_words(text) == ["OST_MEN", "knee-clinical", "admin"]
+
+
+def test_the_pages_own_file_chooser_and_messages_not_the_browsers(
+    browser,  # noqa: F811
+    live_server,  # noqa: F811
+    admin_page,
+    pydicom_data_dir,
+):
+    """The kiosk's Chromium may have no Chinese locale data: nothing the browser draws in its
+    own language (the file chooser, validation bubbles) is left on a Chinese page."""
+    page = admin_page
+    _choose_language(page, "zh_CN")
+    page.goto("/screenings/new")
+    assert not native_file_chooser_visible(page)
+    assert page.inner_text("#choose-file") == "选择图像或拍照"
+    assert page.inner_text("#chosen") == "尚未选择图像。"
+    with page.expect_file_chooser() as chooser:
+        page.click("#choose-file")
+    chooser.value.set_files(str(pydicom_data_dir / "RG1_UNCR.dcm"))
+    assert page.inner_text("#chosen") == "RG1_UNCR.dcm"
+    page.screenshot(path=str(ARTIFACTS / "file-chooser-zh_CN.png"))
+    # the keyboard reaches the chooser, and its focus shows on the page's button
+    page.focus("#image")
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('#choose-file')).outlineStyle")
+        != "none"
+    )
+
+    # a form left empty gets the page's message, never a browser bubble: every form submits
+    page.goto("/settings/")
+    with page.expect_response(lambda r: r.url.endswith("/settings/users")):
+        page.click("form[action$='/settings/users'] button[type=submit]")
+    assert "请填写用户名和至少8位的密码。" in page.inner_text("main")
+    context = browser.new_context(base_url=live_server, **DESKTOP)
+    anonymous = context.new_page()
+    anonymous.goto("/login")
+    anonymous.click("form.lang button[value=zh_CN]")
+    anonymous.wait_for_load_state()
+    with anonymous.expect_response(lambda r: r.request.method == "POST"):
+        anonymous.click("button.primary")
+    assert anonymous.locator("p.error[role=alert]").count() == 1
+    assert english_on_page(anonymous) == []
+    context.close()
+    # no form on these pages leaves its checking to the browser
+    for path in ("/screenings/new", "/cases", "/settings/"):
+        page.goto(path)
+        assert (
+            page.evaluate(
+                "Array.from(document.forms).filter(f => !f.noValidate && "
+                "f.querySelector('[required], [min], [max], [minlength], [pattern]')).length"
+            )
+            == 0
+        ), path

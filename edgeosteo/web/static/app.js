@@ -6,7 +6,8 @@
     var drop = document.getElementById("drop");
     var chosen = document.getElementById("chosen");
     var show = function () {
-      chosen.textContent = input.files.length ? input.files[0].name : "";
+      chosen.textContent = input.files.length ? input.files[0].name : chosen.dataset.none;
+      chosen.classList.toggle("has-file", input.files.length > 0);
     };
     input.addEventListener("change", show);
     ["dragenter", "dragover"].forEach(function (type) {

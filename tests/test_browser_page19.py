@@ -242,3 +242,48 @@ def test_the_pages_own_file_chooser_and_messages_not_the_browsers(
             )
             == 0
         ), path
+
+
+@pytest.mark.parametrize("options", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_value_out_of_range_says_the_allowed_range(browser, live_server, options):  # noqa: F811
+    context, page, problems = _open(browser, live_server, options)
+    _choose_language(page, "zh_CN")
+    page.goto("/screenings/new")
+    page.fill("#f-age_years", "750")
+    page.select_option("#f-sex", "female")
+    page.fill("#f-weight_kg", "7.2")
+    page.fill("#f-height_cm", "152")
+    page.locator("button[type=submit]").click()
+    assert page.url.endswith("/screenings/new")  # not sent: the page said what is wrong
+    age = page.locator(".field:has(#f-age_years) .problem").inner_text()
+    weight = page.locator(".field:has(#f-weight_kg) .problem").inner_text()
+    assert age == "该数值超出允许范围。 允许范围：18–110 岁。", age
+    assert weight == "该数值超出允许范围。 允许范围：25–200 kg。", weight
+    assert page.locator(".field:has(#f-height_cm) .problem").inner_text() == ""
+    message = page.inner_text("#required-message")
+    assert message == "请更正标红的项目：每项下方写明了允许的范围。"
+    assert "请填写带 * 的项目" not in page.inner_text("main")
+    assert english_on_page(page, USER_DATA) == []
+    page.screenshot(path=str(ARTIFACTS / f"out-of-range-zh_CN-{options['viewport']['width']}.png"))
+
+    # an empty required field still asks for it
+    page.fill("#f-age_years", "")
+    page.locator("button[type=submit]").click()
+    assert page.locator(".field:has(#f-age_years) .problem").inner_text() == "请填写此项。"
+    assert page.inner_text("#required-message") == "请填写带 * 的项目。"
+
+    # the server says the same when the script did not run (here: the answers page's form
+    # posted as it stands, values outside what the tools accept)
+    _choose_language(page, "en")
+    page.goto("/screenings/new")
+    page.evaluate("document.querySelectorAll('input[type=number]').forEach(i => i.type = 'text')")
+    page.fill("#f-age_years", "750")
+    page.select_option("#f-sex", "female")
+    page.fill("#f-weight_kg", "7.2")
+    page.evaluate("document.getElementById('screening-form').submit()")
+    page.wait_for_selector(".field.invalid")
+    age = page.locator(".field:has(#f-age_years) .problem").inner_text()
+    assert "Allowed: 18 to 110 years." in age, age
+    assert page.input_value("#f-age_years") == "750"
+    context.close()
+    assert not problems, problems

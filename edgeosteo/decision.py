@@ -671,7 +671,7 @@ def _policy_notes(
         notes.append(
             Reason(
                 "decision.dxa_local" if policy.dxa_locally_available else "decision.dxa_not_local",
-                Evidence(f"policy {policy.policy_version}", f"机构策略 {policy.policy_version}"),
+                Evidence("site policy", "本机构策略"),
             )
         )
     if missing := _relevant_missing(assessment, policy):

@@ -261,8 +261,8 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     ),
     # --- which tool reads a received image (the worklist) ---
     "tool.image_model": (
-        "Read by the image model:",
-        "由图像模型判读：",
+        "Read by the image model for this body part.",
+        "由该部位的图像模型判读。",
     ),
     "tool.none_for_body_part": (
         "No tool reads this body part yet: the case is a clinical screening once the answers "

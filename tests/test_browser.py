@@ -164,10 +164,7 @@ def test_knee_flow_with_heatmap_and_printout(page):
     rows = page.locator("table.scores tr.experimental")
     assert rows.count() == 3
     cells = {
-        rows.nth(i).locator("td").first.inner_text().split()[0]: rows.nth(i)
-        .locator("td")
-        .nth(2)
-        .inner_text()
+        rows.nth(i).get_attribute("data-model"): rows.nth(i).locator("td").nth(2).inner_text()
         for i in range(3)
     }
     assert cells.pop("knee-clinical") == (

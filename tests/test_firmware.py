@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -265,3 +266,36 @@ def test_provisioned_accounts_and_data_directory_apply(tmp_path):
         [sys.executable, "-c", "import openvino"], env={**env, "HOME": str(home)}, check=True
     )
     assert not (home / "intel" / "openvino_ga_cid").exists()
+
+
+def test_the_kiosk_browser_speaks_the_clinics_language(tmp_path):
+    """Provisioning installs Chromium's locale data and names the kiosk's language; the kiosk
+    starts Chromium in it (its own date pickers and dialogs are then Chinese)."""
+    provision(tmp_path / "root")
+    defaults = (tmp_path / "root/etc/default/edgeosteo-kiosk").read_text()
+    assert "EDGEOSTEO_KIOSK_LANG=zh-CN" in defaults.splitlines()
+    packages = next(line for line in PROVISION.read_text().splitlines() if "packages+=(" in line)
+    assert "chromium-l10n" in packages.split() and "fonts-noto-cjk" in packages
+    # the kiosk script as systemd runs it, with cage and chromium that only say their arguments
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name in ("cage", "chromium"):
+        stub = bin_dir / name
+        stub.write_text('#!/bin/sh\necho "$0 LANGUAGE=$LANGUAGE $*"\n')
+        stub.chmod(0o755)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        environment = {
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "EDGEOSTEO_KIOSK_URL": f"http://127.0.0.1:{port}/",
+            "EDGEOSTEO_KIOSK_LANG": "zh-CN",
+        }
+        run = subprocess.run(
+            ["bash", str(FIRMWARE / "kiosk" / "edgeosteo-kiosk")],
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    assert run.returncode == 0, run.stderr
+    assert "LANGUAGE=zh_CN" in run.stdout and "--lang=zh-CN" in run.stdout.split()

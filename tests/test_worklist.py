@@ -242,7 +242,9 @@ def test_the_list_says_which_tool_reads_each_received_image(clinic, pydicom_data
 
     queued = _page(client)
     assert queued.count('data-tool="tool.image_model"') == 1
-    assert "Read by the image model: test-chest-image" in queued
+    # the model's id is for IT support: in the row's data, not in the technician's words
+    assert "Read by the image model for this body part." in queued
+    assert 'data-models="test-chest-image"' in queued and ">test-chest-image" not in queued
     assert queued.count('data-tool="tool.none_for_body_part"') == 2
     assert "No tool reads this body part yet" in queued
 
@@ -254,7 +256,7 @@ def test_the_list_says_which_tool_reads_each_received_image(clinic, pydicom_data
     token = csrf_token(client, "/cases")
     client.post("/language", data={"csrf_token": token, "language": "zh_CN"})
     chinese = _page(client)
-    assert "由图像模型判读" in chinese and "尚无可判读该部位的工具" in chinese
+    assert "由该部位的图像模型判读" in chinese and "尚无可判读该部位的工具" in chinese
 
 
 def test_a_received_patient_id_that_is_a_formula_is_neutralised_in_the_export(

@@ -12,12 +12,13 @@ from flask_babel import Babel
 from flask_wtf.csrf import CSRFProtect
 
 from edgeosteo.cases import CaseWorkflow
-from edgeosteo.clinical import score_text
+from edgeosteo.clinical import DISPLAY_NAMES, score_text
 from edgeosteo.config import Settings
 from edgeosteo.decision import stored_evidence
 from edgeosteo.messages import text
 from edgeosteo.store import CaseStore
 from edgeosteo.web.auth import VerifiedCredentials, dummy_hash
+from edgeosteo.web.form import body_part_name
 
 LANGUAGES = ("zh_CN", "en")
 EXTENSION = "edgeosteo"
@@ -139,6 +140,10 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
         reason, request_language()
     )
     app.jinja_env.globals["languages"] = LANGUAGES
+    app.jinja_env.globals["body_part_name"] = body_part_name
+    app.jinja_env.globals["instrument_name"] = lambda name: DISPLAY_NAMES.get(
+        name, (name.upper(), name.upper())
+    )[1 if request_language().startswith("zh") else 0]
     app.jinja_env.filters["percent"] = percent
     app.jinja_env.filters["score"] = score_text
 

@@ -3,25 +3,102 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import tomli_w
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from edgeosteo.config import PolicySettings
 from edgeosteo.errors import EdgeOsteoError
-from edgeosteo.web import LANGUAGES, context
+from edgeosteo.messages import text
+from edgeosteo.sync import SyncConfigError, check_endpoint
+from edgeosteo.web import LANGUAGES, context, request_language
 from edgeosteo.web.auth import admin_required, hash_password
 
 blueprint = Blueprint("admin", __name__, url_prefix="/settings")
-POLICY_FIELDS = (
-    "refer_p_osteoporosis",
-    "consider_p_osteoporosis",
-    "consider_p_low_bone_mass",
-    "rescreen_interval_months",
-    "dxa_locally_available",
+
+
+@dataclass(frozen=True)
+class PolicyField:
+    """One site-policy setting as the admin page shows it: what it means, in what unit,
+    and the values it may take (PolicySettings checks the same)."""
+
+    name: str  # the key in the [policy] table
+    label: object
+    explanation: object
+    kind: str  # "probability" | "months" | "yesno"
+    unit: object = ""
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def range_text(self) -> str:
+        if self.kind == "probability":
+            return str(_l("a decimal above 0 and below 1 (0.5 = 50 percent)"))
+        if self.kind == "months":
+            return str(_l("%(low)d to %(high)d months", low=self.minimum, high=self.maximum))
+        return ""
+
+
+POLICY_FIELDS: tuple[PolicyField, ...] = (
+    PolicyField(
+        "refer_p_osteoporosis",
+        _l("Refer for DXA from this probability of osteoporosis"),
+        _l(
+            "A recommendation model's probability of osteoporosis at or above this value "
+            "gives the result Refer for DXA."
+        ),
+        "probability",
+    ),
+    PolicyField(
+        "consider_p_osteoporosis",
+        _l("Consider DXA from this probability of osteoporosis"),
+        _l(
+            "At or above this value (and below the referral threshold) the result is "
+            "Consider DXA. It may not be higher than the referral threshold."
+        ),
+        "probability",
+    ),
+    PolicyField(
+        "consider_p_low_bone_mass",
+        _l("Consider DXA from this probability of low bone mass"),
+        _l(
+            "A probability of low bone mass (osteopenia or osteoporosis) at or above this "
+            "value gives at least Consider DXA."
+        ),
+        "probability",
+    ),
+    PolicyField(
+        "rescreen_interval_months",
+        _l("Screen again after"),
+        _l("The interval a routine (low-risk) result asks for before the next screening."),
+        "months",
+        _l("months"),
+        1,
+        120,
+    ),
+    PolicyField(
+        "dxa_locally_available",
+        _l("This hospital has a DXA scanner"),
+        _l(
+            "Ticked: a referred patient is told DXA can be done here. Not ticked: the result "
+            "says to arrange DXA at another hospital."
+        ),
+        "yesno",
+    ),
 )
+
+
+@dataclass(frozen=True)
+class SettingsForm:
+    """What the admin typed, and what is wrong with it (field name to message)."""
+
+    values: dict[str, str]
+    problems: dict[str, str]
 
 
 def _read_config() -> dict:
@@ -30,20 +107,70 @@ def _read_config() -> dict:
     return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-@blueprint.route("/", methods=["GET"])
-@admin_required
-def settings_page():
+def _render(form: SettingsForm | None = None, status: int = 200):
     box = context()
+    config = _read_config()
+    if form is None:
+        values = {f.name: _shown(getattr(box.settings.policy, f.name)) for f in POLICY_FIELDS}
+        values["language"] = config.get("language", box.settings.language)
+        values["sync_endpoint"] = config.get("sync", {}).get("endpoint", box.settings.sync.endpoint)
+        form = SettingsForm(values, {})
     return render_template(
         "settings.html",
-        policy=box.settings.policy,
         policy_fields=POLICY_FIELDS,
+        form=form,
         settings=box.settings,
-        config=_read_config(),
         users=box.store.list_users(),
         outbox=box.store.outbox_counts(),
         sync=box.store.sync_status(),
-    )
+    ), status
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "on" if value else ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@blueprint.route("/", methods=["GET"])
+@admin_required
+def settings_page():
+    return _render()
+
+
+def _policy_problem(field: PolicyField, raw: str) -> tuple[object, str | None]:
+    """The typed value of one field, or the message that says why it is not one."""
+    try:
+        number = float(raw.replace(",", "."))
+    except ValueError:
+        number = math.nan
+    if field.kind == "months":
+        if not math.isfinite(number) or not number.is_integer():
+            return None, _("Enter a whole number: %(range)s.", range=field.range_text())
+        if not field.minimum <= number <= field.maximum:
+            return None, _("Allowed: %(range)s.", range=field.range_text())
+        return int(number), None
+    if not math.isfinite(number) or not 0.0 < number < 1.0:
+        return None, _("Enter a probability %(range)s.", range=field.range_text())
+    return number, None
+
+
+def _hub_problem(endpoint: str) -> str | None:
+    """Why the hub address is not one the box can send to, or None."""
+    if not endpoint:
+        return None
+    parts = urlsplit(endpoint)
+    sync = context().settings.sync
+    try:
+        check_endpoint(dataclasses.replace(sync, endpoint=endpoint))
+        if not parts.hostname or any(c.isspace() for c in endpoint):
+            raise SyncConfigError(endpoint)
+    except (SyncConfigError, ValueError):
+        return _(
+            "Enter the hub's web address, beginning with https:// (for example "
+            "https://hub.example.cn/fhir), or leave it empty to keep results on this box."
+        )
+    return None
 
 
 @blueprint.route("/", methods=["POST"])
@@ -52,31 +179,46 @@ def save_settings():
     box = context()
     config = _read_config()
     policy = dict(config.get("policy", {}))
-    defaults = PolicySettings()
-    for name in POLICY_FIELDS:
-        current = getattr(defaults, name)
-        if isinstance(current, bool):
-            policy[name] = request.form.get(name) == "on"
+    values = {name: request.form.get(name, "") for name in request.form if name != "csrf_token"}
+    problems: dict[str, str] = {}
+    for field in POLICY_FIELDS:
+        if field.kind == "yesno":
+            policy[field.name] = request.form.get(field.name) == "on"
             continue
-        raw = request.form.get(name, "").strip()
-        if raw:
-            try:
-                policy[name] = int(raw) if isinstance(current, int) else float(raw)
-            except ValueError:
-                flash(_("%(field)s must be a number.", field=name), "error")
-                return redirect(url_for("admin.settings_page"))
-    try:
-        new_policy = PolicySettings.from_dict(policy)
-    except (EdgeOsteoError, ValueError, TypeError) as exc:
-        flash(_("These thresholds are not valid: %(detail)s", detail=str(exc)), "error")
-        return redirect(url_for("admin.settings_page"))
+        raw = request.form.get(field.name, "").strip()
+        if not raw:  # left empty: the value stays as it is
+            values[field.name] = _shown(getattr(box.settings.policy, field.name))
+            continue
+        value, problem = _policy_problem(field, raw)
+        if problem:
+            problems[field.name] = problem
+        else:
+            policy[field.name] = value
+    refer = policy.get("refer_p_osteoporosis", box.settings.policy.refer_p_osteoporosis)
+    consider = policy.get("consider_p_osteoporosis", box.settings.policy.consider_p_osteoporosis)
+    if not problems and consider > refer:
+        problems["consider_p_osteoporosis"] = _(
+            "This may not be higher than the referral threshold (%(refer)s).", refer=_shown(refer)
+        )
+    endpoint = request.form.get("sync_endpoint", "").strip()
+    if problem := _hub_problem(endpoint):
+        problems["sync_endpoint"] = problem
+    new_policy = None
+    if not problems:
+        try:
+            new_policy = PolicySettings.from_dict(policy)
+        except (EdgeOsteoError, ValueError, TypeError) as exc:
+            # a rule this page does not know (a hand-edited file): said in the user's language
+            problems["policy"] = f"{text('config.invalid', request_language())} ({exc})"
+    if problems or new_policy is None:
+        flash(_("Not saved: correct the fields marked in red."), "error")
+        return _render(SettingsForm(values, problems), 422)
     config["policy"] = policy
     settings = dataclasses.replace(box.settings, policy=new_policy)
     language = request.form.get("language")
     if language in LANGUAGES:
         config["language"] = language
         settings = dataclasses.replace(settings, language=language)
-    endpoint = request.form.get("sync_endpoint", "").strip()
     config.setdefault("sync", {})["endpoint"] = endpoint
     settings = dataclasses.replace(
         settings, sync=dataclasses.replace(settings.sync, endpoint=endpoint)

@@ -77,6 +77,34 @@ BODY_PARTS = (
     ("JAW", _l("Jaw (panoramic)")),
 )
 
+# coded BodyPartExamined values a header may carry that the screening has no body part for
+# (DICOM PS3.16 CID 4031); shown by name, never as the code
+OTHER_BODY_PARTS = {
+    "EXTREMITY": _l("Limb"),
+    "SKULL": _l("Skull"),
+    "HEAD": _l("Head"),
+    "CSPINE": _l("Cervical spine"),
+    "SSPINE": _l("Sacrum"),
+    "ABDOMEN": _l("Abdomen"),
+    "SHOULDER": _l("Shoulder"),
+    "ELBOW": _l("Elbow"),
+    "WRIST": _l("Wrist"),
+    "ANKLE": _l("Ankle"),
+    "FOOT": _l("Foot"),
+    "LEG": _l("Lower leg"),
+    "ARM": _l("Upper arm"),
+    "FOREARM": _l("Forearm"),
+}
+
+
+def body_part_name(code: str | None) -> str:
+    """A body part as the page names it in the user's language ("" for none); a code the
+    page has no name for is "another body part", never the code itself."""
+    if not code:
+        return ""
+    names = {value: label for value, label in BODY_PARTS if value} | OTHER_BODY_PARTS
+    return str(names.get(code.upper(), _l("Other body part")))
+
 
 def answers_from_form(form: Mapping[str, str]) -> dict[str, str]:
     """The form's answers as ClinicalAnswers input; blanks stay unanswered."""

@@ -16,6 +16,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from edgeosteo.cases import ScreeningRequest, image_tool
 from edgeosteo.clinical import ClinicalAnswers
@@ -28,10 +29,16 @@ from edgeosteo.web.follow_up_text import (
     NO_DXA_OUTCOME_NAMES,
     WHO_BAND_NAMES,
 )
-from edgeosteo.web.form import BODY_PARTS, CLINICAL_FIELDS, answers_from_form
+from edgeosteo.web.form import BODY_PARTS, CLINICAL_FIELDS, answers_from_form, body_part_name
 from edgeosteo.web.review import film_corners_from_form
 
 blueprint = Blueprint("pages", __name__)
+# a model named by what it reads; its id, version and runtime are in the technical details
+MODEL_KINDS = {
+    "clinical": _l("Clinical risk model (answers only)"),
+    "image": _l("Image model"),
+    "fused": _l("Combined model (image and answers)"),
+}
 
 
 @blueprint.route("/")
@@ -64,7 +71,7 @@ def upload_facts():
     labels = dict(BODY_PARTS)
     part = facts["body_part"]
     facts["listed"] = part in labels
-    facts["label"] = str(labels[part]) if part in labels else part
+    facts["label"] = body_part_name(part) if part else ""
     return jsonify(facts)
 
 
@@ -140,6 +147,7 @@ def render_case(
         methods=methods,
         method_names={c.id: c.name.get(language, c.id) for c in registry},
         # said in the banner: the recommendation rests on the answers alone
+        model_kinds=MODEL_KINDS,
         no_image_model=getattr(image_tool(record.result), "code", None)
         == "tool.none_for_body_part",
         band_text=lambda band: text(f"measurement.band.{band}", language) if band else "",

@@ -1,12 +1,39 @@
 // Small progressive enhancements; every page works without them.
 (function () {
+  // the clinical form's own messages (the browser's bubbles speak the browser's language):
+  // an empty required field asks for it, a value outside the range says the range; decimals
+  // finer than the field's step are the server's to accept
+  var checkClinicalFields = function (form) {
+    var found = { any: false, missing: false };
+    form.querySelectorAll(".field input, .field select").forEach(function (field) {
+      var box = field.closest(".field");
+      var v = field.validity;
+      var text = "";
+      if (v.valueMissing) { text = box.dataset.missing; found.missing = true; }
+      else if (v.rangeUnderflow || v.rangeOverflow || v.badInput) {
+        text = box.dataset.range || box.dataset.missing;
+      }
+      box.classList.toggle("invalid", text !== "");
+      var problem = box.querySelector(".problem");
+      if (problem) { problem.textContent = text; }
+      found.any = found.any || text !== "";
+    });
+    return found;
+  };
+  var answersForm = document.getElementById("answers-form");
+  if (answersForm) {
+    answersForm.addEventListener("submit", function (e) {
+      if (checkClinicalFields(answersForm).any) { e.preventDefault(); }
+    });
+  }
   var form = document.getElementById("screening-form");
   if (form) {
     var input = document.getElementById("image");
     var drop = document.getElementById("drop");
     var chosen = document.getElementById("chosen");
     var show = function () {
-      chosen.textContent = input.files.length ? input.files[0].name : "";
+      chosen.textContent = input.files.length ? input.files[0].name : chosen.dataset.none;
+      chosen.classList.toggle("has-file", input.files.length > 0);
     };
     input.addEventListener("change", show);
     ["dragenter", "dragover"].forEach(function (type) {
@@ -19,14 +46,11 @@
       if (e.dataTransfer && e.dataTransfer.files.length) { input.files = e.dataTransfer.files; show(); }
     });
     form.addEventListener("submit", function (e) {
-      var missing = false;
-      form.querySelectorAll("[required]").forEach(function (field) {
-        var bad = !field.checkValidity();
-        field.closest(".field") && field.closest(".field").classList.toggle("invalid", bad);
-        missing = missing || bad;
-      });
-      document.getElementById("required-message").hidden = !missing;
-      if (missing) { e.preventDefault(); return; }
+      var problems = checkClinicalFields(form);
+      var message = document.getElementById("required-message");
+      message.hidden = !problems.any;
+      message.textContent = problems.missing ? message.dataset.missing : message.dataset.invalid;
+      if (problems.any) { e.preventDefault(); return; }
       document.getElementById("progress").hidden = false;
       form.querySelector("button[type=submit]").disabled = true;
     });

@@ -27,6 +27,7 @@ from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, Unavai
 from edgeosteo.measurement import Measurement, MeasurementRefusal, MeasurementResult
 from edgeosteo.messages import LANGUAGES, Evidence, both, field_names, quality_codes, text
 from edgeosteo.metrics import auc
+from edgeosteo.models import FEATURE_ANSWERS
 from edgeosteo.quality import QualityReport
 
 Category = Literal["cannot_assess", "retake", "routine", "consider", "refer", "urgent"]
@@ -313,14 +314,19 @@ def _finding_summary(f: ModelFinding) -> Evidence:
     return Evidence(", ".join(en), "，".join(zh))
 
 
-def _unavailable(u: UnavailableFinding) -> Evidence:
+def _unavailable(u: UnavailableFinding, answers: ClinicalAnswers) -> Evidence:
     """Which model did not run, and the detail where it is answer fields or a body part.
     Other details are software diagnostics (paths, runtime errors) for IT support: they stay
     in the English text only, since the reason's own sentence already says what to do."""
     en = ", ".join(x for x in (u.model_id, u.detail) if x)
     detail = None
     if u.code == "model.missing_inputs" and u.detail:
-        detail = "缺少" + field_names(u.detail.split(", ")).zh_CN
+        # a feature such as bmi is named by the answers it is formed from (height, weight)
+        names = dict.fromkeys(
+            name for f in u.detail.split(", ") for name in FEATURE_ANSWERS.get(f, (f,))
+        )
+        unanswered = [n for n in names if getattr(answers, n, None) is None]
+        detail = "缺少" + field_names(unanswered or names).zh_CN
     elif u.code == "model.unavailable_body_part" and u.detail:
         detail = "部位未知" if u.detail == UNKNOWN_BODY_PART else f"部位 {u.detail}"
     parts = [f"模型 {u.model_id}" if u.model_id else None, detail]
@@ -387,7 +393,7 @@ def decide(
 
     reasons, notes = _clinical_reasons(answers, assessment, policy)
     primary = findings.for_referral(image_usable=quality is not None and not image_failed)
-    notes.extend(_finding_notes(findings, primary, quality, image_failed))
+    notes.extend(_finding_notes(findings, primary, quality, image_failed, answers))
     primary, model_reasons, model_notes = _primary_reasons(primary, policy)
     reasons.extend(model_reasons)
     notes.extend(model_notes)
@@ -429,6 +435,7 @@ def _finding_notes(
     primary: ModelFinding | None,
     quality: QualityReport | None,
     image_failed: bool,
+    answers: ClinicalAnswers,
 ) -> list[Reason]:
     """Why each finding other than the primary one is information only, and why models did
     not run."""
@@ -453,7 +460,7 @@ def _finding_notes(
                 Reason("decision.secondary_finding", _finding_summary(f) + INFORMATION_ONLY)
             )
     for u in findings.unavailable:
-        notes.append(Reason(u.code, _unavailable(u)))
+        notes.append(Reason(u.code, _unavailable(u, answers)))
     return notes
 
 

@@ -1,0 +1,101 @@
+"""The result page and its printout as a technician reads them (issue 19, items 1-6), in a
+real headless Chromium against a real waitress server. This box has a clinical model whose
+card permits it to drive the recommendation, and it reads BMI, so height matters."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+import waitress
+from test_browser import ARTIFACTS, CHROMIUM, _choose_language, browser  # noqa: F401
+
+import model_factory
+from conftest import ADMIN_PASSWORD
+from edgeosteo.app import build
+from edgeosteo.cases import ScreeningRequest
+from edgeosteo.config import load_settings
+from edgeosteo.web.auth import ensure_admin
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is needed")
+
+
+@pytest.fixture(scope="module")
+def box(tmp_path_factory):
+    root = tmp_path_factory.mktemp("result")
+    models = model_factory.build_models_dir(root / "models")
+    settings = load_settings(data_dir=root / "box", environ={}, models_dir=str(models))
+    app = build(settings).web
+    ensure_admin(app.extensions["edgeosteo"].store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield app, f"http://127.0.0.1:{server.effective_port}"
+    server.close()
+
+
+@pytest.fixture
+def page(browser, box):  # noqa: F811
+    context = browser.new_context(base_url=box[1], viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto("/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button.primary")
+    page.wait_for_url("**/screenings/new")
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def _stored_case(box, answers: dict) -> int:
+    """A case as the receiver or the API makes it: no form in between."""
+    workflow = box[0].extensions["edgeosteo"].cases
+    record = workflow.screen_and_store(ScreeningRequest(source=None, answers=answers))
+    return record.id
+
+
+def test_height_is_asked_for_when_the_referral_model_needs_it(page, box):
+    _choose_language(page, "zh_CN")
+    page.goto("/screenings/new")
+    label = page.inner_text("label[for=f-height_cm]")
+    assert "身高" in label and "*" in label and "临床模型" in label
+    page.fill("#f-age_years", "66")
+    page.select_option("#f-sex", "female")
+    page.fill("#f-weight_kg", "55")
+    page.click("button[type=submit]")
+    # the page's own check stops the form and marks the height
+    assert page.is_visible("#required-message")
+    assert "invalid" in page.get_attribute("#f-height_cm >> xpath=ancestor::div[1]", "class")
+    assert "/screenings/new" in page.url
+    # the server says so too, by name, when the script did not stop it
+    page.evaluate("document.getElementById('f-height_cm').removeAttribute('required')")
+    page.click("button[type=submit]")
+    page.wait_for_selector(".field.invalid .problem:has-text('临床模型需要')")
+    page.fill("#f-height_cm", "155")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#banner")
+    assert page.locator("#model-not-run").count() == 0
+    assert "test-clinical" in page.inner_text("table.scores")
+
+
+def test_a_case_without_height_says_so_in_the_banner_with_a_link(page, box):
+    case_id = _stored_case(box, {"age_years": "66", "sex": "female", "weight_kg": "55"})
+    _choose_language(page, "zh_CN")
+    page.goto(f"/cases/{case_id}")
+    warning = page.inner_text("#banner #model-not-run")
+    assert "临床模型未运行" in warning and "身高" in warning
+    page.screenshot(path=str(ARTIFACTS / "result-model-not-run-zh_CN.png"), full_page=True)
+    page.click("#model-not-run a")
+    page.wait_for_url(f"**/cases/{case_id}/answers")
+    page.fill("#f-height_cm", "155")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/cases/{case_id}")
+    assert page.locator("#model-not-run").count() == 0
+    _choose_language(page, "en")
+    other = _stored_case(box, {"age_years": "66", "sex": "female", "weight_kg": "55"})
+    page.goto(f"/cases/{other}")
+    assert "Height (m)" in page.inner_text("#model-not-run")

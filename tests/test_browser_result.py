@@ -99,3 +99,31 @@ def test_a_case_without_height_says_so_in_the_banner_with_a_link(page, box):
     other = _stored_case(box, {"age_years": "66", "sex": "female", "weight_kg": "55"})
     page.goto(f"/cases/{other}")
     assert "Height (m)" in page.inner_text("#model-not-run")
+
+
+def _screen(page, age: str, sex: str, weight: str, height: str, fracture: str = "no") -> None:
+    page.goto("/screenings/new")
+    page.fill("#f-age_years", age)
+    page.select_option("#f-sex", sex)
+    page.fill("#f-weight_kg", weight)
+    page.fill("#f-height_cm", height)
+    page.select_option("#f-prior_fragility_fracture", fracture)
+    page.click("button[type=submit]")
+    page.wait_for_selector("#banner")
+
+
+def test_a_routine_result_shows_its_rescreen_interval(page):
+    _choose_language(page, "zh_CN")
+    _screen(page, "50", "male", "80", "170")
+    banner = page.inner_text("#banner")
+    assert "常规" in banner and "复筛间隔：24 个月" in banner
+    assert page.locator("#rescreen strong").count() == 1
+    page.screenshot(path=str(ARTIFACTS / "result-routine-interval-zh_CN.png"), full_page=True)
+    _choose_language(page, "en")
+    assert "Screen again in 24 months" in page.inner_text("#banner")
+    page.screenshot(path=str(ARTIFACTS / "result-routine-interval-en.png"), full_page=True)
+    # consider: the interval for when the questions it asks all come back no
+    _screen(page, "52", "female", "72", "160")
+    assert "If every answer to these questions is no, screen again in 24 months" in (
+        page.inner_text("#banner")
+    )

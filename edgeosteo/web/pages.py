@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from flask import (
@@ -143,6 +144,7 @@ def render_case(
     return render_template(
         "case.html",
         missing_for_model=_missing_for_referral_model(record.result),
+        rescreen=_rescreen(record),
         case=record,
         result=record.result,
         title=_("Screening result"),
@@ -160,6 +162,30 @@ def render_case(
         no_dxa_outcomes=NO_DXA_OUTCOME_NAMES,
         today=date.today().isoformat(),
     )
+
+
+@dataclass(frozen=True)
+class Rescreen:
+    """When to screen again: the interval and the month it falls in."""
+
+    months: int
+    due: str  # YYYY-MM
+    # "consider" gives the interval only for when the questions it asks all come back no
+    conditional: bool
+
+
+def _rescreen(record) -> Rescreen | None:
+    referral = record.result.get("referral") or {}
+    category = referral.get("category")
+    months = referral.get("rescreen_interval_months")
+    conditional = False
+    if category == "consider":
+        months, conditional = context().settings.policy.rescreen_interval_months, True
+    if category not in ("routine", "consider") or not isinstance(months, int):
+        return None
+    screened = date.fromisoformat(record.created_at[:10])
+    total = screened.year * 12 + screened.month - 1 + months
+    return Rescreen(months, f"{total // 12:04d}-{total % 12 + 1:02d}", conditional)
 
 
 def _missing_for_referral_model(result: dict) -> str:

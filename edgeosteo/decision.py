@@ -23,7 +23,16 @@ from edgeosteo.clinical import (
     who_band,
 )
 from edgeosteo.config import PolicySettings
-from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
+from edgeosteo.findings import (
+    UNKNOWN_BODY_PART,
+    Findings,
+    ModelFinding,
+    UnavailableFinding,
+    probability_against,
+    probability_text,
+    t_score_range_text,
+    threshold_text,
+)
 from edgeosteo.measurement import Measurement, MeasurementRefusal, MeasurementResult
 from edgeosteo.messages import LANGUAGES, Evidence, both, field_names, quality_codes, text
 from edgeosteo.metrics import auc
@@ -206,11 +215,12 @@ def _probability_evidence(
     what = both(f"clinical.band.{of}")
     above = p >= threshold
     label = _label(f)
+    shown, limit = probability_against(p, threshold), threshold_text(threshold)
     return Evidence(
-        f"{subject.en} probability of {what.en} {p:.2f} "
-        f"{'at or above' if above else 'below'} site threshold {threshold:.2f} ({label.en})",
-        f"{subject.zh_CN}{what.zh_CN}概率 {p:.2f}，"
-        f"{'达到或超过' if above else '低于'}本机构阈值 {threshold:.2f}（{label.zh_CN}）",
+        f"{subject.en} probability of {what.en} {shown} "
+        f"{'at or above' if above else 'below'} site threshold {limit} ({label.en})",
+        f"{subject.zh_CN}{what.zh_CN}概率 {shown}，"
+        f"{'达到或超过' if above else '低于'}本机构阈值 {limit}（{label.zh_CN}）",
     )
 
 
@@ -300,17 +310,16 @@ def _finding_summary(f: ModelFinding) -> Evidence:
     en = [label.en, f"kind {f.kind}"]
     zh = [label.zh_CN, f"类型：{_KIND_ZH.get(f.kind, f.kind)}"]
     if f.p_osteoporosis is not None:
-        en.append(f"p_osteoporosis {f.p_osteoporosis:.2f}")
-        zh.append(f"骨质疏松概率 {f.p_osteoporosis:.2f}")
+        en.append(f"probability of osteoporosis {probability_text(f.p_osteoporosis)}")
+        zh.append(f"骨质疏松概率 {probability_text(f.p_osteoporosis)}")
     if f.p_low_bone_mass is not None:
-        en.append(f"p_low_bone_mass {f.p_low_bone_mass:.2f}")
-        zh.append(f"低骨量概率 {f.p_low_bone_mass:.2f}")
+        en.append(f"probability of low bone mass {probability_text(f.p_low_bone_mass)}")
+        zh.append(f"低骨量概率 {probability_text(f.p_low_bone_mass)}")
     if f.t_score is not None:
-        sd = f.t_score_sd
-        en.append(
-            f"estimated T-score {f.t_score:.1f}" + (f" +/- {sd:.1f}" if sd is not None else "")
-        )
-        zh.append(f"估计T值 {f.t_score:.1f}" + (f" ± {sd:.1f}" if sd is not None else ""))
+        shown = t_score_range_text(f.t_score, f.t_score_sd)
+        spread = f.t_score_sd is not None and f.t_score_sd > 0
+        en.append(f"estimated T-score {shown}" + (" (95% range)" if spread else ""))
+        zh.append(f"估计T值 {shown}" + ("（95%范围）" if spread else ""))
     return Evidence(", ".join(en), "，".join(zh))
 
 
@@ -339,18 +348,25 @@ def _clinical_reasons(
 ) -> tuple[list[Reason], list[Reason]]:
     reasons: list[Reason] = []
     notes: list[Reason] = []
+    met = [item.code for item in assessment.indications_met]
+    osta_counted = False
     for result in assessment.instruments:
         counted = result.name in policy.counted_instruments or result.name == "who"
         if result.computed and result.code is not None and result.band is not None:
             bands = WHO_BANDS if result.name == "who" else INSTRUMENT_BANDS[result.name]
             if counted:
                 reasons.append(Reason(result.code, result.evidence, bands[result.band]))
-            else:
+                osta_counted = osta_counted or result.name == "osta"
+            elif not (result.name == "osta" and "clinical.indication.osta" in met):
                 notes.append(Reason(result.code, result.evidence + INFORMATION_ONLY))
             notes.extend(Reason(c, result.evidence) for c in result.caveats)
         elif counted and result.missing and result.name != "who":
             notes.append(Reason("clinical.missing_answers", result.evidence))
     for item in assessment.indications_met:
+        # one OSTA index is one piece of evidence: its band (which refers at <= -1, the
+        # guideline's indication) when the site counts OSTA, else the indication
+        if item.code == "clinical.indication.osta" and osta_counted:
+            continue
         reasons.append(Reason(item.code, item.evidence, INDICATIONS[item.code]))
     return reasons, notes
 
@@ -502,9 +518,11 @@ def _fracture_with_probable_osteoporosis(
             "decision.fracture_with_probable_osteoporosis",
             Evidence(
                 f"prior fragility fracture and probability of osteoporosis "
-                f"{p:.2f} at or above {policy.refer_p_osteoporosis:.2f}",
-                f"有脆性骨折史，且骨质疏松概率 {p:.2f} "
-                f"达到或超过 {policy.refer_p_osteoporosis:.2f}",
+                f"{probability_against(p, policy.refer_p_osteoporosis)} at or above "
+                f"{threshold_text(policy.refer_p_osteoporosis)}",
+                f"有脆性骨折史，且骨质疏松概率 "
+                f"{probability_against(p, policy.refer_p_osteoporosis)} "
+                f"达到或超过 {threshold_text(policy.refer_p_osteoporosis)}",
             ),
             "urgent",
         )

@@ -4,6 +4,8 @@ card permits it to drive the recommendation, and it reads BMI, so height matters
 
 from __future__ import annotations
 
+import re
+import shutil
 import threading
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import model_factory
 from conftest import ADMIN_PASSWORD
 from edgeosteo.app import build
 from edgeosteo.cases import ScreeningRequest
-from edgeosteo.config import load_settings
+from edgeosteo.config import REPO_MODELS_DIR, load_settings
 from edgeosteo.web.auth import ensure_admin
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is needed")
@@ -25,6 +27,8 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chro
 def box(tmp_path_factory):
     root = tmp_path_factory.mktemp("result")
     models = model_factory.build_models_dir(root / "models")
+    # the shipped clinical model too, information only: its T-score has a spread
+    shutil.copytree(REPO_MODELS_DIR / "knee-clinical", models / "knee-clinical")
     settings = load_settings(data_dir=root / "box", environ={}, models_dir=str(models))
     app = build(settings).web
     ensure_admin(app.extensions["edgeosteo"].store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
@@ -127,3 +131,32 @@ def test_a_routine_result_shows_its_rescreen_interval(page):
     assert "If every answer to these questions is no, screen again in 24 months" in (
         page.inner_text("#banner")
     )
+
+
+def test_reasons_support_the_recommendation_and_each_figure_is_shown_once(page):
+    _choose_language(page, "zh_CN")
+    # OSTA -2 and 66 years: refer, on the OSTA band and the age indication
+    _screen(page, "66", "female", "55", "155")
+    assert "转诊" in page.inner_text("#banner .category")
+    page.click("details summary")
+    why = page.inner_text("section.card:has(#reasons)")
+    # the OSTA index once: its band, not the band and the guideline indication again
+    assert len(re.findall(r"OSTA(?:指数)? -2", why)) == 1, why
+    assert "1.00" not in why and ">99%" in why
+    table = page.inner_text("table.scores")
+    row = page.inner_text("table.scores tr:has-text('knee-clinical')")
+    spread = re.search(r"估计T值 (-?\d\.\d ± \d\.\d) ?（95%范围）", row)
+    assert spread, row
+    assert f"估计T值 {spread.group(1)}（95%范围）" in why  # the notes say the same
+    assert ">99%" in table
+    page.screenshot(path=str(ARTIFACTS / "result-reasons-refer-zh_CN.png"), full_page=True)
+    # a fracture refers although OSTA is low: the low OSTA is not listed as a reason for it
+    _screen(page, "55", "female", "70", "160", fracture="yes")
+    assert "转诊" in page.inner_text("#banner .category")
+    reasons = page.inner_text("#reasons")
+    assert "低风险" not in reasons and "骨折" in reasons
+    assert "OSTA大于-1：低风险" in page.inner_text("#other-evidence")
+    page.screenshot(path=str(ARTIFACTS / "result-other-evidence-zh_CN.png"), full_page=True)
+    _choose_language(page, "en")
+    assert "Also considered" in page.inner_text("section.card:has(#reasons)")
+    assert "low risk" not in page.inner_text("#reasons").lower()

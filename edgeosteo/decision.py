@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from edgeosteo.clinical import (
+    FORM_QUESTIONS,
     ClinicalAnswers,
     ClinicalAssessment,
     assess_clinical,
@@ -372,14 +373,15 @@ def _clinical_reasons(
 
 
 def _relevant_missing(assessment: ClinicalAssessment, policy: SitePolicy) -> tuple[str, ...]:
-    """Unanswered fields that a counted instrument or a guideline indication needed."""
+    """Unanswered questions of the page's form that a counted instrument or a guideline
+    indication needed."""
     seen: dict[str, None] = {}
     for result in assessment.instruments:
         if result.name in policy.counted_instruments:
             seen.update(dict.fromkeys(result.missing))
     for item in assessment.indications:
         seen.update(dict.fromkeys(item.missing))
-    return tuple(seen)
+    return tuple(name for name in seen if name in FORM_QUESTIONS)
 
 
 def decide(
@@ -619,7 +621,8 @@ def _category(
     ]
     missing = Reason(
         "decision.insufficient_information",
-        Evidence("missing: ", "缺少：") + field_names(wanted or assessment.missing),
+        Evidence("missing: ", "缺少：")
+        + field_names(wanted or [n for n in assessment.missing if n in FORM_QUESTIONS]),
         "cannot_assess",
     )
     return "cannot_assess", [missing], []

@@ -160,3 +160,21 @@ def test_reasons_support_the_recommendation_and_each_figure_is_shown_once(page):
     _choose_language(page, "en")
     assert "Also considered" in page.inner_text("section.card:has(#reasons)")
     assert "low risk" not in page.inner_text("#reasons").lower()
+
+
+def test_notes_ask_only_for_what_the_form_has_and_the_result_links_to_it(page):
+    _choose_language(page, "zh_CN")
+    _screen(page, "50", "male", "80", "170")
+    page.click("details summary")
+    notes = page.inner_text("section.card:has(#reasons) details")
+    assert "未填写：" in notes
+    assert "每日饮酒" not in notes and "X线报告" not in notes
+    page.click("#edit-answers")
+    page.wait_for_url("**/answers")
+    assert page.input_value("#f-age_years") == "50"
+    page.select_option("#f-current_smoker", "yes")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#banner")
+    assert "/answers" not in page.url
+    page.click("details summary")
+    assert "目前吸烟" not in page.inner_text("section.card:has(#reasons) details")

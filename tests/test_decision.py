@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from edgeosteo.clinical import ClinicalAnswers, assess_clinical
+from edgeosteo.clinical import FORM_QUESTIONS, ClinicalAnswers, assess_clinical
 from edgeosteo.decision import (
     CATEGORY_ORDER,
     SEVERITY,
@@ -961,3 +961,19 @@ def test_auc_simple_cases() -> None:
 def test_severity_matches_order_for_every_pair() -> None:
     for lower, higher in combinations(CATEGORY_ORDER, 2):
         assert SEVERITY[lower] < SEVERITY[higher]
+
+
+def test_notes_ask_only_for_answers_the_form_has() -> None:
+    """Alcohol and a reader's radiograph report are not on the page's form: a note that
+    lists unanswered questions never names them."""
+    from edgeosteo.web.form import CLINICAL_FIELDS
+
+    assert tuple(f.answer_name for f in CLINICAL_FIELDS) == FORM_QUESTIONS
+    referral = run(ClinicalAnswers(age_years=55, sex="female", weight_kg=70))
+    note = next(n for n in referral.notes if n.code == "clinical.incomplete")
+    for absent in ("alcohol_3_units_daily", "radiograph_osteoporotic_change"):
+        assert absent not in note.evidence.en
+    assert "每日饮酒" not in note.evidence.zh_CN and "X线报告" not in note.evidence.zh_CN
+    assert "prior_fragility_fracture" in note.evidence.en
+    nothing = run(ClinicalAnswers(), None, None).driving[0]
+    assert "alcohol" not in nothing.evidence.en

@@ -30,6 +30,7 @@ from edgeosteo.measurement import (
     MeasurementResult,
     replace_method,
 )
+from edgeosteo.models import answers_needed_for_referral
 from edgeosteo.screening import PhotoReview, Screener, Screening, StoredImageResult
 from edgeosteo.store import CaseRecord, CaseStore, OutcomeExists, ReferralOutcome
 
@@ -208,6 +209,14 @@ class CaseWorkflow:
             state=state,
             send_after=send_after,
         )
+
+    def answers_needed_for_referral(self) -> tuple[str, ...]:
+        """The clinical answers the installed models that may drive the referral read."""
+        return answers_needed_for_referral(self.screener.registry)
+
+    def referral_model_ids(self) -> frozenset[str]:
+        """The installed models whose cards permit them to drive the referral."""
+        return frozenset(m.id for m in self.screener.registry if m.used_for_referral)
 
     def add_answers(self, case_id: int, answers: Mapping[str, object]) -> CaseRecord | None:
         """Decide a stored case again with the clinical answers given after the fact; the

@@ -56,6 +56,25 @@ CITATIONS: dict[str, str] = {
     ),
 }
 
+# The questions the page's clinical form asks (edgeosteo.web.form.CLINICAL_FIELDS; a test
+# keeps the two equal). A note that lists unanswered questions lists only these: it never
+# asks the technician for an answer the form has no place for.
+FORM_QUESTIONS: tuple[str, ...] = (
+    "age_years",
+    "sex",
+    "weight_kg",
+    "height_m",
+    "prior_fragility_fracture",
+    "glucocorticoids_3_months",
+    "postmenopausal",
+    "estrogen_current",
+    "rheumatoid_arthritis",
+    "secondary_causes",
+    "family_history_osteoporosis",
+    "current_smoker",
+    "iof_one_minute_positive",
+)
+
 # Plausible ranges (inclusive). A value outside is a typing or unit error, never clipped.
 RANGES: dict[str, tuple[float, float]] = {
     "age_years": (18.0, 110.0),

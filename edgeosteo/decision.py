@@ -18,16 +18,27 @@ from typing import Literal
 
 from edgeosteo.calibration import DIRECTION, RULE_NAMES, live_score, refers
 from edgeosteo.clinical import (
+    FORM_QUESTIONS,
     ClinicalAnswers,
     ClinicalAssessment,
     assess_clinical,
     who_band,
 )
 from edgeosteo.config import PolicySettings
-from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
+from edgeosteo.findings import (
+    UNKNOWN_BODY_PART,
+    Findings,
+    ModelFinding,
+    UnavailableFinding,
+    probability_against,
+    probability_text,
+    t_score_range_text,
+    threshold_text,
+)
 from edgeosteo.measurement import Measurement, MeasurementRefusal, MeasurementResult
 from edgeosteo.messages import LANGUAGES, Evidence, both, field_names, quality_codes, text
 from edgeosteo.metrics import auc
+from edgeosteo.models import FEATURE_ANSWERS
 from edgeosteo.quality import QualityReport
 
 Category = Literal["cannot_assess", "retake", "routine", "consider", "refer", "urgent"]
@@ -209,11 +220,12 @@ def _probability_evidence(
     what = both(f"clinical.band.{of}")
     above = p >= threshold
     label = _label(f)
+    shown, limit = probability_against(p, threshold), threshold_text(threshold)
     return Evidence(
-        f"{subject.en} probability of {what.en} {p:.2f} "
-        f"{'at or above' if above else 'below'} site threshold {threshold:.2f} ({label.en})",
-        f"{subject.zh_CN}{what.zh_CN}概率 {p:.2f}，"
-        f"{'达到或超过' if above else '低于'}本机构阈值 {threshold:.2f}（{label.zh_CN}）",
+        f"{subject.en} probability of {what.en} {shown} "
+        f"{'at or above' if above else 'below'} site threshold {limit} ({label.en})",
+        f"{subject.zh_CN}{what.zh_CN}概率 {shown}，"
+        f"{'达到或超过' if above else '低于'}本机构阈值 {limit}（{label.zh_CN}）",
     )
 
 
@@ -303,28 +315,32 @@ def _finding_summary(f: ModelFinding) -> Evidence:
     en = [label.en, f"kind {f.kind}"]
     zh = [label.zh_CN, f"类型：{_KIND_ZH.get(f.kind, f.kind)}"]
     if f.p_osteoporosis is not None:
-        en.append(f"p_osteoporosis {f.p_osteoporosis:.2f}")
-        zh.append(f"骨质疏松概率 {f.p_osteoporosis:.2f}")
+        en.append(f"probability of osteoporosis {probability_text(f.p_osteoporosis)}")
+        zh.append(f"骨质疏松概率 {probability_text(f.p_osteoporosis)}")
     if f.p_low_bone_mass is not None:
-        en.append(f"p_low_bone_mass {f.p_low_bone_mass:.2f}")
-        zh.append(f"低骨量概率 {f.p_low_bone_mass:.2f}")
+        en.append(f"probability of low bone mass {probability_text(f.p_low_bone_mass)}")
+        zh.append(f"低骨量概率 {probability_text(f.p_low_bone_mass)}")
     if f.t_score is not None:
-        sd = f.t_score_sd
-        en.append(
-            f"estimated T-score {f.t_score:.1f}" + (f" +/- {sd:.1f}" if sd is not None else "")
-        )
-        zh.append(f"估计T值 {f.t_score:.1f}" + (f" ± {sd:.1f}" if sd is not None else ""))
+        shown = t_score_range_text(f.t_score, f.t_score_sd)
+        spread = f.t_score_sd is not None and f.t_score_sd > 0
+        en.append(f"estimated T-score {shown}" + (" (95% range)" if spread else ""))
+        zh.append(f"估计T值 {shown}" + ("（95%范围）" if spread else ""))
     return Evidence(", ".join(en), "，".join(zh))
 
 
-def _unavailable(u: UnavailableFinding) -> Evidence:
+def _unavailable(u: UnavailableFinding, answers: ClinicalAnswers) -> Evidence:
     """Which model did not run, and the detail where it is answer fields or a body part.
     Other details are software diagnostics (paths, runtime errors) for IT support: they stay
     in the English text only, since the reason's own sentence already says what to do."""
     en = ", ".join(x for x in (u.model_id, u.detail) if x)
     detail = None
     if u.code == "model.missing_inputs" and u.detail:
-        detail = "缺少" + field_names(u.detail.split(", ")).zh_CN
+        # a feature such as bmi is named by the answers it is formed from (height, weight)
+        names = dict.fromkeys(
+            name for f in u.detail.split(", ") for name in FEATURE_ANSWERS.get(f, (f,))
+        )
+        unanswered = [n for n in names if getattr(answers, n, None) is None]
+        detail = "缺少" + field_names(unanswered or names).zh_CN
     elif u.code == "model.unavailable_body_part" and u.detail:
         detail = "部位未知" if u.detail == UNKNOWN_BODY_PART else f"部位 {u.detail}"
     parts = [f"模型 {u.model_id}" if u.model_id else None, detail]
@@ -338,6 +354,8 @@ def _clinical_reasons(
     reasons: list[Reason] = []
     notes: list[Reason] = []
     site_osta = policy.calibrated_rule == "osta"
+    met = [item.code for item in assessment.indications_met]
+    osta_counted = False
     for result in assessment.instruments:
         counted = result.name in policy.counted_instruments or result.name == "who"
         if result.computed and result.code is not None and result.band is not None:
@@ -346,7 +364,8 @@ def _clinical_reasons(
                 notes.append(Reason(result.code, result.evidence + SITE_REPLACED))
             elif counted:
                 reasons.append(Reason(result.code, result.evidence, bands[result.band]))
-            else:
+                osta_counted = osta_counted or result.name == "osta"
+            elif not (result.name == "osta" and "clinical.indication.osta" in met):
                 notes.append(Reason(result.code, result.evidence + INFORMATION_ONLY))
             notes.extend(Reason(c, result.evidence) for c in result.caveats)
         elif counted and result.missing and result.name != "who":
@@ -354,20 +373,25 @@ def _clinical_reasons(
     for item in assessment.indications_met:
         if site_osta and item.code == "clinical.indication.osta":
             notes.append(Reason(item.code, item.evidence + SITE_REPLACED))
-        else:
-            reasons.append(Reason(item.code, item.evidence, INDICATIONS[item.code]))
+            continue
+        # one OSTA index is one piece of evidence: its band (which refers at <= -1, the
+        # guideline's indication) when the site counts OSTA, else the indication
+        if item.code == "clinical.indication.osta" and osta_counted:
+            continue
+        reasons.append(Reason(item.code, item.evidence, INDICATIONS[item.code]))
     return reasons, notes
 
 
 def _relevant_missing(assessment: ClinicalAssessment, policy: SitePolicy) -> tuple[str, ...]:
-    """Unanswered fields that a counted instrument or a guideline indication needed."""
+    """Unanswered questions of the page's form that a counted instrument or a guideline
+    indication needed."""
     seen: dict[str, None] = {}
     for result in assessment.instruments:
         if result.name in policy.counted_instruments:
             seen.update(dict.fromkeys(result.missing))
     for item in assessment.indications:
         seen.update(dict.fromkeys(item.missing))
-    return tuple(seen)
+    return tuple(name for name in seen if name in FORM_QUESTIONS)
 
 
 def decide(
@@ -397,7 +421,7 @@ def decide(
 
     reasons, notes = _clinical_reasons(answers, assessment, policy)
     primary = findings.for_referral(image_usable=quality is not None and not image_failed)
-    notes.extend(_finding_notes(findings, primary, quality, image_failed))
+    notes.extend(_finding_notes(findings, primary, quality, image_failed, answers))
     primary, model_reasons, model_notes = _primary_reasons(primary, policy)
     if (
         primary is not None
@@ -452,6 +476,7 @@ def _finding_notes(
     primary: ModelFinding | None,
     quality: QualityReport | None,
     image_failed: bool,
+    answers: ClinicalAnswers,
 ) -> list[Reason]:
     """Why each finding other than the primary one is information only, and why models did
     not run."""
@@ -476,7 +501,7 @@ def _finding_notes(
                 Reason("decision.secondary_finding", _finding_summary(f) + INFORMATION_ONLY)
             )
     for u in findings.unavailable:
-        notes.append(Reason(u.code, _unavailable(u)))
+        notes.append(Reason(u.code, _unavailable(u, answers)))
     return notes
 
 
@@ -518,9 +543,11 @@ def _fracture_with_probable_osteoporosis(
             "decision.fracture_with_probable_osteoporosis",
             Evidence(
                 f"prior fragility fracture and probability of osteoporosis "
-                f"{p:.2f} at or above {policy.refer_p_osteoporosis:.2f}",
-                f"有脆性骨折史，且骨质疏松概率 {p:.2f} "
-                f"达到或超过 {policy.refer_p_osteoporosis:.2f}",
+                f"{probability_against(p, policy.refer_p_osteoporosis)} at or above "
+                f"{threshold_text(policy.refer_p_osteoporosis)}",
+                f"有脆性骨折史，且骨质疏松概率 "
+                f"{probability_against(p, policy.refer_p_osteoporosis)} "
+                f"达到或超过 {threshold_text(policy.refer_p_osteoporosis)}",
             ),
             "urgent",
         )
@@ -620,7 +647,8 @@ def _category(
     ]
     missing = Reason(
         "decision.insufficient_information",
-        Evidence("missing: ", "缺少：") + field_names(wanted or assessment.missing),
+        Evidence("missing: ", "缺少：")
+        + field_names(wanted or [n for n in assessment.missing if n in FORM_QUESTIONS]),
         "cannot_assess",
     )
     return "cannot_assess", [missing], []

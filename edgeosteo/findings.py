@@ -46,6 +46,42 @@ class ModelFinding:
         }
 
 
+# How a probability and an estimated T-score are written, the same on the page, in the
+# printout and in the reasons' evidence: a probability never reads as certainty, and a
+# T-score's spread is always its 95 % range (1.96 standard deviations).
+T_SCORE_Z95 = 1.96
+
+
+def probability_text(probability: float) -> str:
+    """A probability as a whole percentage that never claims certainty: ">99%", "<1%"."""
+    value = probability * 100.0
+    if value > 99.0:
+        return ">99%"
+    if value < 1.0:
+        return "<1%"
+    return f"{value:.0f}%"
+
+
+def threshold_text(threshold: float) -> str:
+    """A site threshold (a probability) as a percentage, exact: 0.125 is "12.5%"."""
+    return f"{threshold * 100:.4g}%"
+
+
+def probability_against(probability: float, threshold: float) -> str:
+    """A probability next to the threshold it was compared with: one decimal more where the
+    whole percentage would read as the threshold itself (0.496 against 0.50: "49.6%")."""
+    shown = probability_text(probability)
+    if shown == threshold_text(threshold) and probability != threshold:
+        shown = f"{probability * 100:.1f}%"
+    return shown
+
+
+def t_score_range_text(t_score: float, sd: float | None) -> str:
+    """An estimated T-score with its 95 % range: "-2.6 ± 0.9" ("-2.6" without a spread)."""
+    text = f"{t_score:.1f}"
+    return f"{text} ± {T_SCORE_Z95 * sd:.1f}" if sd else text
+
+
 UNKNOWN_BODY_PART = "unknown body part"  # the detail of model.unavailable_body_part without one
 
 

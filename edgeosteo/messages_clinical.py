@@ -74,6 +74,11 @@ CLINICAL_CATALOGUE: dict[str, tuple[str, str]] = {
         "Height looks like centimetres. Enter height in metres (for example 1.62).",
         "身高似乎以厘米填写。请以米为单位填写（例如 1.62）。",
     ),
+    "answers.needed_by_model": (
+        "Enter this: the clinical model that makes the recommendation needs it, and without "
+        "it the model does not run.",
+        "请填写此项：作出推荐意见的临床模型需要它，未填写时该模型不运行。",
+    ),
     "answers.inconsistent": (
         "This answer contradicts another answer; it was left out. Check both.",
         "该项与其他填写内容矛盾，已暂不采用。请核对相关项目。",
@@ -301,6 +306,12 @@ CLINICAL_CATALOGUE: dict[str, tuple[str, str]] = {
         "图像结果没有质量检查记录，因此未被采用。",
     ),
     # --- the decision ---
+    "decision.model_missing_answers": (
+        "The clinical model that makes the recommendation did not run, because answers it "
+        "needs are missing. This recommendation rests on the other checks only. Add the "
+        "answers to decide again.",
+        "作出推荐意见的临床模型未运行：缺少它需要的临床信息。本推荐仅基于其他检查。请补充后重新判断。",
+    ),
     "decision.estimated_t_score": (
         "The model's estimated T-score is shown for information; it is not a DXA measurement.",
         "模型估计的T值仅供参考，不是DXA测量值。",

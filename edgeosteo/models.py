@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,6 +263,28 @@ def verify(manifest: ModelManifest) -> None:
             raise ModelError(
                 check.code or "model.hash_mismatch", f"{manifest.id}: {check.path.name}"
             )
+
+
+# the answers a clinical feature is formed from (edgeosteo.inference.clinical_feature)
+FEATURE_ANSWERS: dict[str, tuple[str, ...]] = {
+    "bmi": ("weight_kg", "height_m"),
+    "sex_female": ("sex",),
+}
+
+
+def answers_needed_for_referral(registry: Iterable[ModelManifest]) -> tuple[str, ...]:
+    """The clinical answers a model permitted to drive the referral reads (clinical or
+    fused): without one of them that model does not run, so the page asks for it."""
+    needed: dict[str, None] = {}
+    for manifest in registry:
+        if manifest.kind == "image" or not manifest.used_for_referral:
+            continue
+        for spec in manifest.inputs:
+            for feature in spec.features:
+                if ":" in feature:  # another model's output, not an answer
+                    continue
+                needed.update(dict.fromkeys(FEATURE_ANSWERS.get(feature, (feature,))))
+    return tuple(needed)
 
 
 class ModelRegistry:

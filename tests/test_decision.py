@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from edgeosteo.clinical import ClinicalAnswers, assess_clinical
+from edgeosteo.clinical import FORM_QUESTIONS, ClinicalAnswers, assess_clinical
 from edgeosteo.decision import (
     CATEGORY_ORDER,
     SEVERITY,
@@ -24,7 +24,15 @@ from edgeosteo.decision import (
     stored_evidence,
 )
 from edgeosteo.errors import ConfigError
-from edgeosteo.findings import UNKNOWN_BODY_PART, Findings, ModelFinding, UnavailableFinding
+from edgeosteo.findings import (
+    UNKNOWN_BODY_PART,
+    Findings,
+    ModelFinding,
+    UnavailableFinding,
+    probability_against,
+    probability_text,
+    threshold_text,
+)
 from edgeosteo.messages import CATALOGUE, QUALITY_SHORT_ZH
 from edgeosteo.quality import GateResult, QualityReport
 
@@ -113,7 +121,7 @@ def test_image_above_threshold_refers_with_evidence() -> None:
     assert referral.category == "refer"
     driving = referral.driving
     assert [r.code for r in driving] == ["image.p_osteoporosis_above_threshold"]
-    assert "0.82" in driving[0].evidence.en and "0.55" in driving[0].evidence.en
+    assert "82%" in driving[0].evidence.en and "55%" in driving[0].evidence.en
     assert not referral.clinical_only and referral.primary_model == "knee-image"
     assert referral.rescreen_interval_months is None
 
@@ -268,9 +276,16 @@ def test_clinical_instruments_and_indications() -> None:
     intermediate = dataclasses.replace(LOW_RISK, age_years=60, weight_kg=55)  # OSTA -1
     referral = run(intermediate)
     assert referral.category == "refer"
-    assert {"clinical.osta_intermediate", "clinical.indication.osta"} <= {
-        r.code for r in referral.driving
-    }
+    codes = [r.code for r in referral.reasons]
+    assert "clinical.osta_intermediate" in {r.code for r in referral.driving}
+    # one OSTA index, one reason: the band, not the band and the indication again
+    assert "clinical.indication.osta" not in codes
+    assert sum("OSTA" in r.evidence.en for r in (*referral.reasons, *referral.notes)) == 1
+    # a site that does not count OSTA still refers on the guideline's indication, once
+    uncounted = dataclasses.replace(SitePolicy(), counted_instruments=("ost_men",))
+    referral = decide(intermediate, None, None, None, uncounted)
+    assert "clinical.indication.osta" in {r.code for r in referral.driving}
+    assert sum("OSTA" in r.evidence.en for r in (*referral.reasons, *referral.notes)) == 1
     # a man whose OST is moderate (0 to 3) meets no indication: the one intermediate band
     moderate = ClinicalAnswers(
         age_years=50, sex="male", weight_kg=60, height_m=1.7, prior_fragility_fracture=False
@@ -672,10 +687,25 @@ def test_the_clinical_model_below_its_baselines_is_information() -> None:
     referral = run(LOW_RISK, refused)
     assert referral.category == "routine"
     note = next(n for n in referral.notes if n.code == "decision.model_below_baselines")
-    assert "p_osteoporosis 0.90" in note.evidence.en and note.points_to is None
-    assert "骨质疏松概率 0.90" in note.evidence.zh_CN
+    assert "probability of osteoporosis 90%" in note.evidence.en and note.points_to is None
+    assert "骨质疏松概率 90%" in note.evidence.zh_CN
     # the same finding, permitted by its card, drives the category
     assert run(LOW_RISK, Findings((finding(0.9, kind="clinical"),))).category == "refer"
+
+
+def test_each_figure_is_written_one_way_and_never_as_certainty() -> None:
+    """The notes write a probability and an estimated T-score as the score table does
+    (edgeosteo.findings): a percentage that never reads 100 %, and the 95 % range."""
+    f = dataclasses.replace(
+        finding(0.73, 0.997, used=False, kind="clinical", t=-2.6), t_score_sd=0.467
+    )
+    note = next(n for n in run(LOW_RISK, Findings((f,))).notes if n.code.startswith("decision."))
+    assert "低骨量概率 >99%" in note.evidence.zh_CN and "1.00" not in note.evidence.zh_CN
+    assert "估计T值 -2.6 ± 0.9（95%范围）" in note.evidence.zh_CN
+    assert "-2.6 ± 0.9 (95% range)" in note.evidence.en
+    assert probability_text(0.003) == "<1%" and probability_text(0.5) == "50%"
+    # next to its threshold a probability never reads as the threshold itself
+    assert probability_against(0.496, 0.5) == "49.6%" and threshold_text(0.125) == "12.5%"
 
 
 # --- evidence in both languages -----------------------------------------------------------
@@ -764,7 +794,7 @@ def test_chinese_evidence_wording() -> None:
     assert chinese["clinical.osta_intermediate"] == "OSTA -3（中风险）"
     assert english["clinical.osta_intermediate"] == "OSTA -3 (intermediate)"
     assert chinese["image.p_osteoporosis_above_threshold"] == (
-        "图像骨质疏松概率 0.62，达到或超过本机构阈值 0.50（模型 knee-image 1.0.0）"
+        "图像骨质疏松概率 62%，达到或超过本机构阈值 50%（模型 knee-image 1.0.0）"
     )
     assert chinese["image.quality_warning"] == "图像质量：胶片左上方反光"
     assert english["image.quality_warning"] == "quality: photo.glare_upper_left"
@@ -773,7 +803,7 @@ def test_chinese_evidence_wording() -> None:
         == CATALOGUE["clinical.field.prior_fragility_fracture"][1]
     )
     assert chinese["decision.fracture_with_probable_osteoporosis"] == (
-        "有脆性骨折史，且骨质疏松概率 0.62 达到或超过 0.50"
+        "有脆性骨折史，且骨质疏松概率 62% 达到或超过 50%"
     )
     nothing = run(ClinicalAnswers(sex="male"))
     assert (
@@ -931,3 +961,19 @@ def test_auc_simple_cases() -> None:
 def test_severity_matches_order_for_every_pair() -> None:
     for lower, higher in combinations(CATEGORY_ORDER, 2):
         assert SEVERITY[lower] < SEVERITY[higher]
+
+
+def test_notes_ask_only_for_answers_the_form_has() -> None:
+    """Alcohol and a reader's radiograph report are not on the page's form: a note that
+    lists unanswered questions never names them."""
+    from edgeosteo.web.form import CLINICAL_FIELDS
+
+    assert tuple(f.answer_name for f in CLINICAL_FIELDS) == FORM_QUESTIONS
+    referral = run(ClinicalAnswers(age_years=55, sex="female", weight_kg=70))
+    note = next(n for n in referral.notes if n.code == "clinical.incomplete")
+    for absent in ("alcohol_3_units_daily", "radiograph_osteoporotic_change"):
+        assert absent not in note.evidence.en
+    assert "每日饮酒" not in note.evidence.zh_CN and "X线报告" not in note.evidence.zh_CN
+    assert "prior_fragility_fracture" in note.evidence.en
+    nothing = run(ClinicalAnswers(), None, None).driving[0]
+    assert "alcohol" not in nothing.evidence.en

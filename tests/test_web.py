@@ -195,13 +195,8 @@ def test_case_page_shows_evidence_in_the_page_language(admin_client, app):
     token = csrf_token(admin_client, "/screenings/new")
     assert admin_client.post("/screenings", data=_form(token)).status_code == 302
     # 68-year-old woman, 52 kg: OSTA -3 and the guideline's age indication
-    chinese = ("女性，68岁（≥ 65）", "OSTA -3（中风险）", "OSTA指数 -3（≤ -1）", "未填写：")
-    english = (
-        "female aged 68 (&gt;= 65)",
-        "OSTA -3 (intermediate)",
-        "OSTA index -3",
-        "not answered:",
-    )
+    chinese = ("女性，68岁（≥ 65）", "OSTA -3（中风险）", "未填写：")
+    english = ("female aged 68 (&gt;= 65)", "OSTA -3 (intermediate)", "not answered:")
     _set_language(admin_client, "zh_CN")
     page = admin_client.get("/cases/1").get_data(as_text=True)
     assert all(text in page for text in chinese), page
@@ -811,7 +806,7 @@ def test_the_shipped_clinical_model_is_information_and_the_guideline_decides(
     result = app.extensions["edgeosteo"].store.get_case(1).result
     referral = result["referral"]
     assert referral["category"] == "refer" and referral["primary_model"] is None
-    assert {"clinical.indication.age", "clinical.indication.osta"} <= set(referral["driving"])
+    assert {"clinical.indication.age", "clinical.osta_intermediate"} <= set(referral["driving"])
     clinical = next(f for f in result["findings"]["results"] if f["kind"] == "clinical")
     assert clinical["model_id"] == "knee-clinical" and clinical["used_for_referral"] is False
     assert "decision.model_below_baselines" in {n["code"] for n in referral["notes"]}

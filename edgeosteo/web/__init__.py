@@ -15,6 +15,7 @@ from edgeosteo.cases import CaseWorkflow
 from edgeosteo.clinical import DISPLAY_NAMES, score_text
 from edgeosteo.config import Settings
 from edgeosteo.decision import stored_evidence
+from edgeosteo.findings import probability_text, t_score_range_text
 from edgeosteo.messages import text
 from edgeosteo.store import CaseStore
 from edgeosteo.web.auth import VerifiedCredentials, dummy_hash
@@ -144,7 +145,8 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
     app.jinja_env.globals["instrument_name"] = lambda name: DISPLAY_NAMES.get(
         name, (name.upper(), name.upper())
     )[1 if request_language().startswith("zh") else 0]
-    app.jinja_env.filters["percent"] = percent
+    app.jinja_env.filters["percent"] = probability_text
+    app.jinja_env.filters["t_score_range"] = t_score_range_text
     app.jinja_env.filters["score"] = score_text
 
     @app.context_processor
@@ -159,16 +161,6 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
 
     register_error_handlers(app)
     return app
-
-
-def percent(probability: float) -> str:
-    """A probability as a whole percentage that never claims certainty."""
-    value = probability * 100.0
-    if value > 99.0:
-        return ">99%"
-    if value < 1.0:
-        return "<1%"
-    return f"{value:.0f}%"
 
 
 def request_language() -> str:

@@ -22,7 +22,7 @@ from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.messages import text
 from edgeosteo.web import context, request_language
 from edgeosteo.web.auth import login_required
-from edgeosteo.web.form import CLINICAL_FIELDS, answers_from_form
+from edgeosteo.web.form import CLINICAL_FIELDS, answers_from_form, fields_for, missing_required
 
 blueprint = Blueprint("cases", __name__)
 CATEGORIES = ("urgent", "refer", "consider", "routine", "retake", "cannot_assess")
@@ -288,6 +288,7 @@ def add_answers(case_id: int):
     record = _store().get_case(case_id)
     if record is None:
         abort(404)
+    fields = fields_for(context().cases.answers_needed_for_referral())
     if request.method == "GET":
         values, problems, status = _form_values(record), {}, 200
     else:
@@ -297,10 +298,11 @@ def add_answers(case_id: int):
         problems = {
             p.field if p.field != "height_m" else "height_cm": p.code for p in parsed.problems
         }
+        problems = {**missing_required(fields, answers), **problems}
         if not problems:
             context().cases.add_answers(case_id, answers)
             return redirect(url_for("pages.case", case_id=case_id))
         status = 422
     return render_template(
-        "answers.html", case=record, fields=CLINICAL_FIELDS, values=values, problems=problems
+        "answers.html", case=record, fields=fields, values=values, problems=problems
     ), status

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 
 from flask_babel import lazy_gettext as _l
 
@@ -21,6 +21,13 @@ class Field:
     step: str = "any"
     required: bool = False
     women_only: bool = False
+    # required because the model that makes the recommendation reads it (fields_for)
+    needed_by_model: bool = False
+
+    @property
+    def answer_name(self) -> str:
+        """The ClinicalAnswers field this form field fills."""
+        return "height_m" if self.name == "height_cm" else self.name
 
 
 def _bounds(name: str, scale: float = 1.0) -> dict[str, float]:
@@ -62,6 +69,29 @@ CLINICAL_FIELDS: tuple[Field, ...] = (
     Field("current_smoker", _l("Smokes now"), "yesno"),
     Field("iof_one_minute_positive", _l("IOF one-minute test positive"), "yesno"),
 )
+
+
+def fields_for(needed_answers: Collection[str]) -> tuple[Field, ...]:
+    """The form for this box: an optional question that a model permitted to drive the
+    recommendation reads (height, for its BMI) becomes required and says why, so that model
+    is never skipped for a question the technician took to be optional."""
+    return tuple(
+        replace(field, required=True, needed_by_model=True)
+        if field.answer_name in needed_answers and not field.required
+        else field
+        for field in CLINICAL_FIELDS
+    )
+
+
+def missing_required(fields: Collection[Field], answers: Mapping[str, str]) -> dict[str, str]:
+    """The problems of required questions left blank that a model needs (the page's script
+    flags every blank required question before sending; this is the server's own check)."""
+    return {
+        f.name: "answers.needed_by_model"
+        for f in fields
+        if f.needed_by_model and f.answer_name not in answers
+    }
+
 
 # "" lets the image's own header say (the default); a raster file without one then runs no
 # image model until a body part is chosen

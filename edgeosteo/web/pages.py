@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 from flask import (
@@ -22,6 +23,7 @@ from edgeosteo.cases import ScreeningRequest, image_tool
 from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.messages import text
+from edgeosteo.models import FEATURE_ANSWERS
 from edgeosteo.web import context, request_language
 from edgeosteo.web.auth import login_required
 from edgeosteo.web.follow_up_text import (
@@ -29,7 +31,13 @@ from edgeosteo.web.follow_up_text import (
     NO_DXA_OUTCOME_NAMES,
     WHO_BAND_NAMES,
 )
-from edgeosteo.web.form import BODY_PARTS, CLINICAL_FIELDS, answers_from_form, body_part_name
+from edgeosteo.web.form import (
+    BODY_PARTS,
+    answers_from_form,
+    body_part_name,
+    fields_for,
+    missing_required,
+)
 from edgeosteo.web.review import film_corners_from_form
 
 blueprint = Blueprint("pages", __name__)
@@ -52,7 +60,7 @@ def index():
 def new_screening():
     return render_template(
         "new.html",
-        fields=CLINICAL_FIELDS,
+        fields=form_fields(),
         body_parts=BODY_PARTS,
         values={},
         problems={},
@@ -82,6 +90,8 @@ def create_screening():
     answers = answers_from_form(values)
     parsed = ClinicalAnswers.from_dict(answers)
     problems = {p.field if p.field != "height_m" else "height_cm": p.code for p in parsed.problems}
+    fields = form_fields()
+    problems = {**missing_required(fields, answers), **problems}
     upload = request.files.get("image")
     data = upload.read() if upload and upload.filename else None
     upload_error = None
@@ -109,12 +119,17 @@ def create_screening():
             upload_error = exc.code
     return render_template(
         "new.html",
-        fields=CLINICAL_FIELDS,
+        fields=fields,
         body_parts=BODY_PARTS,
         values=values,
         problems=problems,
         upload_error=upload_error,
     ), 422
+
+
+def form_fields():
+    """The clinical form, with what the models that drive the referral need required."""
+    return fields_for(context().cases.answers_needed_for_referral())
 
 
 def _record(case_id: int):
@@ -141,6 +156,8 @@ def render_case(
     language = "zh_CN" if request_language().startswith("zh") else "en"
     return render_template(
         "case.html",
+        missing_for_model=_missing_for_referral_model(record.result),
+        rescreen=_rescreen(record),
         case=record,
         result=record.result,
         title=_("Screening result"),
@@ -158,6 +175,51 @@ def render_case(
         who_bands=WHO_BAND_NAMES,
         no_dxa_outcomes=NO_DXA_OUTCOME_NAMES,
         today=date.today().isoformat(),
+    )
+
+
+@dataclass(frozen=True)
+class Rescreen:
+    """When to screen again: the interval and the month it falls in."""
+
+    months: int
+    due: str  # YYYY-MM
+    # "consider" gives the interval only for when the questions it asks all come back no
+    conditional: bool
+
+
+def _rescreen(record) -> Rescreen | None:
+    referral = record.result.get("referral") or {}
+    category = referral.get("category")
+    months = referral.get("rescreen_interval_months")
+    conditional = False
+    if category == "consider":
+        months, conditional = context().settings.policy.rescreen_interval_months, True
+    if category not in ("routine", "consider") or not isinstance(months, int):
+        return None
+    screened = date.fromisoformat(record.created_at[:10])
+    total = screened.year * 12 + screened.month - 1 + months
+    return Rescreen(months, f"{total // 12:04d}-{total % 12 + 1:02d}", conditional)
+
+
+def _missing_for_referral_model(result: dict) -> str:
+    """The unanswered questions (named in the page's language) without which a model
+    permitted to drive the referral did not run; "" when none did not."""
+    permitted = context().cases.referral_model_ids()
+    answers = (result.get("clinical") or {}).get("answers") or {}
+    unavailable = (result.get("findings") or {}).get("unavailable") or []
+    missing: dict[str, None] = {}
+    for item in unavailable:
+        if item.get("code") == "model.missing_inputs" and item.get("model_id") in permitted:
+            for feature in str(item.get("detail") or "").split(", "):
+                for name in FEATURE_ANSWERS.get(feature, (feature,)):
+                    if answers.get(name) is None and name:
+                        missing[name] = None
+    if not missing:
+        return ""
+    language = "zh_CN" if request_language().startswith("zh") else "en"
+    return ("、" if language == "zh_CN" else ", ").join(
+        text(f"clinical.field.{name}", language) for name in missing
     )
 
 

@@ -79,6 +79,8 @@ class User:
     failed_logins: int
     locked_until: float
     session_generation: int
+    disabled: bool = False
+    must_change_password: bool = False
 
     @property
     def is_admin(self) -> bool:

@@ -292,3 +292,27 @@ def _upload_kill_harness(data_dir: str, kills: int, seed: int) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["upload-kill-harness"]:
     _upload_kill_harness(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+
+
+def test_the_last_enabled_admin_can_be_neither_disabled_nor_deleted(tmp_path):
+    from edgeosteo.store.users import LastAdmin
+
+    store = CaseStore(tmp_path)
+    admin = store.create_user("admin", "admin", "hash")
+    technician = store.create_user("tech", "technician", "hash")
+    with pytest.raises(LastAdmin):
+        store.set_disabled(admin.id, True)
+    with pytest.raises(LastAdmin):
+        store.delete_user(admin.id)
+    assert not store.get_user_by_id(admin.id).disabled
+    second = store.create_user("admin2", "admin", "hash")
+    store.set_disabled(second.id, True)
+    with pytest.raises(LastAdmin):  # a disabled admin does not count
+        store.delete_user(admin.id)
+    store.set_disabled(technician.id, True)
+    disabled = store.get_user_by_id(technician.id)
+    assert disabled.disabled is True and disabled.session_generation == 1
+    store.delete_user(technician.id)
+    assert store.get_user_by_id(technician.id) is None
+    store.set_must_change_password(admin.id, True)
+    assert store.get_user_by_id(admin.id).must_change_password is True

@@ -179,6 +179,12 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX referral_outcomes_recorded ON referral_outcomes(recorded_at);
     """,
+    # 8: accounts an admin can disable, and a password that must be changed at the next login
+    # (a one-time password from the install or an admin's reset)
+    """
+    ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 
 T = TypeVar("T")

@@ -12,6 +12,10 @@ UNKNOWN_LOGIN_KEEP_S = 24 * 3600
 UNKNOWN_LOGIN_MAX = 10_000
 
 
+class LastAdmin(Exception):
+    """The change would leave the box with no enabled administrator."""
+
+
 class Users(Database):
     """Accounts and logins."""
 
@@ -119,6 +123,30 @@ class Users(Database):
                 (password_hash, user_id),
             )
 
+    def set_must_change_password(self, user_id: int, must_change: bool) -> None:
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE users SET must_change_password=? WHERE id=?", (int(must_change), user_id)
+            )
+
+    def set_disabled(self, user_id: int, disabled: bool) -> None:
+        """Disable (ending the account's sessions) or enable an account; refuses with
+        LastAdmin to disable the last enabled administrator. The check and the write are one
+        transaction, so two admins disabling each other at once cannot both succeed."""
+        with self.transaction() as connection:
+            if disabled:
+                _refuse_last_admin(connection, user_id)
+            connection.execute(
+                "UPDATE users SET disabled=?, session_generation=session_generation+1 WHERE id=?",
+                (int(disabled), user_id),
+            )
+
+    def delete_user(self, user_id: int) -> None:
+        """Delete an account; refuses with LastAdmin to delete the last enabled admin."""
+        with self.transaction() as connection:
+            _refuse_last_admin(connection, user_id)
+            connection.execute("DELETE FROM users WHERE id=?", (user_id,))
+
     def end_sessions(self, user_id: int) -> None:
         """Bump the user's session generation: every page session issued before no longer
         matches it, so it ends at its next request (logout, a disabled or reset account)."""
@@ -130,4 +158,15 @@ class Users(Database):
 
 
 def _user(row: sqlite3.Row) -> User:
-    return row_to(User, row)
+    return row_to(User, row, disabled=bool, must_change_password=bool)
+
+
+def _refuse_last_admin(connection: sqlite3.Connection, user_id: int) -> None:
+    others = connection.execute(
+        "SELECT COUNT(*) FROM users WHERE role='admin' AND disabled=0 AND id<>?", (user_id,)
+    ).fetchone()[0]
+    target = connection.execute(
+        "SELECT role, disabled FROM users WHERE id=?", (user_id,)
+    ).fetchone()
+    if target is not None and target["role"] == "admin" and not target["disabled"] and not others:
+        raise LastAdmin(user_id)

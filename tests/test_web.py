@@ -463,6 +463,13 @@ def test_api_credentials_are_remembered_but_a_changed_password_or_a_lock_ends_it
     assert client.get("/api/v1/cases/1", headers=new).status_code == 401
 
 
+def test_a_disabled_account_loses_its_remembered_api_credentials(client, app):
+    store = app.extensions["edgeosteo"].store
+    assert client.get("/api/v1/cases/1", headers=_basic("tech", TECH_PASSWORD)).status_code == 404
+    store.set_disabled(store.get_user("tech").id, True)
+    assert client.get("/api/v1/cases/1", headers=_basic("tech", TECH_PASSWORD)).status_code == 401
+
+
 def test_health_reports_models(client):
     health = client.get("/healthz").get_json()
     assert health["status"] == "ok"

@@ -170,6 +170,27 @@ def test_an_unknown_user_name_locks_like_a_real_one(app, box):
     assert not any(message in other for message in locked_message)
 
 
+def test_a_disabled_account_answers_like_an_unknown_name(app, box, hash_checks):
+    from conftest import TECH_PASSWORD
+
+    box.store.set_disabled(box.store.get_user("tech").id, True)
+    disabled = _login_answer(app, "tech", TECH_PASSWORD)  # the right password
+    assert disabled == _login_answer(app, "nobody", TECH_PASSWORD)
+    assert disabled[0] == 401 and hash_checks == {"check": 2, "generate": 0}
+
+
+def test_a_generated_admin_password_must_be_changed_and_a_given_one_need_not(tmp_path):
+    from edgeosteo.store import CaseStore
+    from edgeosteo.web.auth import ensure_admin
+
+    generated = CaseStore(tmp_path / "generated")
+    assert ensure_admin(generated, {})
+    assert generated.get_user("admin").must_change_password is True
+    given = CaseStore(tmp_path / "given")
+    assert ensure_admin(given, {"EDGEOSTEO_ADMIN_PASSWORD": "chosen by the installer"}) is None
+    assert given.get_user("admin").must_change_password is False
+
+
 def _assert_security_headers(response) -> None:
     policy = response.headers["Content-Security-Policy"]
     directives = dict(part.strip().split(" ", 1) for part in policy.split(";"))

@@ -52,7 +52,9 @@ def ensure_admin(store: CaseStore, environ: Mapping[str, str]) -> str | None:
         return None
     given = environ.get(ADMIN_PASSWORD_ENV)
     password = given or secrets.token_urlsafe(9)
-    store.create_user("admin", "admin", hash_password(password))
+    admin = store.create_user("admin", "admin", hash_password(password))
+    if not given:  # shown once on the console: it must be changed at the first login
+        store.set_must_change_password(admin.id, True)
     return None if given else password
 
 
@@ -115,7 +117,8 @@ def check_credentials(
         return None, "invalid"
     if user.locked_until > time.time():
         return None, "locked"
-    if not check_password_hash(user.password_hash, password):
+    # a disabled account answers as a wrong password does, after the same one verification
+    if not check_password_hash(user.password_hash, password) or user.disabled:
         store.record_login(user.id, False, lock_after, lock_seconds)
         return None, "invalid"
     store.record_login(user.id, True, lock_after, lock_seconds)
@@ -145,7 +148,12 @@ class VerifiedCredentials:
     ) -> tuple[User | None, str | None]:
         user = store.get_user(username)
         now = time.monotonic()
-        if self.ttl_s > 0 and user is not None and user.locked_until <= time.time():
+        if (
+            self.ttl_s > 0
+            and user is not None
+            and not user.disabled
+            and user.locked_until <= time.time()
+        ):
             with self._lock:
                 if self._until.get(self._digest(user, password), 0.0) > now:
                     return user, None

@@ -441,6 +441,23 @@ class WebSettings:
     waitress_threads: int = 4
     # `edgeosteo serve` starts the page only when true (a receiver-only box may turn it off)
     enabled: bool = True
+    # the time zone times are shown in on the page, the printout and the CSV: an IANA name
+    # such as "Asia/Shanghai"; "" takes the system's. Times are stored in UTC whatever it is.
+    time_zone: str = ""
+    # printed at the head of the report, e.g. "某某县人民医院"
+    hospital_name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.time_zone:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.time_zone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ConfigError(
+                    "config.invalid",
+                    f"web.time_zone: {self.time_zone!r} is no time zone (e.g. Asia/Shanghai)",
+                ) from exc
 
 
 @dataclass(frozen=True)

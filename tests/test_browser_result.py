@@ -7,7 +7,9 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import waitress
@@ -23,13 +25,23 @@ from edgeosteo.web.auth import ensure_admin
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is needed")
 
 
+HOSPITAL = "青山县人民医院"
+BEIJING = ZoneInfo("Asia/Shanghai")
+
+
 @pytest.fixture(scope="module")
 def box(tmp_path_factory):
     root = tmp_path_factory.mktemp("result")
     models = model_factory.build_models_dir(root / "models")
     # the shipped clinical model too, information only: its T-score has a spread
     shutil.copytree(REPO_MODELS_DIR / "knee-clinical", models / "knee-clinical")
-    settings = load_settings(data_dir=root / "box", environ={}, models_dir=str(models))
+    # a box in Beijing whose system clock may be set to anything: the zone comes from config
+    settings = load_settings(
+        data_dir=root / "box",
+        environ={},
+        models_dir=str(models),
+        web={"time_zone": "Asia/Shanghai", "hospital_name": HOSPITAL},
+    )
     app = build(settings).web
     ensure_admin(app.extensions["edgeosteo"].store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
     server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2)
@@ -178,3 +190,34 @@ def test_notes_ask_only_for_what_the_form_has_and_the_result_links_to_it(page):
     assert "/answers" not in page.url
     page.click("details summary")
     assert "目前吸烟" not in page.inner_text("section.card:has(#reasons) details")
+
+
+def test_times_are_the_box_time_zone_on_the_page_the_list_and_the_csv(page, box):
+    _choose_language(page, "zh_CN")
+    _screen(page, "50", "male", "80", "170")
+    case_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    record = box[0].extensions["edgeosteo"].store.get_case(case_id)
+    stored = datetime.fromisoformat(record.created_at)
+    assert stored.utcoffset().total_seconds() == 0  # the store keeps UTC
+    beijing = stored.astimezone(BEIJING)
+    head = page.inner_text(".report-head")
+    assert beijing.strftime("%Y-%m-%d %H:%M") in head and "UTC+8" in head
+    assert stored.strftime("%H:%M") not in head or stored.hour == beijing.hour
+    page.emulate_media(media="print")
+    assert beijing.strftime("%Y-%m-%d %H:%M") in page.inner_text(".report-head")
+    page.emulate_media(media="screen")
+    page.goto(f"/cases?date={beijing.date().isoformat()}")
+    row = page.inner_text(f"table.cases tr:has(a[href='/cases/{case_id}'])")
+    assert beijing.strftime("%Y-%m-%d %H:%M") in row
+    with page.expect_download() as download:
+        page.click("a[href*='export.csv']")
+    text = Path(download.value.path()).read_text(encoding="utf-8-sig")
+    lines = [line.split(",") for line in text.strip().splitlines()]
+    header = lines[0]
+    assert header[:5] == ["病例", "时间", "时区", "患者编号", "推荐意见"]
+    mine = next(line for line in lines[1:] if line[0] == str(case_id))
+    assert mine[1] == beijing.strftime("%Y-%m-%d %H:%M:%S") and mine[2] == "UTC+8"
+    assert mine[4] == "常规"
+    for column in ("骨质疏松概率", "低骨量概率"):
+        value = mine[header.index(column)]
+        assert len(value.split(".")[-1]) <= 3 and 0 < float(value) < 1, value

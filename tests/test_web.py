@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ADMIN_PASSWORD, TECH_PASSWORD, csrf_token, log_in
+from edgeosteo.errors import ConfigError
 
 
 def _cases(app) -> int:
@@ -230,11 +231,16 @@ def test_list_search_and_csv_export(admin_client, app):
         admin_client.post("/screenings", data=_form(token, local_patient_id=patient))
     listing = admin_client.get("/cases?q=P-2&date=").get_data(as_text=True)
     assert "P-2" in listing and "P-1" not in listing
+    _set_language(admin_client, "en")
     export = admin_client.get("/cases/export.csv")
     assert export.mimetype == "text/csv"
     rows = export.get_data(as_text=True).lstrip("\ufeff").strip().splitlines()
-    assert rows[0].startswith("case,created_at,local_patient_id,category")
+    assert rows[0].startswith("case,created_at,time_zone,local_patient_id,category")
     assert len(rows) == 3
+    _set_language(admin_client, "zh_CN")
+    rows = _export_rows(admin_client)
+    assert rows[0][:5] == ["病例", "时间", "时区", "患者编号", "推荐意见"]
+    assert rows[1][4] in ("紧急", "转诊行DXA检查", "考虑DXA检查", "常规", "重拍", "无法评估")
 
 
 FORMULAS = ('=HYPERLINK("http://x.example","open")', "+cmd|' /C calc'!A0", "@SUM(1+1)", "-1+1")
@@ -253,6 +259,7 @@ def test_csv_export_neutralises_formulas_in_patient_ids(admin_client, app):
         token = csrf_token(admin_client, "/screenings/new")
         response = admin_client.post("/screenings", data=_form(token, local_patient_id=patient))
         assert response.status_code == 302, response.get_data(as_text=True)
+    _set_language(admin_client, "en")
     rows = _export_rows(admin_client)
     column = rows[0].index("local_patient_id")
     assert [row[column] for row in rows[1:]] == ["'" + p for p in FORMULAS]
@@ -820,3 +827,27 @@ def test_the_shipped_clinical_model_is_information_and_the_guideline_decides(
     _set_language(admin_client, language)
     page = admin_client.get(response.headers["Location"]).get_data(as_text=True)
     assert tag in page
+
+
+def test_an_unknown_time_zone_is_refused_with_its_setting(tmp_path):
+    from edgeosteo.config import load_settings as load
+
+    with pytest.raises(ConfigError) as refused:
+        load(data_dir=tmp_path, environ={}, web={"time_zone": "Asia/Beijing"})
+    assert "web.time_zone" in str(refused.value.detail)
+    assert load(data_dir=tmp_path, environ={}, web={"time_zone": "Asia/Shanghai"}).web.time_zone
+
+
+def test_a_local_day_is_the_utc_span_it_covers():
+    from zoneinfo import ZoneInfo
+
+    from edgeosteo.web.clock import day_bounds, local_text, zone_label
+
+    beijing = ZoneInfo("Asia/Shanghai")
+    assert day_bounds("2026-12-03", beijing) == (
+        "2026-12-02T16:00:00+00:00",
+        "2026-12-03T16:00:00+00:00",
+    )
+    assert local_text("2026-12-03T03:10:00+00:00", beijing) == "2026-12-03 11:10"
+    assert zone_label("2026-12-03T03:10:00+00:00", beijing) == "UTC+8"
+    assert zone_label("2026-12-03T03:10:00+00:00", ZoneInfo("Asia/Kolkata")) == "UTC+5:30"

@@ -28,7 +28,7 @@ from edgeosteo.hardware import boot_id
 from edgeosteo.imaging import display_png, heatmap_png
 from edgeosteo.intake.types import PatientIdentity, Radiograph
 from edgeosteo.records import CaseRecord
-from edgeosteo.store.db import SQLITE_MAX_INTEGER, Database, row_to, utc_now
+from edgeosteo.store.db import SQLITE_MAX_INTEGER, Database, Day, day_clause, row_to, utc_now
 
 logger = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ class Cases(Database):
         self,
         *,
         text: str | None = None,
-        day: str | None = None,
+        day: Day | None = None,
         category: str | None = None,
         limit: int = 200,
     ) -> list[CaseRecord]:
@@ -236,8 +236,9 @@ class Cases(Database):
             clauses.append("(CAST(id AS TEXT) = ? OR local_patient_id LIKE ?)")
             params += [text.strip(), f"%{text.strip()}%"]
         if day:
-            clauses.append("substr(created_at, 1, 10) = ?")
-            params.append(day)
+            clause, day_params = day_clause("created_at", day)
+            clauses.append(clause)
+            params += day_params
         if category:
             clauses.append("category = ?")
             params.append(category)

@@ -264,3 +264,16 @@ def row_to(cls: type[T], row: sqlite3.Row, **converters: Callable[[Any], Any]) -
 def utc_now() -> str:
     """Now in UTC, as the store writes times (ISO 8601, whole seconds)."""
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+# a day to list: "YYYY-MM-DD" (that UTC day), or (start, end) UTC timestamps as stored, for a
+# local day that does not begin at midnight UTC
+Day = str | tuple[str, str]
+
+
+def day_clause(column: str, day: Day) -> tuple[str, list[str]]:
+    """The SQL condition and parameters that keep rows whose UTC timestamp falls in ``day``
+    (stored timestamps share one ISO form, so they compare as text)."""
+    if isinstance(day, tuple):
+        return f"({column} >= ? AND {column} < ?)", [day[0], day[1]]
+    return f"substr({column}, 1, 10) = ?", [day]

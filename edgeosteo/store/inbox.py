@@ -15,7 +15,7 @@ from edgeosteo.records import (
     ReceivedInstance,
     ScreeningJob,
 )
-from edgeosteo.store.db import Database, row_to, utc_now
+from edgeosteo.store.db import Database, Day, day_clause, row_to, utc_now
 
 
 class Inbox(Database):
@@ -115,12 +115,13 @@ class Inbox(Database):
             )
 
     def list_received(
-        self, *, day: str | None = None, without_case: bool = False, limit: int = 500
+        self, *, day: Day | None = None, without_case: bool = False, limit: int = 500
     ) -> list[ReceivedInstance]:
         clauses, params = [], []
         if day:
-            clauses.append("substr(received_at, 1, 10) = ?")
-            params.append(day)
+            clause, day_params = day_clause("received_at", day)
+            clauses.append(clause)
+            params += day_params
         if without_case:
             clauses.append("case_id IS NULL")
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
@@ -163,10 +164,13 @@ class Inbox(Database):
             return cursor.rowcount == 1
 
     def list_conflicts(
-        self, *, day: str | None = None, limit: int = 500
+        self, *, day: Day | None = None, limit: int = 500
     ) -> list[tuple[ReceivedConflict, ReceivedInstance]]:
         """Conflicting resends, newest first, each with the instance whose copy was kept."""
-        where, params = ("WHERE substr(c.received_at, 1, 10) = ?", [day]) if day else ("", [])
+        where, params = "", []
+        if day:
+            clause, params = day_clause("c.received_at", day)
+            where = "WHERE " + clause
         with self.connect() as connection:
             rows = connection.execute(
                 f"SELECT c.id FROM received_conflicts c {where} ORDER BY c.id DESC LIMIT ?",

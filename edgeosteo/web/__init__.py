@@ -18,6 +18,7 @@ from edgeosteo.decision import stored_evidence
 from edgeosteo.findings import probability_text, t_score_range_text
 from edgeosteo.messages import text
 from edgeosteo.store import CaseStore
+from edgeosteo.web import clock
 from edgeosteo.web.auth import VerifiedCredentials, dummy_hash
 from edgeosteo.web.form import body_part_name
 
@@ -147,6 +148,11 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
     )[1 if request_language().startswith("zh") else 0]
     app.jinja_env.filters["percent"] = probability_text
     app.jinja_env.filters["t_score_range"] = t_score_range_text
+    app.jinja_env.filters["local_time"] = lambda stamp, seconds=False: clock.local_text(
+        stamp, box_zone(), seconds
+    )
+    app.jinja_env.filters["local_date"] = lambda stamp: clock.local_text(stamp, box_zone())[:10]
+    app.jinja_env.globals["zone_label"] = lambda stamp=None: clock.zone_label(stamp, box_zone())
     app.jinja_env.filters["score"] = score_text
 
     @app.context_processor
@@ -161,6 +167,11 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
 
     register_error_handlers(app)
     return app
+
+
+def box_zone():
+    """The time zone the page shows times in (``[web] time_zone``; None: the system's)."""
+    return clock.zone(context().settings.web.time_zone)
 
 
 def request_language() -> str:

@@ -6,7 +6,7 @@ import csv
 import io
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
 from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
@@ -20,9 +20,15 @@ from edgeosteo.cases import (
 )
 from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.messages import text
-from edgeosteo.web import context, request_language
+from edgeosteo.web import box_zone, clock, context, request_language
 from edgeosteo.web.auth import login_required
-from edgeosteo.web.form import CLINICAL_FIELDS, answers_from_form, fields_for, missing_required
+from edgeosteo.web.form import (
+    BODY_PARTS,
+    CLINICAL_FIELDS,
+    answers_from_form,
+    fields_for,
+    missing_required,
+)
 
 blueprint = Blueprint("cases", __name__)
 CATEGORIES = ("urgent", "refer", "consider", "routine", "retake", "cannot_assess")
@@ -55,6 +61,7 @@ class WorklistRow:
 CSV_COLUMNS = (
     "case",
     "created_at",
+    "time_zone",
     "local_patient_id",
     "category",
     "body_part",
@@ -64,6 +71,29 @@ CSV_COLUMNS = (
     "p_low_bone_mass",
     "osta",
 )
+
+CSV_HEADERS_ZH = {
+    "case": _l("Case"),
+    "created_at": _l("Time"),
+    "time_zone": _l("Time zone"),
+    "local_patient_id": _l("Patient ID"),
+    "category": _l("Recommendation"),
+    "body_part": _l("Body part"),
+    "quality": _l("Image quality"),
+    "primary_model": _l("Model used for the recommendation"),
+    "p_osteoporosis": _l("Probability of osteoporosis"),
+    "p_low_bone_mass": _l("Probability of low bone mass"),
+    "osta": _l("OSTA index"),
+}
+CATEGORY_LABELS = {
+    "urgent": _l("Urgent"),
+    "refer": _l("Refer for DXA"),
+    "consider": _l("Consider DXA"),
+    "routine": _l("Routine"),
+    "retake": _l("Retake"),
+    "cannot_assess": _l("Cannot assess"),
+}
+QUALITY_LABELS = {"pass": _l("Passed"), "warn": _l("Warning"), "fail": _l("Not usable")}
 
 
 # a cell that begins with one of these is read as a formula by spreadsheet programs
@@ -88,7 +118,15 @@ def _store():
 
 
 def _today() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%d")
+    return clock.today(box_zone()).isoformat()
+
+
+def _window(day: str | None):
+    """A day the page names (local) as the UTC span the store keeps it in; text that is no
+    date stays as it is (it then matches nothing)."""
+    if not day or _export_day(day) is None:
+        return day
+    return clock.day_bounds(day, box_zone())
 
 
 @blueprint.route("/cases")
@@ -99,9 +137,9 @@ def list_cases():
     category = request.args.get("category") or None
     state = request.args.get("state") or None
     records = _store().search_cases(
-        text=text, day=day, category=category if category in CATEGORIES else None
+        text=text, day=_window(day), category=category if category in CATEGORIES else None
     )
-    rows = _worklist(records, text, day, with_pending=category not in CATEGORIES)
+    rows = _worklist(records, text, _window(day), with_pending=category not in CATEGORIES)
     if state in STATES:
         rows = [r for r in rows if r.state == state]
     return render_template(
@@ -117,7 +155,7 @@ def list_cases():
     )
 
 
-def _worklist(records, text: str | None, day: str | None, with_pending: bool) -> list:
+def _worklist(records, text: str | None, day, with_pending: bool) -> list:
     """Cases, and received images still waiting or kept from screening, newest first."""
     receiver = context().settings.receiver
 
@@ -227,22 +265,31 @@ def export_csv():
             title=_l("Export this day as CSV"),
             message=f"{text(code, request_language())} ({code})",
         ), 400
+    chinese = request_language().startswith("zh")
+    where = box_zone()
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(CSV_COLUMNS)
-    for record in reversed(_store().search_cases(day=day, limit=100000)):
+    # English keeps the column codes programmes' scripts read; Chinese, words a person reads
+    writer.writerow([str(CSV_HEADERS_ZH[c]) if chinese else c for c in CSV_COLUMNS])
+    parts = dict(BODY_PARTS)
+
+    def label(table: dict, value: str | None) -> str | None:
+        return str(table[value]) if chinese and value in table else value
+
+    for record in reversed(_store().search_cases(day=_window(day), limit=100000)):
         primary = _primary(record.result)
         cells = (
             record.id,
-            record.created_at,
+            clock.local_text(record.created_at, where, seconds=True),
+            clock.zone_label(record.created_at, where),
             record.local_patient_id,
-            record.category,
-            record.body_part,
-            record.quality_verdict,
+            label(CATEGORY_LABELS, record.category),
+            label(parts, record.body_part),
+            label(QUALITY_LABELS, record.quality_verdict),
             primary.get("model_id"),
-            primary.get("p_osteoporosis"),
-            primary.get("p_low_bone_mass"),
-            _osta(record.result),
+            csv_probability(primary.get("p_osteoporosis")),
+            csv_probability(primary.get("p_low_bone_mass")),
+            _rounded(_osta(record.result)),
         )
         writer.writerow([csv_cell(cell) for cell in cells])
     response = Response(
@@ -254,6 +301,21 @@ def export_csv():
         "Content-Disposition", "attachment", filename=f"edgeosteo-{day or 'all'}.csv"
     )
     return response
+
+
+def _rounded(value: object) -> object:
+    """An index to one decimal (a whole number stays whole)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else round(value, 1)
+    return value
+
+
+def csv_probability(value: object) -> float | None:
+    """A probability to three decimals, kept inside (0, 1): a spreadsheet never reads one
+    as certain (0.9996 is written 0.999, as the page writes it ">99%")."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    return min(max(round(float(value), 3), 0.001), 0.999)
 
 
 def _form_values(record) -> dict[str, str]:

@@ -221,3 +221,51 @@ def test_times_are_the_box_time_zone_on_the_page_the_list_and_the_csv(page, box)
     for column in ("骨质疏松概率", "低骨量概率"):
         value = mine[header.index(column)]
         assert len(value.split(".")[-1]) <= 3 and 0 < float(value) < 1, value
+
+
+def test_the_printout_names_the_hospital_the_patient_and_has_a_signature_line(page):
+    _choose_language(page, "zh_CN")
+    _screen(page, "67", "female", "52", "155")
+    assert not page.locator("#signature").is_visible()  # paper only
+    page.emulate_media(media="print")
+    head = page.inner_text(".report-head")
+    assert HOSPITAL in head
+    summary = page.inner_text("#patient-summary")
+    assert "67" in summary and "女" in summary and "52 kg" in summary
+    assert page.locator("#signature").is_visible()
+    assert "签名" in page.inner_text("#signature")
+    # the bold reason never prints smaller than its grey detail
+    sizes = page.eval_on_selector_all(
+        "#reasons li",
+        """items => items.map(li => [
+            parseFloat(getComputedStyle(li.querySelector('strong')).fontSize),
+            parseFloat(getComputedStyle(li.querySelector('.evidence')).fontSize)])""",
+    )
+    assert sizes and all(bold >= detail for bold, detail in sizes), sizes
+    page.pdf(path=str(ARTIFACTS / "printout-zh_CN.pdf"))
+    page.screenshot(path=str(ARTIFACTS / "printout-zh_CN.png"), full_page=True)
+    page.emulate_media(media="screen")
+
+
+def test_the_hospital_name_is_set_on_the_settings_page_and_written_to_its_file(page, box):
+    _choose_language(page, "zh_CN")
+    settings = box[0].extensions["edgeosteo"].settings
+    page.goto("/settings/")
+    assert "医院名称" in page.inner_text("#setting-hospital_name")
+    assert page.input_value("#s-hospital_name") == HOSPITAL
+    page.fill("#s-hospital_name", "长  岭县  中医院" * 10)
+    page.click("form.settings button[type=submit]")
+    assert "最多 60 个字" in page.inner_text("#setting-hospital_name")
+    page.fill("#s-hospital_name", "  长岭县   中医院 ")
+    page.click("form.settings button[type=submit]")
+    page.wait_for_url("**/settings/")
+    written = settings.settings_file.read_text(encoding="utf-8")
+    assert 'hospital_name = "长岭县 中医院"' in written
+    _screen(page, "50", "male", "80", "170")
+    page.emulate_media(media="print")
+    assert "长岭县 中医院" in page.inner_text(".report-head")
+    page.emulate_media(media="screen")
+    page.goto("/settings/")
+    page.fill("#s-hospital_name", HOSPITAL)
+    page.click("form.settings button[type=submit]")
+    page.wait_for_url("**/settings/")

@@ -21,6 +21,8 @@ from edgeosteo.web import LANGUAGES, context, request_language
 from edgeosteo.web.auth import admin_required, hash_password
 
 blueprint = Blueprint("admin", __name__, url_prefix="/settings")
+# one line at the head of the printed report
+HOSPITAL_NAME_MAX = 60
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,9 @@ def _render(form: SettingsForm | None = None, status: int = 200):
         values = {f.name: _shown(getattr(box.settings.policy, f.name)) for f in POLICY_FIELDS}
         values["language"] = config.get("language", box.settings.language)
         values["sync_endpoint"] = config.get("sync", {}).get("endpoint", box.settings.sync.endpoint)
+        values["hospital_name"] = config.get("web", {}).get(
+            "hospital_name", box.settings.web.hospital_name
+        )
         form = SettingsForm(values, {})
     return render_template(
         "settings.html",
@@ -203,6 +208,9 @@ def save_settings():
     endpoint = request.form.get("sync_endpoint", "").strip()
     if problem := _hub_problem(endpoint):
         problems["sync_endpoint"] = problem
+    hospital_name = " ".join(request.form.get("hospital_name", "").split())
+    if len(hospital_name) > HOSPITAL_NAME_MAX:
+        problems["hospital_name"] = _("At most %(count)d characters.", count=HOSPITAL_NAME_MAX)
     new_policy = None
     if not problems:
         try:
@@ -222,6 +230,10 @@ def save_settings():
     config.setdefault("sync", {})["endpoint"] = endpoint
     settings = dataclasses.replace(
         settings, sync=dataclasses.replace(settings.sync, endpoint=endpoint)
+    )
+    config.setdefault("web", {})["hospital_name"] = hospital_name
+    settings = dataclasses.replace(
+        settings, web=dataclasses.replace(settings.web, hospital_name=hospital_name)
     )
     path = settings.settings_file
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -175,6 +175,7 @@ def render_case(
         who_bands=WHO_BAND_NAMES,
         no_dxa_outcomes=NO_DXA_OUTCOME_NAMES,
         today=date.today().isoformat(),
+        hospital_name=context().settings.web.hospital_name,
     )
 
 

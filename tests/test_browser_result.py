@@ -269,3 +269,37 @@ def test_the_hospital_name_is_set_on_the_settings_page_and_written_to_its_file(p
     page.fill("#s-hospital_name", HOSPITAL)
     page.click("form.settings button[type=submit]")
     page.wait_for_url("**/settings/")
+
+
+@pytest.mark.parametrize("width", [360, 390])
+def test_the_list_the_new_screening_and_the_case_fit_a_phone(browser, box, width, pydicom_data_dir):  # noqa: F811
+    _stored_case(box, {"age_years": 67, "sex": "female", "weight_kg": 50})
+    case_id = _stored_case(box, {"age_years": 50, "sex": "male", "weight_kg": 80})
+    context = browser.new_context(base_url=box[1], viewport={"width": width, "height": 844})
+    page = context.new_page()
+    page.goto("/login")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button.primary")
+    page.wait_for_url("**/screenings/new")
+    _choose_language(page, "zh_CN")
+
+    def scroll_width() -> int:
+        return page.evaluate("document.scrollingElement.scrollWidth")
+
+    page.goto("/screenings/new")
+    page.set_input_files("#image", str(pydicom_data_dir / "RG1_UNCR.dcm"))
+    assert scroll_width() <= width
+    page.goto("/cases")
+    assert page.locator("table.cases tbody tr").count() >= 2
+    assert scroll_width() <= width
+    # each case is a card whose cells say what they are, and the recommendation reads on a line
+    row = page.locator(f"table.cases tr:has(a[href='/cases/{case_id}'])")
+    recommendation = row.locator("td[data-label]").nth(5)
+    assert recommendation.get_attribute("data-label") == "推荐意见"
+    box_height = recommendation.bounding_box()["height"]
+    assert box_height < 6 * 24, box_height  # not one character per line
+    page.screenshot(path=str(ARTIFACTS / f"list-phone-{width}-zh_CN.png"), full_page=True)
+    page.goto(f"/cases/{case_id}")
+    assert scroll_width() <= width
+    context.close()

@@ -149,6 +149,8 @@ def list_cases():
         day=day or "",
         category=category or "",
         categories=CATEGORIES,
+        # the short names: the clinician's sentence made the filter 1750 px wide
+        category_labels=CATEGORY_LABELS,
         state=state or "",
         states=STATES,
         sources=SOURCES,

@@ -13,7 +13,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import waitress
-from test_browser import ARTIFACTS, CHROMIUM, _choose_language, browser  # noqa: F401
+from test_browser import (  # noqa: F401
+    ARTIFACTS,
+    CHROMIUM,
+    _choose_language,
+    _fill_and_screen,
+    browser,
+)
 
 import model_factory
 from conftest import ADMIN_PASSWORD
@@ -303,3 +309,42 @@ def test_the_list_the_new_screening_and_the_case_fit_a_phone(browser, box, width
     page.goto(f"/cases/{case_id}")
     assert scroll_width() <= width
     context.close()
+
+
+def test_a_dicom_patient_is_found_by_name_id_or_accession_and_the_id_shown_on_request(
+    page, box, pydicom_data_dir
+):
+    _choose_language(page, "zh_CN")
+    # RG1: PatientName CompressedSamples^RG1, PatientID 9RG1, AccessionNumber "exam Number"
+    _fill_and_screen(page, pydicom_data_dir / "RG1_UNCR.dcm", "CHEST")
+    case_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    mine = f"table.cases tr:has(a[href='/cases/{case_id}'])"
+    assert "病例号、姓名、患者编号或检查号" in page.goto("/cases").text()
+    for query in ("RG1", "compressedsamples rg1", "9RG1", "exam number"):
+        page.goto("/cases")
+        page.fill("input[name=q]", query)
+        page.click("form.search button[type=submit]")
+        assert page.locator(mine).count() == 1, query
+    page.goto("/cases?q=no-such-patient")
+    assert page.locator(mine).count() == 0
+    # the list keeps the pseudonym; a masked ID is one tap away, the name never shown
+    page.goto("/cases")
+    cell = page.locator(f"{mine} td.patient")
+    assert "C.R. 9RG1" in cell.inner_text() and "CompressedSamples" not in page.content()
+    page.goto(f"/cases/{case_id}")
+    assert page.inner_text("#patient-id") == "9RG1"
+    workflow = box[0].extensions["edgeosteo"].cases
+    masked = workflow.screen_and_store(
+        ScreeningRequest(
+            source=None,
+            answers={"age_years": 60, "sex": "female", "weight_kg": 60},
+            local_patient_id="HX-2026-1102-07",
+        )
+    ).id
+    page.goto("/cases")
+    cell = page.locator(f"table.cases tr:has(a[href='/cases/{masked}']) td.patient")
+    assert "HX-2026-1102-07" not in cell.inner_text() and "…" in cell.inner_text()
+    cell.locator("summary").click()
+    assert "HX-2026-1102-07" in cell.inner_text()
+    page.goto(f"/cases/{masked}")
+    assert page.inner_text("#patient-id") == "HX-2026-1102-07"

@@ -233,8 +233,16 @@ class Cases(Database):
     ) -> list[CaseRecord]:
         clauses, params = [], []
         if text:
-            clauses.append("(CAST(id AS TEXT) = ? OR local_patient_id LIKE ?)")
-            params += [text.strip(), f"%{text.strip()}%"]
+            # the case number, the local ID, or the DICOM name (its ^ read as a space), patient
+            # ID or accession number held in the identity column
+            needle = f"%{text.strip()}%"
+            clauses.append(
+                "(CAST(id AS TEXT) = ? OR local_patient_id LIKE ?"
+                " OR replace(json_extract(identity_json, '$.name'), '^', ' ') LIKE ?"
+                " OR json_extract(identity_json, '$.patient_id') LIKE ?"
+                " OR json_extract(identity_json, '$.accession_number') LIKE ?)"
+            )
+            params += [text.strip(), needle, needle, needle, needle]
         if day:
             clause, day_params = day_clause("created_at", day)
             clauses.append(clause)

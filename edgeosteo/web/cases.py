@@ -56,6 +56,8 @@ class WorklistRow:
     reason_code: str | None
     # which tool reads the image, or why none does (edgeosteo.cases.ImageTool)
     tool: ImageTool | None = None
+    # the whole patient ID, shown on request: ``patient`` may be pseudonymised
+    patient_full: str = ""
 
 
 CSV_COLUMNS = (
@@ -166,6 +168,10 @@ def _worklist(records, text: str | None, day, with_pending: bool) -> list:
             identity, local_id, receiver.worklist_identity, receiver.pseudonym_id_chars
         )
 
+    def full(identity: dict, local_id: str | None) -> str:
+        # the page is behind a login: the whole ID is one tap away; the name never is
+        return str(local_id or identity.get("patient_id") or "").strip()
+
     received = _store().received_for_cases([r.id for r in records])
     rows = []
     for record in records:
@@ -175,6 +181,7 @@ def _worklist(records, text: str | None, day, with_pending: bool) -> list:
                 time=record.created_at,
                 case_id=record.id,
                 patient=label(record.identity, record.local_patient_id),
+                patient_full=full(record.identity, record.local_patient_id),
                 source=instance.source if instance else "page",
                 body_part=record.body_part or "",
                 category=record.category,
@@ -185,12 +192,17 @@ def _worklist(records, text: str | None, day, with_pending: bool) -> list:
         )
 
     def received_row(instance, **row) -> WorklistRow | None:
-        """A received image's line; None when the search text is not in its patient ID."""
-        patient_id = str(instance.identity.get("patient_id") or "")
-        if text and text.lower() not in patient_id.lower():
+        """A received image's line; None when the search text is not in its patient's name,
+        ID or accession number."""
+        searched = " ".join(
+            str(instance.identity.get(key) or "").replace("^", " ")
+            for key in ("name", "patient_id", "accession_number")
+        )
+        if text and text.lower() not in searched.lower():
             return None
         return WorklistRow(
             patient=label(instance.identity, None),
+            patient_full=full(instance.identity, None),
             body_part=instance.body_part or instance.dicom_body_part or "",
             category=None,
             **row,

@@ -213,3 +213,19 @@ def test_record_a_dxa_result_it_leaves_the_list_export_and_evaluate(
     assert evaluated.returncode == 0, evaluated.stderr
     result = json.loads(report.read_text())
     assert result["n"] == len(rows) and not result["failures"]
+
+
+def test_the_dates_are_the_pages_own_fields_not_the_browsers_english_picker(
+    dxa_page, pydicom_data_dir
+):
+    # a kiosk Chromium without Chinese locale data draws <input type=date> as "mm/dd/yyyy"
+    page, _phone, _settings = dxa_page
+    _choose_language(page, "zh_CN")
+    case_id = _screen_referred(page, pydicom_data_dir / "RG1_UNCR.dcm")
+    page.goto(f"/cases/{case_id}")
+    assert page.get_attribute("#dxa-date", "type") == "text"
+    assert page.get_attribute("#dxa-date", "placeholder").startswith("例如 ")
+    assert "年-月-日" in page.inner_text("#dxa-date-hint")
+    page.goto("/cases")
+    assert page.get_attribute("form.search input[name=date]", "type") == "text"
+    assert page.locator("input[type=date]").count() == 0

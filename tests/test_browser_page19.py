@@ -287,3 +287,47 @@ def test_a_value_out_of_range_says_the_allowed_range(browser, live_server, optio
     assert page.input_value("#f-age_years") == "750"
     context.close()
     assert not problems, problems
+
+
+@pytest.mark.parametrize("options", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_new_user_chooses_their_own_password_at_the_first_login(browser, live_server, options):  # noqa: F811
+    admin, page, problems = _open(browser, live_server, DESKTOP)
+    _choose_language(page, "zh_CN")
+    name = f"li{options['viewport']['width']}"
+    page.goto("/settings/")
+    page.fill("form[action$='/settings/users'] input[name=username]", name)
+    page.fill("form[action$='/settings/users'] input[name=password]", "given-by-admin")
+    page.click("form[action$='/settings/users'] button[type=submit]")
+    assert "首次登录时须设置自己的密码" in page.inner_text("main")
+    admin.close()
+    context = browser.new_context(base_url=live_server, **options)
+    page = context.new_page()
+    page.goto("/login")
+    page.click("form.lang button[value=zh_CN]")
+    page.wait_for_load_state()
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", "given-by-admin")
+    page.click("button.primary")
+    page.wait_for_url("**/account/password")
+    assert "一次性密码" in page.inner_text("#change-due")
+    assert english_on_page(page, USER_DATA | {name}) == []
+    width = options["viewport"]["width"]
+    assert page.evaluate("document.scrollingElement.scrollWidth") <= width
+    page.screenshot(path=str(ARTIFACTS / f"account-password-zh_CN-{width}.png"), full_page=True)
+    page.goto("/cases")  # every page leads back until the password is changed
+    page.wait_for_url("**/account/password")
+    page.fill("#p-current", "given-by-admin")
+    page.fill("#p-new", "short")
+    page.fill("#p-repeated", "short")
+    page.click("#password-form button[type=submit]")
+    assert "至少需要 8 个字符" in page.inner_text("#password-problem")
+    page.fill("#p-current", "given-by-admin")
+    page.fill("#p-new", "my-own-password")
+    page.fill("#p-repeated", "my-own-password")
+    page.click("#password-form button[type=submit]")
+    page.wait_for_url("**/screenings/new")
+    assert "密码已修改" in page.inner_text("body")
+    page.goto("/cases")
+    assert page.url.endswith("/cases")
+    context.close()
+    assert not problems, problems

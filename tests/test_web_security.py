@@ -257,3 +257,45 @@ def test_the_box_status_needs_credentials(client, box):
     assert status.status_code == 200
     body = status.get_json()
     assert body["cases"] == box.store.count_cases() and body["models"]["knee-clinical"] is True
+
+
+def test_a_one_time_password_must_be_changed_before_any_page_and_then_works(app, client):
+    from conftest import log_in
+    from edgeosteo.web.auth import hash_password
+
+    store = app.extensions["edgeosteo"].store
+    store.create_user("nurse", "technician", hash_password("one-time-1"))
+    store.set_must_change_password(store.get_user("nurse").id, True)
+    assert log_in(client, "nurse", "one-time-1").status_code == 302
+    for path in ("/screenings/new", "/cases", "/follow-up"):
+        response = client.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].endswith("/account/password"), path
+    page = client.get("/account/password").get_data(as_text=True)
+    assert 'id="change-due"' in page
+    token = csrf_token(client)
+
+    def change(current: str, new: str, repeated: str):
+        return client.post(
+            "/account/password",
+            data={"current": current, "new": new, "repeated": repeated, "csrf_token": token},
+        )
+
+    for current, new, repeated, words in (
+        ("wrong", "a-good-password", "a-good-password", "当前密码不正确"),
+        ("one-time-1", "short", "short", "至少需要 8 个字符"),
+        ("one-time-1", "a-good-password", "another-password", "不一致"),
+        ("one-time-1", "one-time-1", "one-time-1", "不能与旧密码"),
+    ):
+        response = change(current, new, repeated)
+        assert response.status_code == 422 and words in response.get_data(as_text=True)
+        assert store.get_user("nurse").must_change_password is True
+    assert client.get("/cases").status_code == 302  # still due
+    response = change("one-time-1", "my-own-password", "my-own-password")
+    assert response.status_code == 302
+    assert store.get_user("nurse").must_change_password is False
+    assert client.get("/cases").status_code == 200  # this session carries on
+    other = app.test_client()
+    assert log_in(other, "nurse", "one-time-1").status_code == 401
+    assert log_in(other, "nurse", "my-own-password").status_code == 302
+    assert other.get("/cases").status_code == 200

@@ -136,6 +136,7 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
     csrf.exempt(api.blueprint)  # the API takes HTTP Basic credentials, never the cookie
 
     app.before_request(auth.load_user)
+    app.before_request(auth.require_password_change)
     app.after_request(security_headers)
     app.jinja_env.globals["reason_text"] = lambda code: text(code, request_language())
     app.jinja_env.globals["evidence_text"] = lambda reason: stored_evidence(

@@ -254,6 +254,14 @@ def add_user():
     elif context().store.get_user(username):
         flash(_("This user name is taken."), "error")
     else:
-        context().store.create_user(username, role, hash_password(password))
-        flash(_("User %(name)s added.", name=username), "ok")
+        user = context().store.create_user(username, role, hash_password(password))
+        # the admin typed it, so it is one-time: the user chooses their own at first login
+        context().store.set_must_change_password(user.id, True)
+        flash(
+            _(
+                "User %(name)s added. They choose their own password at the first login.",
+                name=username,
+            ),
+            "ok",
+        )
     return redirect(url_for("admin.settings_page"))

@@ -12,7 +12,17 @@ import unicodedata
 import urllib.parse
 from collections.abc import Callable, Mapping
 
-from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_babel import gettext as _
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -196,6 +206,66 @@ def login():
             else _("Wrong user name or password.")
         )
     return render_template("login.html", error=error), (401 if error else 200)
+
+
+# what a user who must change their password may still reach
+OPEN_WHILE_CHANGE_DUE = frozenset(
+    {"auth.change_password", "auth.logout", "auth.set_language", "auth.login", "static"}
+)
+MIN_PASSWORD_CHARS = 8
+
+
+def require_password_change():
+    """After a one-time or reset password, every page leads to the change page first."""
+    user = g.get("user")
+    due = user is not None and user.must_change_password
+    if due and request.endpoint not in OPEN_WHILE_CHANGE_DUE:
+        return redirect(url_for("auth.change_password"))
+    return None
+
+
+def _password_problem(user, current: str, new: str, repeated: str) -> str | None:
+    from werkzeug.security import check_password_hash
+
+    if not check_password_hash(user.password_hash, current):
+        return _("The current password is not right.")
+    if len(new) < MIN_PASSWORD_CHARS:
+        return _("The new password needs at least %(count)d characters.", count=MIN_PASSWORD_CHARS)
+    if new != repeated:
+        return _("The two new passwords are not the same.")
+    if new == current or new.lower() == user.username.lower():
+        return _("Choose a new password that is not the old one or your user name.")
+    return None
+
+
+@blueprint.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    from edgeosteo.web import context
+
+    user = g.user
+    problem = None
+    if request.method == "POST":
+        problem = _password_problem(
+            user,
+            request.form.get("current", ""),
+            request.form.get("new", ""),
+            request.form.get("repeated", ""),
+        )
+        if problem is None:
+            store = context().store
+            store.set_password(user.id, hash_password(request.form["new"]))
+            store.set_must_change_password(user.id, False)
+            # the change ended every session of this account; this one carries on
+            session["generation"] = store.get_user_by_id(user.id).session_generation
+            flash(_("Password changed."), "ok")
+            return redirect(url_for("pages.new_screening"))
+    return render_template(
+        "account_password.html",
+        problem=problem,
+        forced=user.must_change_password,
+        min_chars=MIN_PASSWORD_CHARS,
+    ), (422 if problem else 200)
 
 
 @blueprint.route("/logout", methods=["POST"])

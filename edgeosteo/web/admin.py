@@ -18,7 +18,7 @@ from edgeosteo.errors import EdgeOsteoError
 from edgeosteo.messages import text
 from edgeosteo.sync import SyncConfigError, check_endpoint
 from edgeosteo.web import LANGUAGES, context, request_language
-from edgeosteo.web.auth import admin_required, hash_password
+from edgeosteo.web.auth import MIN_PASSWORD_CHARS, admin_required, hash_password
 
 blueprint = Blueprint("admin", __name__, url_prefix="/settings")
 # one line at the head of the printed report
@@ -249,7 +249,7 @@ def add_user():
     username = request.form.get("username", "").strip()
     password = request.form.get("password", "")
     role = request.form.get("role", "technician")
-    if not username or len(password) < 8 or role not in ("admin", "technician"):
+    if not username or len(password) < MIN_PASSWORD_CHARS or role not in ("admin", "technician"):
         flash(_("Give a user name and a password of at least 8 characters."), "error")
     elif context().store.get_user(username):
         flash(_("This user name is taken."), "error")

@@ -225,8 +225,6 @@ def require_password_change():
 
 
 def _password_problem(user, current: str, new: str, repeated: str) -> str | None:
-    from werkzeug.security import check_password_hash
-
     if not check_password_hash(user.password_hash, current):
         return _("The current password is not right.")
     if len(new) < MIN_PASSWORD_CHARS:

@@ -247,6 +247,39 @@ def test_the_follow_up_list_is_oldest_first_with_days_waiting(admin_client, box)
     assert days == ["40", "12", "3"]
 
 
+@pytest.mark.parametrize("zone", ["Asia/Shanghai", "America/Bogota"])
+def test_the_follow_up_list_counts_days_at_the_box_not_in_utc(tmp_path, zone):
+    from datetime import UTC, datetime, time
+    from zoneinfo import ZoneInfo
+
+    from conftest import log_in
+    from edgeosteo.app import build
+    from edgeosteo.config import load_settings
+    from edgeosteo.web.auth import ensure_admin
+
+    settings = load_settings(data_dir=tmp_path / "box", environ={}, web={"time_zone": zone})
+    box = build(settings)
+    ensure_admin(box.store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    where = ZoneInfo(zone)
+    local_today = datetime.now(UTC).astimezone(where).date()
+    # referred five local days ago, at 01:30 (Beijing: the evening before in UTC) or at
+    # 21:30 (Bogota: the morning after in UTC)
+    moment = time(1, 30) if zone == "Asia/Shanghai" else time(21, 30)
+    referred = datetime.combine(local_today - timedelta(days=5), moment, tzinfo=where)
+    box.store.save_case(
+        {
+            "created_at": referred.astimezone(UTC).isoformat(timespec="seconds"),
+            "referral": {"category": "refer"},
+        },
+        local_patient_id="P-TZ",
+    )
+    client = box.web.test_client()
+    assert log_in(client).status_code == 302
+    html = client.get("/follow-up").get_data(as_text=True)
+    assert re.findall(r'<span class="days">(\d+)</span>', html) == ["5"]
+    assert (local_today - timedelta(days=5)).isoformat() in html
+
+
 def test_a_database_from_before_follow_up_migrates_and_keeps_its_cases(tmp_path):
     data = tmp_path / "old"
     data.mkdir()

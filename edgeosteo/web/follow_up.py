@@ -6,14 +6,14 @@ answer to research use of the de-identified case."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from edgeosteo.cases import patient_label
 from edgeosteo.errors import FollowUpError
-from edgeosteo.web import context
+from edgeosteo.web import box_zone, clock, context
 from edgeosteo.web.auth import login_required
 from edgeosteo.web.pages import render_case
 
@@ -32,11 +32,18 @@ class AwaitingRow:
     body_part: str
 
 
-def days_since(created_at: str, today: date) -> int:
+def local_day(created_at: str) -> date | None:
+    """The day a stored UTC time falls on at the box (a referral at 01:00 in Beijing is
+    the day before in UTC)."""
     try:
-        return max(0, (today - datetime.fromisoformat(created_at).date()).days)
+        return clock.local(created_at, box_zone()).date()
     except ValueError:
-        return 0
+        return None
+
+
+def days_since(created_at: str, today: date) -> int:
+    day = local_day(created_at)
+    return max(0, (today - day).days) if day else 0
 
 
 @blueprint.route("/follow-up")
@@ -44,11 +51,11 @@ def days_since(created_at: str, today: date) -> int:
 def awaiting_dxa():
     settings = context().settings
     receiver = settings.receiver
-    today = datetime.now(UTC).date()
+    today = clock.today(box_zone())
     rows = [
         AwaitingRow(
             case_id=record.id,
-            referred_on=record.created_at[:10],
+            referred_on=str(local_day(record.created_at) or record.created_at[:10]),
             days_waiting=days_since(record.created_at, today),
             patient=patient_label(
                 record.identity,

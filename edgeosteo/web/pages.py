@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 
 from flask import (
     Blueprint,
@@ -24,7 +23,7 @@ from edgeosteo.clinical import ClinicalAnswers
 from edgeosteo.errors import IntakeError, RequestError
 from edgeosteo.messages import text
 from edgeosteo.models import FEATURE_ANSWERS
-from edgeosteo.web import context, request_language
+from edgeosteo.web import box_zone, clock, context, request_language
 from edgeosteo.web.auth import login_required
 from edgeosteo.web.follow_up_text import (
     DXA_SITE_NAMES,
@@ -174,7 +173,7 @@ def render_case(
         dxa_sites=DXA_SITE_NAMES,
         who_bands=WHO_BAND_NAMES,
         no_dxa_outcomes=NO_DXA_OUTCOME_NAMES,
-        today=date.today().isoformat(),
+        today=clock.today(box_zone()).isoformat(),
         hospital_name=context().settings.web.hospital_name,
     )
 
@@ -198,7 +197,7 @@ def _rescreen(record) -> Rescreen | None:
         months, conditional = context().settings.policy.rescreen_interval_months, True
     if category not in ("routine", "consider") or not isinstance(months, int):
         return None
-    screened = date.fromisoformat(record.created_at[:10])
+    screened = clock.local(record.created_at, box_zone()).date()
     total = screened.year * 12 + screened.month - 1 + months
     return Rescreen(months, f"{total // 12:04d}-{total % 12 + 1:02d}", conditional)
 

@@ -4,7 +4,8 @@ POST {base}/fhir with ``Authorization: Bearer <device token>`` and a Bundle from
 edgeosteo.fhir. Every record must name the site and device the token was issued to. The
 answer is a transaction-response Bundle: 201 for what was new, 200 for a replay. A record
 may be a revision of an earlier one of the same case; the dashboard counts each case once,
-by its current (highest) revision.
+by its current (highest) revision. The dashboard is in Simplified Chinese or English: the
+browser's language, or ``?lang=zh_CN`` / ``?lang=en``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
+from flask_babel import Babel
 
 from edgeosteo.config import FollowUpSettings, HubSettings
 from edgeosteo.dxa import dxa_result_from
@@ -27,6 +29,23 @@ from edgeosteo.messages import text
 HUB_DATABASE_NAME = "hub.sqlite3"
 FHIR_JSON = "application/fhir+json"
 MAX_AGE_YEARS = 150
+# the product has one catalogue: the hub's strings are extracted into the box page's
+TRANSLATIONS = Path(__file__).resolve().parents[1] / "web" / "translations"
+LANGUAGES = ("zh_CN", "en")
+SEX_LABELS = {"female": ("female", "女"), "male": ("male", "男"), "unknown": ("unknown", "不详")}
+
+
+def dashboard_language() -> str:
+    """``?lang=`` when it names a language the hub speaks, else the browser's choice."""
+    asked = request.args.get("lang", "")
+    if asked in LANGUAGES:
+        return asked
+    best = request.accept_languages.best_match(["zh-CN", "zh", "en"], default="en")
+    return "zh_CN" if best.startswith("zh") else "en"
+
+
+def _in_language(language: str, english: str, chinese: str) -> str:
+    return chinese if language == "zh_CN" else english
 
 
 def database_url(settings: HubSettings, data_dir: Path) -> str:
@@ -91,6 +110,25 @@ def create_hub_app(settings: HubSettings, data_dir: Path, store: HubStore | None
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     hub_store = store or HubStore(database_url(settings, data_dir))
     app.extensions["edgeosteo_hub"] = {"settings": settings, "store": hub_store}
+    Babel(
+        app,
+        locale_selector=dashboard_language,
+        default_translation_directories=str(TRANSLATIONS),
+    )
+
+    @app.context_processor
+    def language_helpers() -> dict[str, Any]:
+        language = dashboard_language()
+        return {
+            "lang": language,
+            "sex_label": lambda sex: _in_language(
+                language, *SEX_LABELS.get(sex or "unknown", (sex, sex))
+            ),
+            "age_label": lambda band: (
+                _in_language(language, band, "不详") if band == "unknown" else band
+            ),
+            "code_text": lambda code: text(code, language),
+        }
 
     def credential(role: str) -> Credential | None:
         token = _bearer()

@@ -68,7 +68,15 @@ def profile(
     for s in shifts:
         c = np.asarray(centre, dtype=np.float64) + s * n
         rows.append(sample(pixels, c[0] + offsets * d[0], c[1] + offsets * d[1]))
-    return offsets, np.nanmean(np.vstack(rows), axis=0) if len(rows) > 1 else rows[0]
+    if len(rows) == 1:
+        return offsets, rows[0]
+    # a mean over the band that skips samples off the image; a column wholly off it stays
+    # NaN without numpy's "mean of empty slice" warning
+    band = np.vstack(rows)
+    inside = np.count_nonzero(~np.isnan(band), axis=0)
+    total = np.nansum(band, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return offsets, np.where(inside > 0, total / inside.astype(band.dtype), np.nan)
 
 
 def perpendicular_profiles(

@@ -4,12 +4,11 @@ English), with a link to the other."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
-import waitress
 from latin_scan import english_on_page
+from loopback import LoopbackServer
 from test_browser import ARTIFACTS, CHROMIUM, browser  # noqa: F401
 from test_hub import _spine, post, record
 
@@ -44,10 +43,8 @@ def hub(tmp_path_factory):
     ]  # fmt: skip
     assert post(app.test_client(), transaction_bundle(batch), device).status_code == 200
     viewer = store.add_credential("viewer", "*", "analyst")
-    server = waitress.create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}", viewer
+    server = LoopbackServer(app)
+    yield server.url, viewer
     server.close()
     store.close()
 

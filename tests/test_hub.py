@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 import requests
-import waitress
+from loopback import LoopbackServer
 from sqlalchemy import create_engine, text
 from test_sync import SITE, box_settings
 
@@ -169,14 +169,8 @@ def test_a_replayed_batch_creates_nothing_new(app, store, device_token):
 
 def _deliver_at_once(store, tmp_path, device_token, bodies: list[bytes]) -> list[int]:
     """POST every body to a real hub on loopback, all released together; the statuses."""
-    server = waitress.create_server(
-        create_hub_app(HubSettings(), tmp_path, store),
-        host="127.0.0.1",
-        port=0,
-        threads=len(bodies),
-    )
-    threading.Thread(target=server.run, daemon=True).start()
-    url = f"http://127.0.0.1:{server.effective_port}/fhir"
+    server = LoopbackServer(create_hub_app(HubSettings(), tmp_path, store), threads=len(bodies))
+    url = f"{server.url}/fhir"
     start = threading.Barrier(len(bodies))
     statuses: list[int] = []
 

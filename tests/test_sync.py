@@ -30,7 +30,7 @@ from pathlib import Path
 
 import pytest
 import tomli_w
-import waitress
+from loopback import LoopbackServer
 from sqlalchemy import select
 
 from edgeosteo.config import HubSettings, Settings, load_settings
@@ -61,9 +61,8 @@ def start_hub(data_dir: Path, database_url: str | None = None, port: int = 0) ->
     store = HubStore(database_url or f"sqlite:///{data_dir / 'hub.sqlite3'}")
     token = store.add_credential("device", SITE, DEVICE)
     app = create_hub_app(HubSettings(), data_dir, store)
-    server = waitress.create_server(app, host="127.0.0.1", port=port, threads=4)
-    threading.Thread(target=server.run, daemon=True).start()
-    bound = server.effective_port
+    server = LoopbackServer(app, threads=4, port=port)
+    bound = server.port
     return Hub(f"http://127.0.0.1:{bound}/fhir", bound, store, token, server)
 
 

@@ -147,6 +147,42 @@ class Users(Database):
             _refuse_last_admin(connection, user_id)
             connection.execute("DELETE FROM users WHERE id=?", (user_id,))
 
+    def set_role(self, user_id: int, role: str) -> None:
+        """Make an account an admin or a technician; refuses with LastAdmin to demote the last
+        enabled administrator (the check and the write in one transaction, as set_disabled)."""
+        if role not in ("admin", "technician"):
+            raise ValueError(role)
+        with self.transaction() as connection:
+            if role != "admin":
+                _refuse_last_admin(connection, user_id)
+            connection.execute("UPDATE users SET role=? WHERE id=?", (role, user_id))
+
+    def reset_password(self, user_id: int, password_hash: str) -> None:
+        """An admin's reset: a one-time password that must be changed at the next login. It
+        ends the account's sessions and clears a lockout, so the user can log in with it."""
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE users SET password_hash=?, must_change_password=1, failed_logins=0, "
+                "locked_until=0, session_generation=session_generation+1 WHERE id=?",
+                (password_hash, user_id),
+            )
+
+    def unlock_user(self, user_id: int) -> None:
+        """Clear a lockout after failed logins (the count starts again)."""
+        with self.transaction() as connection:
+            connection.execute(
+                "UPDATE users SET failed_logins=0, locked_until=0 WHERE id=?", (user_id,)
+            )
+
+    def is_last_enabled_admin(self, user_id: int) -> bool:
+        """Whether disabling, demoting or deleting this account would raise LastAdmin."""
+        with self.connect() as connection:
+            try:
+                _refuse_last_admin(connection, user_id)
+            except LastAdmin:
+                return True
+        return False
+
     def end_sessions(self, user_id: int) -> None:
         """Bump the user's session generation: every page session issued before no longer
         matches it, so it ends at its next request (logout, a disabled or reset account)."""

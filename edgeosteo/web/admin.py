@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import secrets
+import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import tomli_w
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from edgeosteo.config import PolicySettings
 from edgeosteo.errors import EdgeOsteoError
 from edgeosteo.messages import text
+from edgeosteo.records import User
+from edgeosteo.store.users import LastAdmin
 from edgeosteo.sync import SyncConfigError, check_endpoint
 from edgeosteo.web import LANGUAGES, context, request_language
 from edgeosteo.web.auth import MIN_PASSWORD_CHARS, admin_required, hash_password
@@ -109,7 +114,18 @@ def _read_config() -> dict:
     return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def _render(form: SettingsForm | None = None, status: int = 200):
+@dataclass(frozen=True)
+class OneTimePassword:
+    """A password an admin's reset made, shown once on the answer to that reset, never stored
+    in the clear, flashed (the session cookie) or logged."""
+
+    username: str
+    password: str
+
+
+def _render(
+    form: SettingsForm | None = None, status: int = 200, one_time: OneTimePassword | None = None
+):
     box = context()
     config = _read_config()
     if form is None:
@@ -126,6 +142,8 @@ def _render(form: SettingsForm | None = None, status: int = 200):
         form=form,
         settings=box.settings,
         users=box.store.list_users(),
+        now=time.time(),
+        one_time=one_time,
         outbox=box.store.outbox_counts(),
         sync=box.store.sync_status(),
     ), status
@@ -265,3 +283,134 @@ def add_user():
             "ok",
         )
     return redirect(url_for("admin.settings_page"))
+
+
+# read out and typed by hand: no 0/o, 1/l/i to mistake (31**10, about 2**49, with the lockout)
+ONE_TIME_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+ONE_TIME_CHARS = 10
+
+
+def one_time_password() -> str:
+    return "".join(secrets.choice(ONE_TIME_ALPHABET) for _ in range(ONE_TIME_CHARS))
+
+
+def _say(code: str, **values: str) -> str:
+    """The catalogue's sentence for an account code in the page's language."""
+    return text(code, request_language()).format(**values)
+
+
+def _users_page():
+    return redirect(url_for("admin.settings_page", _anchor="users"))
+
+
+def _refusal(target: User | None, not_on_self: bool):
+    """The answer that refuses an action on ``target``: gone, or the admin themselves where
+    ``not_on_self`` (they would lock themselves out: said as the last-admin reason when it is
+    that too); None when it may go ahead."""
+    if target is None:
+        flash(_say("account.not_found"), "error")
+        return _users_page()
+    if not_on_self and target.id == g.user.id:
+        last = context().store.is_last_enabled_admin(target.id)
+        code = "account.last_admin" if last else "account.not_yourself"
+        flash(_say(code, name=target.username), "error")
+        return _users_page()
+    return None
+
+
+def _on_user(user_id: int, action: Callable[[User], str], *, not_on_self: bool):
+    """Run ``action`` on the user (it returns the code of what it did) unless _refusal
+    refuses, or the store does for the last enabled admin (LastAdmin)."""
+    target = context().store.get_user_by_id(user_id)
+    if (refused := _refusal(target, not_on_self)) is not None:
+        return refused
+    try:
+        code = action(target)
+    except LastAdmin:
+        flash(_say("account.last_admin", name=target.username), "error")
+        return _users_page()
+    flash(_say(code, name=target.username), "ok")
+    return _users_page()
+
+
+@blueprint.route("/users/<int:user_id>/reset", methods=["POST"])
+@admin_required
+def reset_password(user_id: int):
+    """A new one-time password, shown once on this answer (not after a redirect, so it never
+    travels in the session cookie); the user must change it at the next login."""
+    store = context().store
+    target = store.get_user_by_id(user_id)
+    if (refused := _refusal(target, not_on_self=True)) is not None:
+        return refused
+    password = one_time_password()
+    store.reset_password(target.id, hash_password(password))
+    flash(_say("account.password_reset", name=target.username), "ok")
+    response = make_response(*_render(one_time=OneTimePassword(target.username, password)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.route("/users/<int:user_id>/unlock", methods=["POST"])
+@admin_required
+def unlock_user(user_id: int):
+    def unlock(target: User) -> str:
+        context().store.unlock_user(target.id)
+        return "account.unlocked"
+
+    return _on_user(user_id, unlock, not_on_self=False)
+
+
+@blueprint.route("/users/<int:user_id>/disable", methods=["POST"])
+@admin_required
+def disable_user(user_id: int):
+    def disable(target: User) -> str:
+        context().store.set_disabled(target.id, True)
+        return "account.disabled"
+
+    return _on_user(user_id, disable, not_on_self=True)
+
+
+@blueprint.route("/users/<int:user_id>/enable", methods=["POST"])
+@admin_required
+def enable_user(user_id: int):
+    def enable(target: User) -> str:
+        context().store.set_disabled(target.id, False)
+        return "account.enabled"
+
+    return _on_user(user_id, enable, not_on_self=False)
+
+
+@blueprint.route("/users/<int:user_id>/role", methods=["POST"])
+@admin_required
+def change_role(user_id: int):
+    role = request.form.get("role", "")
+    if role not in ("admin", "technician"):
+        flash(_say("account.role_invalid"), "error")
+        return _users_page()
+
+    def change(target: User) -> str:
+        context().store.set_role(target.id, role)
+        return "account.made_admin" if role == "admin" else "account.made_technician"
+
+    # making oneself an admin again is no lock-out; demoting oneself is
+    return _on_user(user_id, change, not_on_self=role != "admin")
+
+
+@blueprint.route("/users/<int:user_id>/delete", methods=["GET"])
+@admin_required
+def confirm_delete(user_id: int):
+    """The confirm step: what deleting means, then a second button that does it."""
+    target = context().store.get_user_by_id(user_id)
+    if (refused := _refusal(target, not_on_self=True)) is not None:
+        return refused
+    return render_template("user_delete.html", target=target)
+
+
+@blueprint.route("/users/<int:user_id>/delete", methods=["POST"])
+@admin_required
+def delete_user(user_id: int):
+    def delete(target: User) -> str:
+        context().store.delete_user(target.id)
+        return "account.deleted"
+
+    return _on_user(user_id, delete, not_on_self=True)

@@ -1,0 +1,173 @@
+"""An admin's actions on users (issue 19, item 11): reset to a one-time password shown once,
+unlock, disable and enable, delete after a confirm step, and change the role; never leaving
+the box without an enabled admin, and never locking the admin out of their own account.
+Through the real Flask app and its SQLite store, with CSRF tokens as the page sends them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import ADMIN_PASSWORD, TECH_PASSWORD, csrf_token, log_in
+from edgeosteo.store.users import LastAdmin
+from edgeosteo.web.admin import ONE_TIME_ALPHABET, ONE_TIME_CHARS
+
+ONE_TIME = re.compile(r'id="one-time-password">([^<]+)<')
+
+
+def _act(client, user_id: int, action: str, **form):
+    token = csrf_token(client, "/settings/")
+    return client.post(f"/settings/users/{user_id}/{action}", data={"csrf_token": token, **form})
+
+
+def _flash(client) -> str:
+    page = client.get("/settings/").get_data(as_text=True)
+    return " ".join(re.findall(r'<p class="flash [a-z]+">([^<]*)</p>', page))
+
+
+def _alert(response) -> list[str]:
+    return re.findall(r'role="alert">([^<]*)<', response.get_data(as_text=True))
+
+
+@pytest.fixture
+def zh_admin(admin_client):
+    token = csrf_token(admin_client, "/settings/")
+    admin_client.post("/language", data={"language": "zh_CN", "csrf_token": token})
+    return admin_client
+
+
+def test_a_reset_shows_a_one_time_password_once_and_it_must_be_changed(app, box, zh_admin):
+    tech = box.store.get_user("tech")
+    session = app.test_client()
+    assert log_in(session, "tech", TECH_PASSWORD).status_code == 302
+    assert session.get("/cases").status_code == 200
+    answer = _act(zh_admin, tech.id, "reset")
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    page = answer.get_data(as_text=True)
+    password = ONE_TIME.search(page).group(1)
+    assert len(password) == ONE_TIME_CHARS and set(password) <= set(ONE_TIME_ALPHABET)
+    assert "已为 tech 生成新的一次性密码" in page
+    # shown once: not on the next page, not in the session cookie
+    assert password not in zh_admin.get("/settings/").get_data(as_text=True)
+    assert all(password not in c.value for c in zh_admin._cookies.values())
+    assert box.store.get_user("tech").must_change_password is True
+    assert session.get("/cases").status_code == 302  # their open session has ended
+    fresh = app.test_client()
+    assert log_in(fresh, "tech", TECH_PASSWORD).status_code == 401
+    assert log_in(fresh, "tech", password).status_code == 302
+    assert fresh.get("/cases").headers["Location"].endswith("/account/password")
+
+
+def test_a_reset_also_clears_a_lockout_and_unlock_clears_one(app, box, zh_admin):
+    attempts = box.settings.web.login_attempts_before_lock
+    tech = box.store.get_user("tech")
+    other = app.test_client()
+    for _ in range(attempts):
+        log_in(other, "tech", "wrong")
+    assert log_in(other, "tech", TECH_PASSWORD).status_code == 401  # locked
+    page = zh_admin.get("/settings/").get_data(as_text=True)
+    assert 'data-state="locked"' in page and f"/settings/users/{tech.id}/unlock" in page
+    assert _act(zh_admin, tech.id, "unlock").status_code == 302
+    assert "已为 tech 解除锁定" in _flash(zh_admin)
+    assert log_in(other, "tech", TECH_PASSWORD).status_code == 302
+    for _ in range(attempts):
+        log_in(app.test_client(), "tech", "wrong")
+    password = ONE_TIME.search(_act(zh_admin, tech.id, "reset").get_data(as_text=True))[1]
+    assert log_in(app.test_client(), "tech", password).status_code == 302
+
+
+def test_disable_refuses_the_login_like_an_unknown_name_and_enable_restores_it(app, box, zh_admin):
+    tech = box.store.get_user("tech")
+    session = app.test_client()
+    assert log_in(session, "tech", TECH_PASSWORD).status_code == 302
+    assert _act(zh_admin, tech.id, "disable").status_code == 302
+    assert "已停用 tech" in _flash(zh_admin)
+    assert session.get("/cases").status_code == 302
+    disabled = log_in(app.test_client(), "tech", TECH_PASSWORD)
+    unknown = log_in(app.test_client(), "nobody", TECH_PASSWORD)
+    assert disabled.status_code == unknown.status_code == 401
+    assert _alert(disabled) == _alert(unknown) and _alert(disabled)
+    assert _act(zh_admin, tech.id, "enable").status_code == 302
+    assert "已启用 tech" in _flash(zh_admin)
+    assert log_in(app.test_client(), "tech", TECH_PASSWORD).status_code == 302
+
+
+def test_delete_asks_first_then_deletes(app, box, zh_admin):
+    tech = box.store.get_user("tech")
+    confirm = zh_admin.get(f"/settings/users/{tech.id}/delete").get_data(as_text=True)
+    assert "删除用户 tech？" in confirm and "无法撤销" in confirm
+    assert box.store.get_user("tech") is not None  # asking deletes nothing
+    assert _act(zh_admin, tech.id, "delete").status_code == 302
+    assert box.store.get_user("tech") is None
+    assert "已删除 tech" in _flash(zh_admin)
+    assert _act(zh_admin, tech.id, "delete").status_code == 302
+    assert "该用户已不存在" in _flash(zh_admin)
+
+
+def test_the_role_changes_and_the_last_admin_is_never_demoted_disabled_or_deleted(
+    app, box, zh_admin
+):
+    store = box.store
+    tech, admin = store.get_user("tech"), store.get_user("admin")
+    assert _act(zh_admin, tech.id, "role", role="admin").status_code == 302
+    assert store.get_user("tech").is_admin and "tech 现在是管理员" in _flash(zh_admin)
+    assert _act(zh_admin, tech.id, "role", role="technician").status_code == 302
+    assert not store.get_user("tech").is_admin
+    assert _act(zh_admin, tech.id, "role", role="root").status_code == 302
+    assert "请选择管理员或技师" in _flash(zh_admin) and not store.get_user("tech").is_admin
+    # the last enabled admin, on their own account: refused, and told why
+    for action, form in (("disable", {}), ("delete", {}), ("role", {"role": "technician"})):
+        assert _act(zh_admin, admin.id, action, **form).status_code == 302
+        assert "未执行：admin 是最后一个可用的管理员" in _flash(zh_admin), action
+    asked = zh_admin.get(f"/settings/users/{admin.id}/delete")  # the confirm step refuses too
+    assert "最后一个可用的管理员" in _flash_after(asked, zh_admin)
+    assert store.get_user("admin").is_admin and not store.get_user("admin").disabled
+    # nor by another admin's hand: the store refuses, in the same transaction as the write
+    for act in (
+        lambda: store.set_role(admin.id, "technician"),
+        lambda: store.set_disabled(admin.id, True),
+        lambda: store.delete_user(admin.id),
+    ):
+        with pytest.raises(LastAdmin):
+            act()
+    assert store.get_user("admin").is_admin
+    # with a second admin, their own account is still refused: they would lock themselves out
+    assert _act(zh_admin, tech.id, "role", role="admin").status_code == 302
+    for action, form in (
+        ("disable", {}),
+        ("delete", {}),
+        ("role", {"role": "technician"}),
+        ("reset", {}),
+    ):
+        assert _act(zh_admin, admin.id, action, **form).status_code == 302
+        assert "不能在这里停用、删除、降级自己的账户" in _flash(zh_admin), action
+    assert store.get_user("admin").is_admin and not store.get_user("admin").disabled
+    # and the other admin may go, the box keeping one
+    assert _act(zh_admin, tech.id, "disable").status_code == 302
+    assert store.get_user("tech").disabled
+    assert _act(zh_admin, tech.id, "role", role="technician").status_code == 302
+    assert not store.get_user("tech").is_admin
+
+
+def _flash_after(response, client) -> str:
+    assert response.status_code == 302
+    return _flash(client)
+
+
+def test_a_technician_reaches_no_account_action(tech_client, box):
+    admin = box.store.get_user("admin")
+    for action in ("reset", "unlock", "disable", "enable", "delete", "role"):
+        token = csrf_token(tech_client, "/cases")
+        answer = tech_client.post(
+            f"/settings/users/{admin.id}/{action}", data={"csrf_token": token, "role": "x"}
+        )
+        assert answer.status_code == 403, action
+    assert box.store.get_user("admin").is_admin and not box.store.get_user("admin").disabled
+
+
+def test_an_action_without_the_csrf_token_is_refused(admin_client, box):
+    tech = box.store.get_user("tech")
+    assert admin_client.post(f"/settings/users/{tech.id}/disable").status_code == 400
+    assert not box.store.get_user("tech").disabled
+    assert ADMIN_PASSWORD  # the admin's own password is never needed for these

@@ -171,3 +171,37 @@ def test_an_action_without_the_csrf_token_is_refused(admin_client, box):
     assert admin_client.post(f"/settings/users/{tech.id}/disable").status_code == 400
     assert not box.store.get_user("tech").disabled
     assert ADMIN_PASSWORD  # the admin's own password is never needed for these
+
+
+def _basic(name: str, password: str) -> dict:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{name}:{password}".encode()).decode()}
+
+
+def test_the_api_refuses_a_password_to_change_and_a_disabled_account(app, box, zh_admin):
+    api = app.test_client()
+    tech = box.store.get_user("tech")
+    assert api.get("/api/v1/status", headers=_basic("tech", TECH_PASSWORD)).status_code == 200
+    password = ONE_TIME.search(_act(zh_admin, tech.id, "reset").get_data(as_text=True))[1]
+    for path in ("/api/v1/status", "/api/v1/cases/1"):
+        answer = api.get(path, headers=_basic("tech", password))
+        assert answer.status_code == 403, path
+        error = answer.get_json()["error"]
+        assert error["code"] == "account.password_change_due"
+        assert "一次性密码" in error["message_zh_CN"] and "one-time" in error["message_en"]
+    screening = api.post("/api/v1/screenings", headers=_basic("tech", password), data={})
+    assert screening.status_code == 403 and box.store.count_cases() == 0
+    # changed on the page: the API answers to the new password
+    page = app.test_client()
+    assert log_in(page, "tech", password).status_code == 302
+    token = csrf_token(page, "/account/password")
+    form = {"current": password, "new": "tech-own-pass", "repeated": "tech-own-pass"}
+    assert page.post("/account/password", data={**form, "csrf_token": token}).status_code == 302
+    assert api.get("/api/v1/status", headers=_basic("tech", "tech-own-pass")).status_code == 200
+    # disabled: the API answers as it does to a name it does not know
+    assert _act(zh_admin, tech.id, "disable").status_code == 302
+    disabled = api.get("/api/v1/status", headers=_basic("tech", "tech-own-pass"))
+    unknown = api.get("/api/v1/status", headers=_basic("nobody", "tech-own-pass"))
+    assert disabled.status_code == unknown.status_code == 401
+    assert disabled.get_json() == unknown.get_json()

@@ -6,6 +6,7 @@ Through the real Flask app and its SQLite store, with CSRF tokens as the page se
 from __future__ import annotations
 
 import re
+import sqlite3
 
 import pytest
 
@@ -205,3 +206,91 @@ def test_the_api_refuses_a_password_to_change_and_a_disabled_account(app, box, z
     unknown = api.get("/api/v1/status", headers=_basic("nobody", "tech-own-pass"))
     assert disabled.status_code == unknown.status_code == 401
     assert disabled.get_json() == unknown.get_json()
+
+
+def test_every_account_action_is_audited_without_a_password(app, box, zh_admin):
+    store = box.store
+    token = csrf_token(zh_admin, "/settings/")
+    form = {"username": "zhou", "password": "given-by-admin", "role": "technician"}
+    assert zh_admin.post("/settings/users", data={**form, "csrf_token": token}).status_code == 302
+    zhou = store.get_user("zhou")
+    password = ONE_TIME.search(_act(zh_admin, zhou.id, "reset").get_data(as_text=True))[1]
+    for _ in range(box.settings.web.login_attempts_before_lock):
+        log_in(app.test_client(), "zhou", "wrong")
+    for action, form in (
+        ("unlock", {}),
+        ("disable", {}),
+        ("enable", {}),
+        ("role", {"role": "admin"}),
+        ("role", {"role": "technician"}),
+    ):
+        assert _act(zh_admin, zhou.id, action, **form).status_code == 302
+    own = app.test_client()
+    assert log_in(own, "zhou", password).status_code == 302
+    token = csrf_token(own, "/account/password")
+    change = {"current": password, "new": "zhou-own-pass", "repeated": "zhou-own-pass"}
+    assert own.post("/account/password", data={**change, "csrf_token": token}).status_code == 302
+    assert _act(zh_admin, store.get_user("admin").id, "disable").status_code == 302  # refused
+    assert _act(zh_admin, zhou.id, "delete").status_code == 302
+    entries = store.account_audit()
+    assert [(e.actor, e.action, e.target, e.role) for e in reversed(entries)] == [
+        ("admin", "create", "zhou", "technician"),
+        ("admin", "reset_password", "zhou", None),
+        ("admin", "unlock", "zhou", None),
+        ("admin", "disable", "zhou", None),
+        ("admin", "enable", "zhou", None),
+        ("admin", "role_change", "zhou", "admin"),
+        ("admin", "role_change", "zhou", "technician"),
+        ("zhou", "password_change", "zhou", None),
+        ("admin", "delete", "zhou", None),
+    ]  # a refused action is not an entry
+    assert all(e.at.endswith("+00:00") for e in entries)  # stored in UTC
+    # no password in the audit, in the clear or hashed
+    with sqlite3.connect(store.path) as connection:
+        rows = [str(row) for row in connection.execute("SELECT * FROM account_audit")]
+    for secret in ("given-by-admin", password, "zhou-own-pass", "scrypt:"):
+        assert not any(secret in row for row in rows), secret
+    page = zh_admin.get("/settings/").get_data(as_text=True)
+    audit = page.split('id="account-audit"')[1].split("</table>")[0]
+    assert audit.count("<tr data-action=") == len(entries)
+    assert "修改了自己的密码" in audit and "更改了角色: 管理员" in audit and "删除了用户" in audit
+
+
+def test_the_page_lists_the_last_50_in_the_box_time_zone(tmp_path):
+    from edgeosteo.app import build
+    from edgeosteo.config import load_settings
+    from edgeosteo.web.auth import ensure_admin
+
+    settings = load_settings(
+        data_dir=tmp_path / "box", environ={}, web={"time_zone": "Asia/Shanghai"}
+    )
+    box = build(settings)
+    ensure_admin(box.store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    admin_id = box.store.get_user("admin").id
+    for _ in range(60):
+        box.store.unlock_user(admin_id, actor="admin")
+    with sqlite3.connect(box.store.path) as connection:
+        connection.execute("UPDATE account_audit SET at='2026-12-03T03:10:05+00:00'")
+    client = box.web.test_client()
+    assert log_in(client).status_code == 302
+    page = client.get("/settings/").get_data(as_text=True)
+    audit = page.split('id="account-audit"')[1].split("</table>")[0]
+    assert audit.count("<tr data-action=") == 50
+    assert "2026-12-03 11:10:05" in audit and "03:10" not in audit and "UTC+8" in audit
+
+
+def test_a_database_before_the_audit_migrates_and_keeps_its_users(tmp_path):
+    from edgeosteo.store import DATABASE_NAME, MIGRATIONS, CaseStore
+
+    data = tmp_path / "old"
+    data.mkdir()
+    with sqlite3.connect(data / DATABASE_NAME) as connection:
+        for number, script in enumerate(MIGRATIONS[:8], start=1):
+            connection.executescript(script + f"PRAGMA user_version={number};")
+        connection.execute(
+            "INSERT INTO users (username, role, password_hash, created_at) "
+            "VALUES ('li', 'technician', 'x', '2026-01-05T08:00:00+00:00')"
+        )
+    store = CaseStore(data)
+    assert store.schema_version == len(MIGRATIONS) >= 9
+    assert store.get_user("li") is not None and store.account_audit() == []

@@ -114,6 +114,20 @@ def _read_config() -> dict:
     return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
+# the account actions the users section lists, newest first
+AUDIT_SHOWN = 50
+ACTION_NAMES = {
+    "create": _l("added the user"),
+    "reset_password": _l("reset the password"),
+    "unlock": _l("unlocked"),
+    "disable": _l("disabled"),
+    "enable": _l("enabled"),
+    "delete": _l("deleted"),
+    "role_change": _l("changed the role"),
+    "password_change": _l("changed their own password"),
+}
+
+
 @dataclass(frozen=True)
 class OneTimePassword:
     """A password an admin's reset made, shown once on the answer to that reset, never stored
@@ -142,6 +156,8 @@ def _render(
         form=form,
         settings=box.settings,
         users=box.store.list_users(),
+        audit=box.store.account_audit(AUDIT_SHOWN),
+        action_names=ACTION_NAMES,
         now=time.time(),
         one_time=one_time,
         outbox=box.store.outbox_counts(),
@@ -272,7 +288,9 @@ def add_user():
     elif context().store.get_user(username):
         flash(_("This user name is taken."), "error")
     else:
-        user = context().store.create_user(username, role, hash_password(password))
+        user = context().store.create_user(
+            username, role, hash_password(password), actor=g.user.username
+        )
         # the admin typed it, so it is one-time: the user chooses their own at first login
         context().store.set_must_change_password(user.id, True)
         flash(
@@ -343,7 +361,7 @@ def reset_password(user_id: int):
     if (refused := _refusal(target, not_on_self=True)) is not None:
         return refused
     password = one_time_password()
-    store.reset_password(target.id, hash_password(password))
+    store.reset_password(target.id, hash_password(password), actor=g.user.username)
     flash(_say("account.password_reset", name=target.username), "ok")
     response = make_response(*_render(one_time=OneTimePassword(target.username, password)))
     response.headers["Cache-Control"] = "no-store"
@@ -354,7 +372,7 @@ def reset_password(user_id: int):
 @admin_required
 def unlock_user(user_id: int):
     def unlock(target: User) -> str:
-        context().store.unlock_user(target.id)
+        context().store.unlock_user(target.id, actor=g.user.username)
         return "account.unlocked"
 
     return _on_user(user_id, unlock, not_on_self=False)
@@ -364,7 +382,7 @@ def unlock_user(user_id: int):
 @admin_required
 def disable_user(user_id: int):
     def disable(target: User) -> str:
-        context().store.set_disabled(target.id, True)
+        context().store.set_disabled(target.id, True, actor=g.user.username)
         return "account.disabled"
 
     return _on_user(user_id, disable, not_on_self=True)
@@ -374,7 +392,7 @@ def disable_user(user_id: int):
 @admin_required
 def enable_user(user_id: int):
     def enable(target: User) -> str:
-        context().store.set_disabled(target.id, False)
+        context().store.set_disabled(target.id, False, actor=g.user.username)
         return "account.enabled"
 
     return _on_user(user_id, enable, not_on_self=False)
@@ -389,7 +407,7 @@ def change_role(user_id: int):
         return _users_page()
 
     def change(target: User) -> str:
-        context().store.set_role(target.id, role)
+        context().store.set_role(target.id, role, actor=g.user.username)
         return "account.made_admin" if role == "admin" else "account.made_technician"
 
     # making oneself an admin again is no lock-out; demoting oneself is
@@ -410,7 +428,7 @@ def confirm_delete(user_id: int):
 @admin_required
 def delete_user(user_id: int):
     def delete(target: User) -> str:
-        context().store.delete_user(target.id)
+        context().store.delete_user(target.id, actor=g.user.username)
         return "account.deleted"
 
     return _on_user(user_id, delete, not_on_self=True)

@@ -252,7 +252,7 @@ def change_password():
         )
         if problem is None:
             store = context().store
-            store.set_password(user.id, hash_password(request.form["new"]))
+            store.set_password(user.id, hash_password(request.form["new"]), actor=user.username)
             store.set_must_change_password(user.id, False)
             # the change ended every session of this account; this one carries on
             session["generation"] = store.get_user_by_id(user.id).session_generation

@@ -28,6 +28,8 @@ from edgeosteo.web.auth import MIN_PASSWORD_CHARS, admin_required, hash_password
 blueprint = Blueprint("admin", __name__, url_prefix="/settings")
 # one line at the head of the printed report
 HOSPITAL_NAME_MAX = 60
+# the users section shows these messages, where an action's answer lands (base.html skips them)
+ACCOUNT_OK, ACCOUNT_ERROR = "account ok", "account error"
 
 
 @dataclass(frozen=True)
@@ -284,9 +286,9 @@ def add_user():
     password = request.form.get("password", "")
     role = request.form.get("role", "technician")
     if not username or len(password) < MIN_PASSWORD_CHARS or role not in ("admin", "technician"):
-        flash(_("Give a user name and a password of at least 8 characters."), "error")
+        flash(_("Give a user name and a password of at least 8 characters."), ACCOUNT_ERROR)
     elif context().store.get_user(username):
-        flash(_("This user name is taken."), "error")
+        flash(_("This user name is taken."), ACCOUNT_ERROR)
     else:
         user = context().store.create_user(
             username, role, hash_password(password), actor=g.user.username
@@ -298,9 +300,9 @@ def add_user():
                 "User %(name)s added. They choose their own password at the first login.",
                 name=username,
             ),
-            "ok",
+            ACCOUNT_OK,
         )
-    return redirect(url_for("admin.settings_page"))
+    return _users_page()
 
 
 # read out and typed by hand: no 0/o, 1/l/i to mistake (31**10, about 2**49, with the lockout)
@@ -326,12 +328,12 @@ def _refusal(target: User | None, not_on_self: bool):
     ``not_on_self`` (they would lock themselves out: said as the last-admin reason when it is
     that too); None when it may go ahead."""
     if target is None:
-        flash(_say("account.not_found"), "error")
+        flash(_say("account.not_found"), ACCOUNT_ERROR)
         return _users_page()
     if not_on_self and target.id == g.user.id:
         last = context().store.is_last_enabled_admin(target.id)
         code = "account.last_admin" if last else "account.not_yourself"
-        flash(_say(code, name=target.username), "error")
+        flash(_say(code, name=target.username), ACCOUNT_ERROR)
         return _users_page()
     return None
 
@@ -345,9 +347,9 @@ def _on_user(user_id: int, action: Callable[[User], str], *, not_on_self: bool):
     try:
         code = action(target)
     except LastAdmin:
-        flash(_say("account.last_admin", name=target.username), "error")
+        flash(_say("account.last_admin", name=target.username), ACCOUNT_ERROR)
         return _users_page()
-    flash(_say(code, name=target.username), "ok")
+    flash(_say(code, name=target.username), ACCOUNT_OK)
     return _users_page()
 
 
@@ -362,7 +364,7 @@ def reset_password(user_id: int):
         return refused
     password = one_time_password()
     store.reset_password(target.id, hash_password(password), actor=g.user.username)
-    flash(_say("account.password_reset", name=target.username), "ok")
+    flash(_say("account.password_reset", name=target.username), ACCOUNT_OK)
     response = make_response(*_render(one_time=OneTimePassword(target.username, password)))
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -403,7 +405,7 @@ def enable_user(user_id: int):
 def change_role(user_id: int):
     role = request.form.get("role", "")
     if role not in ("admin", "technician"):
-        flash(_say("account.role_invalid"), "error")
+        flash(_say("account.role_invalid"), ACCOUNT_ERROR)
         return _users_page()
 
     def change(target: User) -> str:

@@ -66,7 +66,11 @@ def test_a_reset_also_clears_a_lockout_and_unlock_clears_one(app, box, zh_admin)
     other = app.test_client()
     for _ in range(attempts):
         log_in(other, "tech", "wrong")
-    assert log_in(other, "tech", TECH_PASSWORD).status_code == 401  # locked
+    locked = log_in(other, "tech", TECH_PASSWORD)
+    assert locked.status_code == 401
+    # how long, and who can help; a name with no account is told the same (test_web_security)
+    minutes = box.settings.web.login_lock_seconds // 60
+    assert f"请等待 {minutes} 分钟后再试，或请管理员解除锁定" in _alert(locked)[0]
     page = zh_admin.get("/settings/").get_data(as_text=True)
     assert 'data-state="locked"' in page and f"/settings/users/{tech.id}/unlock" in page
     assert _act(zh_admin, tech.id, "unlock").status_code == 302

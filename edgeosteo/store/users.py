@@ -26,13 +26,14 @@ class Users(Database):
         password_hash: str,
         language: str | None = None,
         actor: str | None = None,
+        must_change_password: bool = False,
     ) -> User:
         """A new account; with ``actor`` (the admin who added it) it is audited."""
         with self.transaction() as connection:
             connection.execute(
-                "INSERT INTO users (username, role, password_hash, language, created_at) "
-                "VALUES (?,?,?,?,?)",
-                (username, role, password_hash, language, utc_now()),
+                "INSERT INTO users (username, role, password_hash, language, created_at, "
+                "must_change_password) VALUES (?,?,?,?,?,?)",
+                (username, role, password_hash, language, utc_now(), int(must_change_password)),
             )
             if actor is not None:
                 _audit(connection, actor, "create", username, role)

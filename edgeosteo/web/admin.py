@@ -290,11 +290,14 @@ def add_user():
     elif context().store.get_user(username):
         flash(_("This user name is taken."), ACCOUNT_ERROR)
     else:
-        user = context().store.create_user(
-            username, role, hash_password(password), actor=g.user.username
-        )
         # the admin typed it, so it is one-time: the user chooses their own at first login
-        context().store.set_must_change_password(user.id, True)
+        context().store.create_user(
+            username,
+            role,
+            hash_password(password),
+            actor=g.user.username,
+            must_change_password=True,
+        )
         flash(
             _(
                 "User %(name)s added. They choose their own password at the first login.",

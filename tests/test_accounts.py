@@ -299,3 +299,19 @@ def test_a_database_before_the_audit_migrates_and_keeps_its_users(tmp_path):
     store = CaseStore(data)
     assert store.schema_version == len(MIGRATIONS) >= 9
     assert store.get_user("li") is not None and store.account_audit() == []
+
+
+def test_a_deleted_users_session_never_becomes_the_next_users(app, box, zh_admin):
+    """SQLite gives a new row the id a deleted last row had: a cookie of the deleted account
+    must not log its browser in as whoever is added next."""
+    store = box.store
+    tech = store.get_user("tech")
+    kiosk = app.test_client()
+    assert log_in(kiosk, "tech", TECH_PASSWORD).status_code == 302
+    assert _act(zh_admin, tech.id, "delete").status_code == 302
+    token = csrf_token(zh_admin, "/settings/")
+    form = {"username": "wang", "password": "given-by-admin", "role": "admin"}
+    assert zh_admin.post("/settings/users", data={**form, "csrf_token": token}).status_code == 302
+    assert store.get_user("wang").id == tech.id  # the id is given again
+    answer = kiosk.get("/settings/")
+    assert answer.status_code == 302 and "/login" in answer.headers["Location"]

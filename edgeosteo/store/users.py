@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import sqlite3
 import time
 
@@ -28,12 +29,22 @@ class Users(Database):
         actor: str | None = None,
         must_change_password: bool = False,
     ) -> User:
-        """A new account; with ``actor`` (the admin who added it) it is audited."""
+        """A new account; with ``actor`` (the admin who added it) it is audited. Its session
+        generation starts at random: SQLite gives a new row the id of a deleted last row, and
+        a cookie of the deleted account (that id, its generation) must not fit the new one."""
         with self.transaction() as connection:
             connection.execute(
                 "INSERT INTO users (username, role, password_hash, language, created_at, "
-                "must_change_password) VALUES (?,?,?,?,?,?)",
-                (username, role, password_hash, language, utc_now(), int(must_change_password)),
+                "must_change_password, session_generation) VALUES (?,?,?,?,?,?,?)",
+                (
+                    username,
+                    role,
+                    password_hash,
+                    language,
+                    utc_now(),
+                    int(must_change_password),
+                    secrets.randbelow(2**62),
+                ),
             )
             if actor is not None:
                 _audit(connection, actor, "create", username, role)

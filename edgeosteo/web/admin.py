@@ -383,24 +383,26 @@ def unlock_user(user_id: int):
     return _on_user(user_id, unlock, not_on_self=False)
 
 
-@blueprint.route("/users/<int:user_id>/disable", methods=["POST"])
+@blueprint.route(
+    "/users/<int:user_id>/disable",
+    methods=["POST"],
+    endpoint="disable_user",
+    defaults={"disabled": True},
+)
+@blueprint.route(
+    "/users/<int:user_id>/enable",
+    methods=["POST"],
+    endpoint="enable_user",
+    defaults={"disabled": False},
+)
 @admin_required
-def disable_user(user_id: int):
-    def disable(target: User) -> str:
-        context().store.set_disabled(target.id, True, actor=g.user.username)
-        return "account.disabled"
+def set_disabled(user_id: int, disabled: bool):
+    def change(target: User) -> str:
+        context().store.set_disabled(target.id, disabled, actor=g.user.username)
+        return "account.disabled" if disabled else "account.enabled"
 
-    return _on_user(user_id, disable, not_on_self=True)
-
-
-@blueprint.route("/users/<int:user_id>/enable", methods=["POST"])
-@admin_required
-def enable_user(user_id: int):
-    def enable(target: User) -> str:
-        context().store.set_disabled(target.id, False, actor=g.user.username)
-        return "account.enabled"
-
-    return _on_user(user_id, enable, not_on_self=False)
+    # disabling oneself is a lock-out; enabling is not
+    return _on_user(user_id, change, not_on_self=disabled)
 
 
 @blueprint.route("/users/<int:user_id>/role", methods=["POST"])

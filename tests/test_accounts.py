@@ -257,7 +257,7 @@ def test_every_account_action_is_audited_without_a_password(app, box, zh_admin):
     page = zh_admin.get("/settings/").get_data(as_text=True)
     audit = page.split('id="account-audit"')[1].split("</table>")[0]
     assert audit.count("<tr data-action=") == len(entries)
-    assert "修改了自己的密码" in audit and "更改了角色: 管理员" in audit and "删除了用户" in audit
+    assert "修改了自己的密码" in audit and "更改了角色（管理员）" in audit and "删除了用户" in audit
 
 
 def test_the_page_lists_the_last_50_in_the_box_time_zone(tmp_path):

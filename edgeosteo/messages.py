@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from edgeosteo.messages_account import ACCOUNT_CATALOGUE
 from edgeosteo.messages_calibration import CALIBRATION_CATALOGUE
 from edgeosteo.messages_clinical import CLINICAL_CATALOGUE
 from edgeosteo.messages_ct import CT_CATALOGUE
@@ -333,6 +334,7 @@ CATALOGUE.update(MEASURE_CATALOGUE)
 CATALOGUE.update(FOLLOW_UP_CATALOGUE)
 CATALOGUE.update(CT_CATALOGUE)
 CATALOGUE.update(CALIBRATION_CATALOGUE)
+CATALOGUE.update(ACCOUNT_CATALOGUE)
 
 # Short Chinese names of the image-quality codes, for lists inside evidence; the advice itself
 # is the catalogue's sentence, shown beside it. English evidence keeps the codes as stored.

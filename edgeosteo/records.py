@@ -87,6 +87,31 @@ class User:
         return self.role == "admin"
 
 
+# what account_audit records; never a password
+ACCOUNT_ACTIONS = (
+    "create",
+    "reset_password",
+    "unlock",
+    "disable",
+    "enable",
+    "delete",
+    "role_change",
+    "password_change",
+)
+
+
+@dataclass(frozen=True)
+class AccountAuditEntry:
+    """One action on an account: when (UTC, as stored), by whom, what, on whom, and for a
+    creation or a role change the role given."""
+
+    at: str
+    actor: str
+    action: str  # one of ACCOUNT_ACTIONS
+    target: str
+    role: str | None = None
+
+
 class QueueFull(Exception):
     """The screening queue holds as many jobs as the receiver allows."""
 

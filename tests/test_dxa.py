@@ -291,7 +291,7 @@ def test_a_database_from_before_follow_up_migrates_and_keeps_its_cases(tmp_path)
             "VALUES ('u-1', '2026-01-05T08:00:00+00:00', 'screened', 'refer', '{}')"
         )
     store = CaseStore(data)
-    assert store.schema_version == len(MIGRATIONS) == 8
+    assert store.schema_version == len(MIGRATIONS) >= 8
     case = store.get_case(1)
     assert case is not None and case.research_consent is None
     assert [c.id for c in store.awaiting_dxa(("refer",))] == [1]

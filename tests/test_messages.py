@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "edgeosteo"
 # every code family a person can see; a family missing here goes unchecked
 CODE_LITERAL = re.compile(
     r"[\"']((?:intake|quality|model|config|photo|receiver|decision|cli|bench|tool|"
-    r"maintenance|request|measurement|dxa|follow_up|calibration|site)\.[a-z0-9_]+"
+    r"maintenance|request|measurement|dxa|follow_up|calibration|site|account)\.[a-z0-9_]+"
     r"|(?:hub|sync)\.dxa_[a-z0-9_]+)[\"']"
 )
 CJK = re.compile(r"[\u4e00-\u9fff]")

@@ -12,6 +12,7 @@ here.
 from __future__ import annotations
 
 from edgeosteo.records import (
+    AccountAuditEntry,
     CaseRecord,
     DxaResult,
     IncomingInstance,
@@ -42,6 +43,7 @@ __all__ = [
     "MIGRATIONS",
     "SQLITE_MAX_INTEGER",
     "SYNC_STATUS_KEYS",
+    "AccountAuditEntry",
     "CaseRecord",
     "CaseStore",
     "DataDirInUse",

@@ -185,6 +185,20 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
     """,
+    # 9: who did what to which account, and when (UTC). Names are kept as text, so an entry
+    # outlives a deleted account; there is no column a password could go in.
+    """
+    CREATE TABLE account_audit (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('create', 'reset_password', 'unlock', 'disable',
+            'enable', 'delete', 'role_change', 'password_change')),
+        target TEXT NOT NULL,
+        role TEXT CHECK (role IS NULL OR role IN ('admin', 'technician'))
+    );
+    CREATE INDEX account_audit_at ON account_audit(at);
+    """,
 )
 
 T = TypeVar("T")

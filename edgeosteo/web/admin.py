@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import secrets
+import time
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import tomli_w
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from edgeosteo.config import PolicySettings
 from edgeosteo.errors import EdgeOsteoError
 from edgeosteo.messages import text
+from edgeosteo.records import User
+from edgeosteo.store.users import LastAdmin
 from edgeosteo.sync import SyncConfigError, check_endpoint
 from edgeosteo.web import LANGUAGES, context, request_language
 from edgeosteo.web.auth import MIN_PASSWORD_CHARS, admin_required, hash_password
@@ -23,6 +28,8 @@ from edgeosteo.web.auth import MIN_PASSWORD_CHARS, admin_required, hash_password
 blueprint = Blueprint("admin", __name__, url_prefix="/settings")
 # one line at the head of the printed report
 HOSPITAL_NAME_MAX = 60
+# the users section shows these messages, where an action's answer lands (base.html skips them)
+ACCOUNT_OK, ACCOUNT_ERROR = "account ok", "account error"
 
 
 @dataclass(frozen=True)
@@ -109,7 +116,32 @@ def _read_config() -> dict:
     return tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
 
 
-def _render(form: SettingsForm | None = None, status: int = 200):
+# the account actions the users section lists, newest first
+AUDIT_SHOWN = 50
+ACTION_NAMES = {
+    "create": _l("added the user"),
+    "reset_password": _l("reset the password"),
+    "unlock": _l("unlocked"),
+    "disable": _l("disabled"),
+    "enable": _l("enabled"),
+    "delete": _l("deleted"),
+    "role_change": _l("changed the role"),
+    "password_change": _l("changed their own password"),
+}
+
+
+@dataclass(frozen=True)
+class OneTimePassword:
+    """A password an admin's reset made, shown once on the answer to that reset, never stored
+    in the clear, flashed (the session cookie) or logged."""
+
+    username: str
+    password: str
+
+
+def _render(
+    form: SettingsForm | None = None, status: int = 200, one_time: OneTimePassword | None = None
+):
     box = context()
     config = _read_config()
     if form is None:
@@ -126,6 +158,10 @@ def _render(form: SettingsForm | None = None, status: int = 200):
         form=form,
         settings=box.settings,
         users=box.store.list_users(),
+        audit=box.store.account_audit(AUDIT_SHOWN),
+        action_names=ACTION_NAMES,
+        now=time.time(),
+        one_time=one_time,
         outbox=box.store.outbox_counts(),
         sync=box.store.sync_status(),
     ), status
@@ -250,18 +286,156 @@ def add_user():
     password = request.form.get("password", "")
     role = request.form.get("role", "technician")
     if not username or len(password) < MIN_PASSWORD_CHARS or role not in ("admin", "technician"):
-        flash(_("Give a user name and a password of at least 8 characters."), "error")
+        flash(_("Give a user name and a password of at least 8 characters."), ACCOUNT_ERROR)
     elif context().store.get_user(username):
-        flash(_("This user name is taken."), "error")
+        flash(_("This user name is taken."), ACCOUNT_ERROR)
     else:
-        user = context().store.create_user(username, role, hash_password(password))
         # the admin typed it, so it is one-time: the user chooses their own at first login
-        context().store.set_must_change_password(user.id, True)
+        context().store.create_user(
+            username,
+            role,
+            hash_password(password),
+            actor=g.user.username,
+            must_change_password=True,
+        )
         flash(
             _(
                 "User %(name)s added. They choose their own password at the first login.",
                 name=username,
             ),
-            "ok",
+            ACCOUNT_OK,
         )
-    return redirect(url_for("admin.settings_page"))
+    return _users_page()
+
+
+# read out and typed by hand: no 0/o, 1/l/i to mistake (31**10, about 2**49, with the lockout)
+ONE_TIME_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+ONE_TIME_CHARS = 10
+
+
+def one_time_password() -> str:
+    return "".join(secrets.choice(ONE_TIME_ALPHABET) for _ in range(ONE_TIME_CHARS))
+
+
+def _say(code: str, **values: str) -> str:
+    """The catalogue's sentence for an account code in the page's language."""
+    return text(code, request_language()).format(**values)
+
+
+def _users_page():
+    return redirect(url_for("admin.settings_page", _anchor="users"))
+
+
+def _refusal(target: User | None, not_on_self: bool):
+    """The answer that refuses an action on ``target``: gone, or the admin themselves where
+    ``not_on_self`` (they would lock themselves out: said as the last-admin reason when it is
+    that too); None when it may go ahead."""
+    if target is None:
+        flash(_say("account.not_found"), ACCOUNT_ERROR)
+        return _users_page()
+    if not_on_self and target.id == g.user.id:
+        last = context().store.is_last_enabled_admin(target.id)
+        code = "account.last_admin" if last else "account.not_yourself"
+        flash(_say(code, name=target.username), ACCOUNT_ERROR)
+        return _users_page()
+    return None
+
+
+def _on_user(user_id: int, action: Callable[[User], str], *, not_on_self: bool):
+    """Run ``action`` on the user (it returns the code of what it did) unless _refusal
+    refuses, or the store does for the last enabled admin (LastAdmin)."""
+    target = context().store.get_user_by_id(user_id)
+    if (refused := _refusal(target, not_on_self)) is not None:
+        return refused
+    try:
+        code = action(target)
+    except LastAdmin:
+        flash(_say("account.last_admin", name=target.username), ACCOUNT_ERROR)
+        return _users_page()
+    flash(_say(code, name=target.username), ACCOUNT_OK)
+    return _users_page()
+
+
+@blueprint.route("/users/<int:user_id>/reset", methods=["POST"])
+@admin_required
+def reset_password(user_id: int):
+    """A new one-time password, shown once on this answer (not after a redirect, so it never
+    travels in the session cookie); the user must change it at the next login."""
+    store = context().store
+    target = store.get_user_by_id(user_id)
+    if (refused := _refusal(target, not_on_self=True)) is not None:
+        return refused
+    password = one_time_password()
+    store.reset_password(target.id, hash_password(password), actor=g.user.username)
+    flash(_say("account.password_reset", name=target.username), ACCOUNT_OK)
+    response = make_response(*_render(one_time=OneTimePassword(target.username, password)))
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@blueprint.route("/users/<int:user_id>/unlock", methods=["POST"])
+@admin_required
+def unlock_user(user_id: int):
+    def unlock(target: User) -> str:
+        context().store.unlock_user(target.id, actor=g.user.username)
+        return "account.unlocked"
+
+    return _on_user(user_id, unlock, not_on_self=False)
+
+
+@blueprint.route(
+    "/users/<int:user_id>/disable",
+    methods=["POST"],
+    endpoint="disable_user",
+    defaults={"disabled": True},
+)
+@blueprint.route(
+    "/users/<int:user_id>/enable",
+    methods=["POST"],
+    endpoint="enable_user",
+    defaults={"disabled": False},
+)
+@admin_required
+def set_disabled(user_id: int, disabled: bool):
+    def change(target: User) -> str:
+        context().store.set_disabled(target.id, disabled, actor=g.user.username)
+        return "account.disabled" if disabled else "account.enabled"
+
+    # disabling oneself is a lock-out; enabling is not
+    return _on_user(user_id, change, not_on_self=disabled)
+
+
+@blueprint.route("/users/<int:user_id>/role", methods=["POST"])
+@admin_required
+def change_role(user_id: int):
+    role = request.form.get("role", "")
+    if role not in ("admin", "technician"):
+        flash(_say("account.role_invalid"), ACCOUNT_ERROR)
+        return _users_page()
+
+    def change(target: User) -> str:
+        context().store.set_role(target.id, role, actor=g.user.username)
+        return "account.made_admin" if role == "admin" else "account.made_technician"
+
+    # making oneself an admin again is no lock-out; demoting oneself is
+    return _on_user(user_id, change, not_on_self=role != "admin")
+
+
+@blueprint.route("/users/<int:user_id>/delete", methods=["GET"])
+@admin_required
+def confirm_delete(user_id: int):
+    """The confirm step: what deleting means, then a second button that does it."""
+    target = context().store.get_user_by_id(user_id)
+    if (refused := _refusal(target, not_on_self=True)) is not None:
+        return refused
+    return render_template("user_delete.html", target=target)
+
+
+@blueprint.route("/users/<int:user_id>/delete", methods=["POST"])
+@admin_required
+def delete_user(user_id: int):
+    def delete(target: User) -> str:
+        context().store.delete_user(target.id, actor=g.user.username)
+        return "account.deleted"
+
+    return _on_user(user_id, delete, not_on_self=True)

@@ -3,7 +3,9 @@ the box's status;
 /healthz (no credentials: ok or degraded and the version) for the watchdog. Authenticated
 with HTTP Basic (the same accounts), never with the page cookie, so it needs no CSRF token;
 a verified pair is remembered for [web] api_credentials_cache_seconds
-(auth.VerifiedCredentials). Documented in openapi.json."""
+(auth.VerifiedCredentials). A disabled account answers 401 as an unknown one does; one whose
+one-time password is still to be changed on the page, 403 account.password_change_due.
+Documented in openapi.json."""
 
 from __future__ import annotations
 
@@ -41,6 +43,17 @@ def _authenticated_user():
         web.login_lock_seconds,
     )
     return user
+
+
+def _refusal(user) -> Response | tuple[Response, int] | None:
+    """Why the API will not act for these credentials: none that verify (a disabled account
+    among them, answered as an unknown one), or a one-time password still to be changed on
+    the page; None when it may."""
+    if user is None:
+        return _unauthorised()
+    if user.must_change_password:
+        return _error(403, "account.password_change_due")
+    return None
 
 
 def _unauthorised() -> Response:
@@ -111,8 +124,8 @@ def health():
 
 @blueprint.route("/api/v1/status")
 def status():
-    if _authenticated_user() is None:
-        return _unauthorised()
+    if (refused := _refusal(_authenticated_user())) is not None:
+        return refused
     healthy, models = _model_check()
     return jsonify(
         {
@@ -133,8 +146,8 @@ def openapi():
 @blueprint.route("/api/v1/screenings", methods=["POST"])
 def post_screening():
     user = _authenticated_user()
-    if user is None:
-        return _unauthorised()
+    if (refused := _refusal(user)) is not None:
+        return refused
     try:
         answers = _answers_object(request.form.get("answers", "{}"))
     except ValueError as exc:
@@ -173,8 +186,8 @@ def post_screening():
 
 @blueprint.route("/api/v1/cases/<int:case_id>")
 def get_case(case_id: int):
-    if _authenticated_user() is None:
-        return _unauthorised()
+    if (refused := _refusal(_authenticated_user())) is not None:
+        return refused
     record = context().store.get_case(case_id)
     if record is None:
         abort(404)
@@ -189,8 +202,8 @@ DXA_STATUS = {"dxa.case_not_found": 404, "dxa.duplicate": 409}
 def post_dxa(case_id: int):
     """Record a case's DXA result, which closes its referral; nothing changes on a refusal."""
     user = _authenticated_user()
-    if user is None:
-        return _unauthorised()
+    if (refused := _refusal(user)) is not None:
+        return refused
     try:
         body = request.get_json(force=True, silent=True)
     except RecursionError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import math
 import secrets
 import threading
 import time
@@ -200,8 +201,13 @@ def login():
             if language and not user.language:
                 session["language"] = language
             return redirect(safe_next(request.args.get("next"), url_for("pages.new_screening")))
+        # the same words for a name with no account, which locks the same way
         error = (
-            _("Too many failed attempts. Wait five minutes and try again.")
+            _(
+                "Too many failed attempts. Wait %(minutes)d minutes and try again, or ask an "
+                "administrator to unlock the account.",
+                minutes=max(1, math.ceil(web.login_lock_seconds / 60)),
+            )
             if problem == "locked"
             else _("Wrong user name or password.")
         )
@@ -252,7 +258,7 @@ def change_password():
         )
         if problem is None:
             store = context().store
-            store.set_password(user.id, hash_password(request.form["new"]))
+            store.set_password(user.id, hash_password(request.form["new"]), actor=user.username)
             store.set_must_change_password(user.id, False)
             # the change ended every session of this account; this one carries on
             session["generation"] = store.get_user_by_id(user.id).session_generation

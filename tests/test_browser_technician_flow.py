@@ -121,3 +121,59 @@ def test_a_technician_from_the_one_time_password_to_the_printed_result(
         "printout",
     ]
     assert tech.close() == []
+
+
+@pytest.fixture(scope="module")
+def shipped_box(tmp_path_factory):
+    """A box with the models it ships (the knee image models included) on loopback."""
+    from loopback import LoopbackServer
+
+    from edgeosteo.app import build
+    from edgeosteo.config import load_settings
+    from edgeosteo.web.auth import ensure_admin
+
+    settings = load_settings(data_dir=tmp_path_factory.mktemp("shipped") / "box", environ={})
+    app = build(settings).web
+    ensure_admin(app.extensions["edgeosteo"].store, {"EDGEOSTEO_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    server = LoopbackServer(app)
+    yield server.url
+    server.close()
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("options", [DESKTOP, PHONE], ids=["desktop", "phone"])
+def test_a_development_knee_film_is_read_by_the_knee_models_and_the_result_fits(
+    browser,  # noqa: F811
+    shipped_box,
+    knee_dir,
+    options,
+):
+    """The same minimal-answer screening on a real knee film (the development set, read
+    where it is present, never copied): the knee check passes, the image models run and
+    their rows are in the scores table, and the result with those rows fits a phone."""
+    width = options["viewport"]["width"]
+    film = sorted((knee_dir / "images").iterdir())[0]
+    watched = watched_page(browser, shipped_box, options)
+    page = watched.page
+    log_in(page, "admin", ADMIN_PASSWORD)
+    page.goto("/screenings/new")
+    page.set_input_files("#image", str(film))
+    page.fill("#f-age_years", "68")
+    page.select_option("#f-sex", "female")
+    page.fill("#f-weight_kg", "51")
+    if page.get_attribute("#f-height_cm", "required") is not None:
+        page.fill("#f-height_cm", "154")
+    page.select_option("#body-part", "KNEE")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#banner", timeout=60_000)
+    assert re.search(r"/cases/\d+$", page.url)
+    models = page.locator("table.scores tr[data-model]").evaluate_all(
+        "rows => rows.map(r => r.dataset.model)"
+    )
+    assert any(m.startswith("knee-image") or m.startswith("knee-fused") for m in models), models
+    assert chinese_page_problems(page, NAMES | {film.name}) == []
+    # the card would scroll a wide table inside itself; with the image rows it need not
+    card = page.locator(".scores-card").evaluate("c => [c.scrollWidth, c.clientWidth]")
+    assert card[0] <= card[1], card
+    page.screenshot(path=str(ARTIFACTS / f"knee-result-zh_CN-{width}.png"), full_page=True)
+    assert watched.close() == []

@@ -12,16 +12,19 @@ import dataclasses
 import hashlib
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Literal
 
 from edgeosteo.dxa import research_consent
 from edgeosteo.errors import FollowUpError, IntakeError, RequestError
 from edgeosteo.follow_up import record_dxa
 from edgeosteo.intake.capture import CaptureGuess
+from edgeosteo.intake.ct_series import CtSeries, read_ct_series, read_identity
 from edgeosteo.intake.photo import FilmCorners
 from edgeosteo.intake.types import Capture
 from edgeosteo.measurement import (
@@ -30,11 +33,15 @@ from edgeosteo.measurement import (
     MeasurementResult,
     replace_method,
 )
+from edgeosteo.methods import measure_series
 from edgeosteo.models import answers_needed_for_referral
 from edgeosteo.screening import PhotoReview, Screener, Screening, StoredImageResult
 from edgeosteo.store import CaseRecord, CaseStore, OutcomeExists, ReferralOutcome
 
-CaseState = Literal["screened", "needs_answers", "refused"]
+CaseState = Literal["screened", "needs_answers", "refused", "awaiting_measurement"]
+# a CT series from the scanner waits for the technician's tap on its sagittal reformat
+AWAITING_MEASUREMENT = "awaiting_measurement"
+CT_CASE_NAMESPACE = uuid.UUID("5b0f7f0e-8c1e-4d0a-9a57-3c7000000001")
 PSEUDONYMISED = "pseudonymised"
 # gates that find no radiograph at all (a face, a document, a photo with no film in it):
 # such a file is refused before anything of it is written, on every path
@@ -81,6 +88,25 @@ class ScreeningRequest:
                 "request.patient_id_invalid",
                 f"{len(patient_id)} characters, at most {LOCAL_PATIENT_ID_MAX_CHARS} printable",
             )
+
+
+@dataclass(frozen=True)
+class CtSeriesArrival:
+    """A CT series the receiver took as complete (or refused): its folder, named by the hash
+    of its Series Instance UID, and what the CT intake said (``series.json``)."""
+
+    key: str
+    folder: Path
+    status: Literal["complete", "refused"]
+    slices: int
+    settled_at: float
+    facts: Mapping[str, object]
+
+    @property
+    def case_uuid(self) -> str:
+        """Fixed by the series and when it settled: handed over again after a restart, it
+        finds the case already made; the same series sent again later is a new case."""
+        return str(uuid.uuid5(CT_CASE_NAMESPACE, f"{self.key}:{self.settled_at:.6f}"))
 
 
 @dataclass(frozen=True)
@@ -269,6 +295,93 @@ class CaseWorkflow:
             screening = self.screener.reassess(stored, answers, replace_method(kept, result))
         updated = screening.to_dict()
         state = case_state(updated, bool(answers))
+        saved = self.store.update_result(case_id, updated, state)
+        self.store.set_case_state(case_id, state)
+        return saved, result
+
+    def store_ct_series(self, arrival: CtSeriesArrival) -> CaseRecord:
+        """A CT series from the scanner as a case: a complete one waits for the tap
+        (``awaiting_measurement``), a refused one is a refused case with its reason. The
+        patient is the one the slices' header names. Made once per arrival."""
+        existing = self.store.get_case_by_uuid(arrival.case_uuid)
+        if existing is not None:
+            return existing
+        facts = {k: v for k, v in arrival.facts.items() if k not in ("message_en", "message_zh_CN")}
+        try:
+            folder = arrival.folder.relative_to(self.store.data_dir).as_posix()
+        except ValueError:
+            folder = str(arrival.folder)
+        intake_error = None
+        if arrival.status == "refused":
+            code = str(facts.get("code") or "intake.ct_not_a_series")
+            intake_error = IntakeError(code, facts.get("detail")).to_dict()  # type: ignore[arg-type]
+        stored = {
+            "screening_id": arrival.case_uuid,
+            "image": {
+                "source_format": "dicom",
+                "modality": "CT",
+                "ct_series": {**facts, "folder": folder, "key": arrival.key},
+            },
+            "intake_error": intake_error,
+        }
+        identity = read_identity(arrival.folder)
+        with self._slots:
+            screening = self.screener.reassess(stored, {})
+        screening = dataclasses.replace(screening, identity=identity)
+        result = screening.to_dict()
+        state: CaseState = "refused" if intake_error else AWAITING_MEASUREMENT
+        hold_s = self.screener.settings.sync.hold_unanswered_hours * 3600.0
+        return self.store.save_case(
+            result,
+            identity=identity,
+            local_patient_id=identity.patient_id,
+            state=state,
+            send_after=0.0 if intake_error else time.time() + hold_s,
+        )
+
+    def ct_series_folder(self, record: CaseRecord) -> Path | None:
+        """The complete CT series a case was made from; None for any other case, or when
+        the series is no longer on the box."""
+        series = ((record.result.get("image") or {}).get("ct_series")) or {}
+        if series.get("status") != "complete" or not series.get("folder"):
+            return None
+        folder = self.store.data_dir / str(series["folder"])
+        return folder if folder.is_dir() else None
+
+    def read_ct_case_series(self, record: CaseRecord) -> CtSeries:
+        """The case's CT series as a volume; IntakeError when it cannot be read any more."""
+        folder = self.ct_series_folder(record)
+        if folder is None:
+            raise IntakeError("intake.ct_not_a_folder", f"case {record.id}")
+        return read_ct_series(folder)
+
+    def measure_ct_case(
+        self, case_id: int, request: MeasurementRequest, save: bool
+    ) -> tuple[CaseRecord | None, MeasurementResult] | None:
+        """ct-l1 on a CT case's series with the technician's tap, as ``measure_case`` does
+        for a radiograph: a preview, or with ``save`` stored and the case decided again
+        through the site's policy. None when there is no such case."""
+        record = self.store.get_case(case_id)
+        if record is None:
+            return None
+        with self._slots:
+            try:
+                series = self.read_ct_case_series(record)
+            except IntakeError as error:
+                refusal = MeasurementRefusal(request.method, error.code, error.detail)
+                return record, refusal
+            result = measure_series(request, series, self.screener.methods)
+            del series  # the volume is the box's largest object: gone before deciding
+            if not save:
+                return record, result
+            stored = record.result
+            kept = StoredImageResult.from_dict(stored).measurements
+            answers = (stored.get("clinical") or {}).get("answers") or {}
+            screening = self.screener.reassess(stored, answers, replace_method(kept, result))
+        updated = screening.to_dict()
+        state = case_state(updated, any(v is not None for v in answers.values()))
+        if result.status != "measured" and state != "refused":
+            state = AWAITING_MEASUREMENT  # a refused tap leaves it waiting for another
         saved = self.store.update_result(case_id, updated, state)
         self.store.set_case_state(case_id, state)
         return saved, result

@@ -127,3 +127,131 @@ def test_ct_is_refused_at_the_association_unless_turned_on(tmp_path):
             assoc.release()
     finally:
         box.stop()
+
+
+def _case_box(tmp_path, policy: dict | None = None):
+    settings = load_settings(
+        data_dir=tmp_path / "box",
+        environ={},
+        models_dir=str(REPO / "models"),
+        receiver={
+            "port": 0,
+            "worker_enabled": False,
+            "ct_series_enabled": True,
+            "ct_series_quiet_seconds": 3600.0,  # the test settles by hand
+        },
+        **({"policy": policy} if policy else {}),
+    )
+    return Receiver(settings, CaseWorkflow(Screener(settings), CaseStore(settings.data_dir)))
+
+
+def test_a_series_sent_by_c_store_becomes_one_case_that_gives_the_hu_after_the_tap(tmp_path):
+    box = _case_box(tmp_path, policy={"counted_measurements": ["mci", "ct-l1"]})
+    box.start()
+    try:
+        truth = ct.make_series(tmp_path / "good", 61, core_hu=95, **SMALL)
+        slices = _slices(tmp_path / "good")
+        assert set(send(box.scp_address, slices)) == {0x0000}
+        store = box.workflow.store
+        assert store.count_cases() == 0  # not quiet yet: no case
+        started = time.monotonic()
+        (outcome,) = box.series.settle(now=time.time() + 3601)
+        settled_s = time.monotonic() - started
+        (record,) = store.search_cases()
+        assert record.state == "awaiting_measurement"
+        assert record.identity["patient_id"] == "PHANTOM-CT" and record.identity["sex"] == "F"
+        series = record.result["image"]["ct_series"]
+        assert series["slices"] == len(truth.slice_z_mm) and series["status"] == "complete"
+        # no identifier in a path or in the result
+        assert "PHANTOM" not in json.dumps(record.result) and "PHANTOM" not in series["folder"]
+        assert box.series.undelivered() == []  # made once: a second hand-over finds it
+        assert box.workflow.store_ct_series(_arrival(outcome)).id == record.id
+        assert store.count_cases() == 1
+
+        col, row = truth.sagittal_tap("L1")
+        request = parse_request({"level": "L1", "sagittal": [col, row]})
+        started = time.monotonic()
+        saved, result = box.workflow.measure_ct_case(record.id, request, save=True)
+        measured_s = time.monotonic() - started
+        assert result.status == "measured", result
+        error = abs(result.value - truth.level("L1").core_hu)
+        assert error <= 5
+        assert result.band == "osteoporosis_likely"  # 95 HU: at or below 110 HU
+        reasons = saved.result["referral"]["reasons"]
+        assert any(r["code"] == "measurement.band.osteoporosis_likely" for r in reasons)
+        assert saved.category == "refer"  # the band's category, through the site's policy
+        assert saved.state == "needs_answers"  # measured; the clinical answers are still due
+        print(
+            f"C-STORE case: {error:.1f} HU off, settled in {settled_s:.2f} s,"
+            f" measured in {measured_s:.2f} s"
+        )
+    finally:
+        box.stop()
+
+
+def _arrival(outcome):
+    from edgeosteo.cases import CtSeriesArrival
+
+    return CtSeriesArrival(
+        outcome.key,
+        outcome.folder,
+        outcome.status,
+        outcome.slices,
+        outcome.settled_at,
+        outcome.facts,
+    )
+
+
+def test_the_band_is_information_only_where_the_policy_does_not_count_ct(tmp_path):
+    box = _case_box(tmp_path)
+    truth = ct.make_series(tmp_path / "s", 62, core_hu=95, **SMALL)
+    for ds in _slices(tmp_path / "s"):
+        box.series.accept(_bytes(ds), ds.SeriesInstanceUID, ds.SOPInstanceUID)
+    box.series.settle(now=time.time() + 3601)
+    (record,) = box.workflow.store.search_cases()
+    col, row = truth.sagittal_tap("L1")
+    saved, result = box.workflow.measure_ct_case(
+        record.id, parse_request({"level": "L1", "sagittal": [col, row]}), save=True
+    )
+    assert result.band == "osteoporosis_likely"
+    codes = [r["code"] for r in saved.result["referral"]["reasons"]]
+    assert "measurement.band.osteoporosis_likely" not in codes
+    notes = [n["code"] for n in saved.result["referral"].get("notes", [])]
+    assert "measurement.information_only" in notes
+
+
+def _bytes(ds) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def test_a_series_completed_while_the_case_could_not_be_made_becomes_one_on_the_next_start(
+    tmp_path,
+):
+    box = _case_box(tmp_path)
+    ct.make_series(tmp_path / "s", 63, **SMALL)
+    for ds in _slices(tmp_path / "s"):
+        box.series.accept(_bytes(ds), ds.SeriesInstanceUID, ds.SOPInstanceUID)
+
+    def broken(outcome):
+        raise OSError("disk full")
+
+    box.series.on_outcome = broken
+    (outcome,) = box.series.settle(now=time.time() + 3601)
+    assert outcome.status == "complete"
+    assert box.workflow.store.count_cases() == 0
+    assert len(box.series.undelivered()) == 1
+    again = _case_box(tmp_path)  # the box restarted
+    again.start()
+    try:
+        deadline = time.monotonic() + 20
+        while again.workflow.store.count_cases() == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (record,) = again.workflow.store.search_cases()
+        assert record.state == "awaiting_measurement"
+        assert again.series.undelivered() == []
+    finally:
+        again.stop()

@@ -188,6 +188,7 @@ class SeriesSpool:
             "kvp": series.kvp,
             "contrast": series.contrast_agent is not None,
             "sagittal_column": series.spine_column(),
+            "files": list(series.files),  # superior first: the page's axial views
             "settled_at": time.time(),
         }
         _write_json(target / RESULT_FILE, result)

@@ -146,7 +146,12 @@ def _case_box(tmp_path, policy: dict | None = None):
     return Receiver(settings, CaseWorkflow(Screener(settings), CaseStore(settings.data_dir)))
 
 
-def test_a_series_sent_by_c_store_becomes_one_case_that_gives_the_hu_after_the_tap(tmp_path):
+def test_a_series_sent_by_c_store_becomes_one_case_that_gives_the_hu_after_the_tap(
+    tmp_path, caplog
+):
+    import logging
+
+    caplog.set_level(logging.INFO)
     box = _case_box(tmp_path, policy={"counted_measurements": ["mci", "ct-l1"]})
     box.start()
     try:
@@ -182,6 +187,8 @@ def test_a_series_sent_by_c_store_becomes_one_case_that_gives_the_hu_after_the_t
         assert any(r["code"] == "measurement.band.osteoporosis_likely" for r in reasons)
         assert saved.category == "refer"  # the band's category, through the site's policy
         assert saved.state == "needs_answers"  # measured; the clinical answers are still due
+        assert "case 1 (awaiting_measurement)" in caplog.text
+        assert "PHANTOM" not in caplog.text and "Phantom" not in caplog.text  # no patient
         print(
             f"C-STORE case: {error:.1f} HU off, settled in {settled_s:.2f} s,"
             f" measured in {measured_s:.2f} s"

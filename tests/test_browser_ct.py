@@ -148,6 +148,8 @@ def test_a_ct_series_from_the_scanner_is_tapped_and_measured_on_the_page(
     assert sagittal.value.ok
     page.wait_for_selector("#ct-tool")
     page.wait_for_load_state("load")
+    awaiting = page.inner_text("#banner #ct-awaiting")
+    assert CHINESE.search(awaiting) if language == "zh_CN" else "waits for its" in awaiting
     # the sagittal reformat is drawn, L1 is the default level and T12 and L2 are offered
     assert page.evaluate("document.getElementById('ct-sagittal').naturalWidth") > 0
     assert page.input_value("#ct-level") == "L1"
@@ -167,6 +169,7 @@ def test_a_ct_series_from_the_scanner_is_tapped_and_measured_on_the_page(
     with page.expect_navigation():
         page.locator("#ct-measure-button").click()
     page.wait_for_selector("#ct-result")
+    assert page.locator("#ct-awaiting").count() == 0
     mean = float(re.match(r"(-?\d+)", page.inner_text("#ct-mean")).group(1))
     assert abs(mean - CORE_HU) <= 5
     assert re.search(r"SD \d+ HU", page.inner_text("#ct-sd"))

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
+import logging
+import os
 import threading
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Literal
 
 from edgeosteo.dxa import research_consent
 from edgeosteo.errors import FollowUpError, IntakeError, RequestError
 from edgeosteo.follow_up import record_dxa
+from edgeosteo.imaging import ct_png
 from edgeosteo.intake.capture import CaptureGuess
+from edgeosteo.intake.ct_series import CtSeries, read_ct_series, read_identity, slice_hu
 from edgeosteo.intake.photo import FilmCorners
 from edgeosteo.intake.types import Capture
 from edgeosteo.measurement import (
@@ -30,16 +37,26 @@ from edgeosteo.measurement import (
     MeasurementResult,
     replace_method,
 )
+from edgeosteo.methods import measure_series
 from edgeosteo.models import answers_needed_for_referral
 from edgeosteo.screening import PhotoReview, Screener, Screening, StoredImageResult
 from edgeosteo.store import CaseRecord, CaseStore, OutcomeExists, ReferralOutcome
 
-CaseState = Literal["screened", "needs_answers", "refused"]
+CaseState = Literal["screened", "needs_answers", "refused", "awaiting_measurement"]
+# a CT series from the scanner waits for the technician's tap on its sagittal reformat
+AWAITING_MEASUREMENT = "awaiting_measurement"
+CT_CASE_NAMESPACE = uuid.UUID("5b0f7f0e-8c1e-4d0a-9a57-3c7000000001")
+CT_SERIES_FILE = "series.json"  # the receiver's record of a series, beside its slices
+CT_SAGITTAL_PNG = ".sagittal.png"  # dot: not read as a slice
+CT_AXIAL_HALF_MM = 40.0  # the axial views: the vertebral body and the tissue round it
+CT_AXIAL_ZOOM = 2.0
+CT_SAGITTAL_PX = 768
 PSEUDONYMISED = "pseudonymised"
 # gates that find no radiograph at all (a face, a document, a photo with no film in it):
 # such a file is refused before anything of it is written, on every path
 NOT_A_RADIOGRAPH = ("quality.not_radiograph", "photo.not_radiograph")
 GUESSES_KEPT = 32
+logger = logging.getLogger(__name__)
 LOCAL_PATIENT_ID_MAX_CHARS = 64
 NO_DXA_OUTCOMES = (
     "declined",
@@ -81,6 +98,25 @@ class ScreeningRequest:
                 "request.patient_id_invalid",
                 f"{len(patient_id)} characters, at most {LOCAL_PATIENT_ID_MAX_CHARS} printable",
             )
+
+
+@dataclass(frozen=True)
+class CtSeriesArrival:
+    """A CT series the receiver took as complete (or refused): its folder, named by the hash
+    of its Series Instance UID, and what the CT intake said (``series.json``)."""
+
+    key: str
+    folder: Path
+    status: Literal["complete", "refused"]
+    slices: int
+    settled_at: float
+    facts: Mapping[str, object]
+
+    @property
+    def case_uuid(self) -> str:
+        """Fixed by the series and when it settled: handed over again after a restart, it
+        finds the case already made; the same series sent again later is a new case."""
+        return str(uuid.uuid5(CT_CASE_NAMESPACE, f"{self.key}:{self.settled_at:.6f}"))
 
 
 @dataclass(frozen=True)
@@ -273,6 +309,149 @@ class CaseWorkflow:
         self.store.set_case_state(case_id, state)
         return saved, result
 
+    def store_ct_series(self, arrival: CtSeriesArrival) -> CaseRecord:
+        """A CT series from the scanner as a case: a complete one waits for the tap
+        (``awaiting_measurement``), a refused one is a refused case with its reason. The
+        patient is the one the slices' header names. Made once per arrival."""
+        existing = self.store.get_case_by_uuid(arrival.case_uuid)
+        if existing is not None:
+            return existing
+        # the sentences are the catalogue's (the page says them in its language); the slice
+        # files' names stay in series.json
+        facts = {
+            k: v
+            for k, v in arrival.facts.items()
+            if k not in ("message_en", "message_zh_CN", "files")
+        }
+        try:
+            folder = arrival.folder.relative_to(self.store.data_dir).as_posix()
+        except ValueError:
+            folder = str(arrival.folder)
+        intake_error = None
+        if arrival.status == "refused":
+            code = str(facts.get("code") or "intake.ct_not_a_series")
+            intake_error = IntakeError(code, facts.get("detail")).to_dict()  # type: ignore[arg-type]
+        stored = {
+            "screening_id": arrival.case_uuid,
+            "image": {
+                "source_format": "dicom",
+                "modality": "CT",
+                "ct_series": {**facts, "folder": folder, "key": arrival.key},
+            },
+            "intake_error": intake_error,
+        }
+        identity = read_identity(arrival.folder)
+        with self._slots:
+            screening = self.screener.reassess(stored, {})
+        screening = dataclasses.replace(screening, identity=identity)
+        result = screening.to_dict()
+        state: CaseState = "refused" if intake_error else AWAITING_MEASUREMENT
+        hold_s = self.screener.settings.sync.hold_unanswered_hours * 3600.0
+        if not intake_error:
+            try:  # drawn now, so the page shows it at once; else drawn when first shown
+                self._ct_sagittal(arrival.folder, facts.get("sagittal_column"))
+            except (IntakeError, OSError, ValueError):
+                logger.exception("CT series %s: sagittal reformat not drawn", arrival.key)
+        return self.store.save_case(
+            result,
+            identity=identity,
+            local_patient_id=identity.patient_id,
+            state=state,
+            send_after=0.0 if intake_error else time.time() + hold_s,
+        )
+
+    def ct_series_folder(self, record: CaseRecord) -> Path | None:
+        """The complete CT series a case was made from; None for any other case, or when
+        the series is no longer on the box."""
+        series = ((record.result.get("image") or {}).get("ct_series")) or {}
+        if series.get("status") != "complete" or not series.get("folder"):
+            return None
+        folder = self.store.data_dir / str(series["folder"])
+        return folder if folder.is_dir() else None
+
+    def read_ct_case_series(self, record: CaseRecord) -> CtSeries:
+        """The case's CT series as a volume; IntakeError when it cannot be read any more."""
+        folder = self.ct_series_folder(record)
+        if folder is None:
+            raise IntakeError("intake.ct_not_a_folder", f"case {record.id}")
+        return read_ct_series(folder)
+
+    def ct_sagittal_png(self, record: CaseRecord) -> bytes | None:
+        """The sagittal reformat the technician taps (bone window, true shape); None for a
+        case without a CT series on the box."""
+        folder = self.ct_series_folder(record)
+        if folder is None:
+            return None
+        series = (record.result.get("image") or {}).get("ct_series") or {}
+        return self._ct_sagittal(folder, series.get("sagittal_column"))
+
+    def _ct_sagittal(self, folder: Path, column: object) -> bytes:
+        cached = folder / CT_SAGITTAL_PNG
+        if cached.exists():
+            return cached.read_bytes()
+        with self._slots:
+            series = read_ct_series(folder)
+            column = series.spine_column() if column is None else int(column)  # type: ignore[call-overload]
+            n, rows, _ = series.shape
+            tall_mm, wide_mm = n * series.slice_spacing_mm, rows * series.pixel_spacing_mm[0]
+            # big enough to tap on a phone: the long side CT_SAGITTAL_PX at least
+            px_mm = min(series.pixel_spacing_mm[0], max(tall_mm, wide_mm) / CT_SAGITTAL_PX)
+            png = ct_png(
+                series.sagittal(column), series.slice_spacing_mm, series.pixel_spacing_mm[0], px_mm
+            )
+            del series
+        part = cached.with_name(cached.name + ".part")
+        part.write_bytes(png)
+        os.replace(part, cached)
+        return png
+
+    def ct_axial_png(self, record: CaseRecord, index: int) -> bytes | None:
+        """Slice ``index`` of a measured CT case, cut to the box around its ROI
+        (``ct_axial_box``); None when there is no such slice or no measurement."""
+        folder = self.ct_series_folder(record)
+        measurement = ct_measurement(record.result)
+        if folder is None or measurement is None:
+            return None
+        try:
+            files = json.loads((folder / CT_SERIES_FILE).read_text())["files"]
+        except (OSError, ValueError, KeyError):
+            return None
+        if not 0 <= index < len(files):
+            return None
+        hu = slice_hu(folder / files[index])
+        x0, y0, width, height = ct_axial_box(measurement, hu.shape)
+        mm = float(measurement.get("scale_mm_per_px") or 1.0)
+        return ct_png(hu[y0 : y0 + height, x0 : x0 + width], mm, mm, mm / CT_AXIAL_ZOOM)
+
+    def measure_ct_case(
+        self, case_id: int, request: MeasurementRequest, save: bool
+    ) -> tuple[CaseRecord | None, MeasurementResult] | None:
+        """ct-l1 on a CT case's series with the technician's tap, as ``measure_case`` does
+        for a radiograph: a preview, or with ``save`` stored and the case decided again
+        through the site's policy. None when there is no such case."""
+        record = self.store.get_case(case_id)
+        if record is None:
+            return None
+        with self._slots:
+            try:
+                series = self.read_ct_case_series(record)
+            except IntakeError as error:
+                refusal = MeasurementRefusal(request.method, error.code, error.detail)
+                return record, refusal
+            result = measure_series(request, series, self.screener.methods)
+            del series  # the volume is the box's largest object: gone before deciding
+            if not save or result.status != "measured":  # a tap that missed changes nothing
+                return record, result
+            stored = record.result
+            kept = StoredImageResult.from_dict(stored).measurements
+            answers = (stored.get("clinical") or {}).get("answers") or {}
+            screening = self.screener.reassess(stored, answers, replace_method(kept, result))
+        updated = screening.to_dict()
+        state = case_state(updated, any(v is not None for v in answers.values()))
+        saved = self.store.update_result(case_id, updated, state)
+        self.store.set_case_state(case_id, state)
+        return saved, result
+
     def record_dxa(
         self,
         case_id: int,
@@ -313,6 +492,29 @@ class CaseWorkflow:
         """The patient's answer to research use of the de-identified case."""
         if not self.store.set_research_consent(case_id, research_consent(answer)):
             raise FollowUpError("dxa.case_not_found", f"case {case_id}")
+
+
+def ct_measurement(result: Mapping[str, object]) -> Mapping[str, object] | None:
+    """A case's saved ct-l1 measurement, or None."""
+    for m in result.get("measurements") or ():  # type: ignore[attr-defined]
+        if m.get("method") == "ct-l1" and m.get("status") == "measured":
+            return m
+    return None
+
+
+def ct_axial_box(
+    measurement: Mapping[str, object], shape: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """The square (x0, y0, width, height, in slice pixels) of an axial slice the page shows
+    around a ct-l1 ROI: CT_AXIAL_HALF_MM each side of the ROI's centre, inside the slice."""
+    details = measurement.get("details") or {}
+    cx, cy = (details.get("roi") or {}).get("centre_px") or (shape[1] / 2, shape[0] / 2)  # type: ignore[attr-defined]
+    mm = float(measurement.get("scale_mm_per_px") or 1.0)  # type: ignore[arg-type]
+    half = max(8, round(CT_AXIAL_HALF_MM / mm))
+    side = min(2 * half, shape[0], shape[1])
+    x0 = int(min(max(0, round(cx) - half), shape[1] - side))
+    y0 = int(min(max(0, round(cy) - half), shape[0] - side))
+    return x0, y0, side, side
 
 
 @dataclass(frozen=True)

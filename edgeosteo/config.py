@@ -81,7 +81,7 @@ POLICY_INSTRUMENTS: tuple[str, ...] = ("osta", "ost_men", "orai", "score", "osir
 # the measurement methods a site may count (edgeosteo.methods; each has its card in models/)
 POLICY_MEASUREMENTS: tuple[str, ...] = ("mci", "cti", "mcw", "vertebrae")
 # a site may also count these; by default their band is shown as information only (ct-l1:
-# no CT case reaches the decision yet, and its outline finder is validated on phantoms only)
+# its outline finder is validated on phantoms only)
 POLICY_MEASUREMENTS_OPTIONAL: tuple[str, ...] = ("ct-l1",)
 # the rules a site may calibrate on its own DXA results (edgeosteo.calibration): OSTA (OST for
 # men), the clinical model's probability, and each measurement method

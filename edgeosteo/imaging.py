@@ -38,3 +38,22 @@ def heatmap_png(heatmap: np.ndarray, shape: tuple[int, int]) -> bytes:
     if not ok:
         raise ValueError("heatmap could not be encoded")
     return encoded.tobytes()
+
+
+# a bone window: the cortical shell and the trabecular core apart, soft tissue gray
+CT_BONE_WINDOW = (400.0, 1800.0)  # level, width (HU)
+
+
+def ct_png(hu: np.ndarray, row_mm: float, column_mm: float, px_mm: float) -> bytes:
+    """A CT image (HU) in the bone window as a PNG of square pixels ``px_mm`` wide: a
+    sagittal reformat's rows are a slice spacing tall, so it is stretched to true shape."""
+    level, width = CT_BONE_WINDOW
+    gray = np.clip((hu.astype(np.float32) - (level - width / 2)) / width, 0.0, 1.0)
+    rows, columns = gray.shape
+    size = (max(1, round(columns * column_mm / px_mm)), max(1, round(rows * row_mm / px_mm)))
+    if size != (columns, rows):
+        gray = cv2.resize(gray, size, interpolation=cv2.INTER_LINEAR)
+    ok, encoded = cv2.imencode(".png", np.rint(gray * 255.0).astype(np.uint8))
+    if not ok:
+        raise ValueError("CT image could not be encoded")
+    return encoded.tobytes()

@@ -27,6 +27,8 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from edgeosteo.errors import IntakeError
+from edgeosteo.intake.dicom import patient_identity
+from edgeosteo.intake.types import PatientIdentity
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 ENHANCED_CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2.1"
@@ -327,6 +329,23 @@ def _slice_hu(path: Path) -> np.ndarray:
     return np.clip(np.rint(hu), -32768, 32767).astype(np.int16)
 
 
+def slice_hu(path: Path) -> np.ndarray:
+    """One slice's HU (int16), for the page's axial view; IntakeError for a corrupt one."""
+    return _slice_hu(path)
+
+
+def read_identity(folder: Path) -> PatientIdentity:
+    """The patient as the first readable slice's header names them (every slice of a series
+    is the same patient's); empty when no slice can be read."""
+    for path in sorted(p for p in folder.rglob("*.dcm") if p.is_file()):
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception:  # a corrupt slice: the next one may name the patient
+            continue
+        return patient_identity(ds)
+    return PatientIdentity()
+
+
 def read_ct_series(folder: str | Path) -> CtSeries:
     """The folder's one axial CT series, or IntakeError (``intake.ct_*``)."""
     folder = Path(folder)
@@ -360,4 +379,4 @@ def read_ct_series(folder: str | Path) -> CtSeries:
     )
 
 
-__all__ = ["CtSeries", "read_ct_series"]
+__all__ = ["CtSeries", "read_ct_series", "read_identity", "slice_hu"]

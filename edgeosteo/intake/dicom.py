@@ -53,6 +53,11 @@ def _identity(ds: Dataset) -> PatientIdentity:
     return PatientIdentity(**fields, other_ids=other_ids)
 
 
+def patient_identity(ds: Dataset) -> PatientIdentity:
+    """The patient fields of a header (kept on the box, never serialised with a result)."""
+    return _identity(ds)
+
+
 def _spacing(ds: Dataset) -> tuple[tuple[float, float] | None, str | None]:
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
         value = ds.get(keyword)

@@ -6,7 +6,8 @@
     inbox.py        durable write + record + queue, shared by the SCP and the folder
     worker.py       screens queued images through the box's case workflow (edgeosteo.cases)
     series.py       CT series slice by slice, complete after a quiet time ([receiver]
-                    ct_series_enabled; held for the ct-l1 tap, no case yet)
+                    ct_series_enabled); each becomes a case (CaseWorkflow.store_ct_series)
+                    that waits for the ct-l1 tap, or a refused case with its reason
 
 Every screening still goes through Screener.screen(); the receiver only decides what to
 screen and when. Set-up for a console is described in docs/receiver.md.
@@ -16,11 +17,11 @@ from __future__ import annotations
 
 import logging
 
-from edgeosteo.cases import CaseWorkflow
+from edgeosteo.cases import CaseWorkflow, CtSeriesArrival
 from edgeosteo.config import Settings
 from edgeosteo.receiver.inbox import Inbox
 from edgeosteo.receiver.scp import StorageSCP
-from edgeosteo.receiver.series import SERIES_DIR, SeriesSpool
+from edgeosteo.receiver.series import SERIES_DIR, SeriesOutcome, SeriesSpool
 from edgeosteo.receiver.watch import FolderWatcher
 from edgeosteo.receiver.worker import ScreeningWorker
 from edgeosteo.store import ReceivedInstance
@@ -36,11 +37,14 @@ class Receiver:
 
     def __init__(self, settings: Settings, workflow: CaseWorkflow) -> None:
         self.settings = settings.receiver
+        self.workflow = workflow
         self.inbox = Inbox(workflow.store, self.settings)
         self.worker = ScreeningWorker(workflow, self.settings, on_finished=self._finished)
         self.series = (
             SeriesSpool(
-                settings.data_dir / SERIES_DIR, max(0.0, self.settings.ct_series_quiet_seconds)
+                settings.data_dir / SERIES_DIR,
+                max(0.0, self.settings.ct_series_quiet_seconds),
+                on_outcome=self._series_settled,
             )
             if self.settings.ct_series_enabled
             else None
@@ -93,6 +97,20 @@ class Receiver:
         if "ct_series" in self._running and self.series is not None:
             self.series.stop()
         self._running.clear()
+
+    def _series_settled(self, outcome: SeriesOutcome) -> None:
+        """A complete or refused CT series becomes its case (raises to be retried)."""
+        record = self.workflow.store_ct_series(
+            CtSeriesArrival(
+                key=outcome.key,
+                folder=outcome.folder,
+                status="refused" if outcome.status == "refused" else "complete",
+                slices=outcome.slices,
+                settled_at=outcome.settled_at,
+                facts=dict(outcome.facts or {}),
+            )
+        )
+        logger.info("CT series %s: case %d (%s)", outcome.key, record.id, record.state)
 
     def _finished(self, instance: ReceivedInstance) -> None:
         if self.watcher is not None and instance.source == "folder":

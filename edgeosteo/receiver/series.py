@@ -9,8 +9,14 @@ times, so a restart loses nothing and keeps waiting); it is then read by the CT 
 spacing), or to ``refused/<series>/`` with the coded reason in both languages. One bad
 series never holds up another.
 
-The series waits there for the technician's tap (ct-l1); a case for it and the page that
-shows it are not built yet.
+Each outcome is handed to ``on_outcome`` (the receiver makes it a case through the case
+workflow: a complete series waits for the technician's tap, a refused one is listed with its
+reason). A folder is marked ``.delivered`` only once that succeeded; folders without the mark
+are handed over again when the spool starts and every ``RETRY_SECONDS``, so a series
+completed while the box stopped or the callback failed still becomes its case (the workflow
+finds a case it already made by the series' fixed case UUID). Once a refused series is a
+case, its slices are deleted: ``series.json`` (the code, both sentences, how many slices
+came) is what stays.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +40,8 @@ logger = logging.getLogger(__name__)
 
 SERIES_DIR = "ct_series"
 RESULT_FILE = "series.json"
+DELIVERED = ".delivered"
+RETRY_SECONDS = 60.0
 
 
 def _key(uid: str) -> str:
@@ -49,17 +58,26 @@ class SeriesOutcome:
     slices: int
     code: str | None = None
     detail: str | None = None
+    settled_at: float = 0.0  # when it was taken as complete: with the key, the case's name
+    facts: dict | None = None  # series.json: slices, spacing, kV, contrast; or the refusal
 
 
 class SeriesSpool:
     """``incoming/``, ``complete/`` and ``refused/`` under ``root``."""
 
-    def __init__(self, root: Path, quiet_seconds: float, poll_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        quiet_seconds: float,
+        poll_seconds: float = 1.0,
+        on_outcome: Callable[[SeriesOutcome], None] | None = None,
+    ) -> None:
         if quiet_seconds < 0:
             raise ValueError("quiet_seconds must not be negative")
         self.root = root
         self.quiet_seconds = float(quiet_seconds)
         self.poll_seconds = float(poll_seconds)
+        self.on_outcome = on_outcome
         self.incoming = root / "incoming"
         self.complete_dir = root / "complete"
         self.refused_dir = root / "refused"
@@ -100,18 +118,66 @@ class SeriesSpool:
                 if now - newest < self.quiet_seconds:
                     continue
                 settling = self._move(folder, self._settling)
-            outcomes.append(self._finish(settling, len(files)))
+            outcome = self._finish(settling, len(files))
+            outcomes.append(outcome)
+            self._deliver(outcome)
         return outcomes
+
+    def undelivered(self) -> list[SeriesOutcome]:
+        """The complete and refused series no case was made for yet (read from disk)."""
+        found = []
+        for parent in (self.complete_dir, self.refused_dir):
+            for folder in sorted(p for p in parent.iterdir() if p.is_dir()):
+                if (folder / DELIVERED).exists():
+                    continue
+                if not (folder / RESULT_FILE).exists():  # stopped between move and write
+                    with self._lock:
+                        if not (self.incoming / folder.name).exists():
+                            os.replace(folder, self.incoming / folder.name)
+                    continue
+                try:
+                    facts = json.loads((folder / RESULT_FILE).read_text())
+                except (OSError, ValueError):
+                    logger.warning("CT series %s: %s unreadable", folder.name, RESULT_FILE)
+                    continue
+                found.append(_outcome(folder, facts))
+        return found
+
+    def deliver_pending(self) -> int:
+        """Hand every undelivered series to ``on_outcome`` again; returns how many went."""
+        if self.on_outcome is None:
+            return 0
+        return sum(self._deliver(outcome) for outcome in self.undelivered())
+
+    def _deliver(self, outcome: SeriesOutcome) -> bool:
+        if self.on_outcome is None:
+            return False
+        try:
+            self.on_outcome(outcome)
+        except Exception:  # retried at the next start and every RETRY_SECONDS
+            logger.exception("CT series %s: no case made yet", outcome.key)
+            return False
+        (outcome.folder / DELIVERED).touch()
+        if outcome.status == "refused":  # the reason is kept, the patient's slices are not
+            for path in outcome.folder.rglob("*"):
+                if path.is_file() and path.name not in (RESULT_FILE, DELIVERED):
+                    path.unlink()
+        return True
 
     def _finish(self, folder: Path, count: int) -> SeriesOutcome:
         try:
             series = read_ct_series(folder)
         except IntakeError as error:
             target = self._move(folder, self.refused_dir)
-            result = {"status": "refused", "slices_received": count, **error.to_dict()}
-            (target / RESULT_FILE).write_text(json.dumps(result, ensure_ascii=False))
+            result = {
+                "status": "refused",
+                "slices_received": count,
+                "settled_at": time.time(),
+                **error.to_dict(),
+            }
+            _write_json(target / RESULT_FILE, result)
             logger.info("CT series %s refused: %s (%s)", folder.name, error.code, error.detail)
-            return SeriesOutcome(folder.name, target, "refused", count, error.code, error.detail)
+            return _outcome(target, result)
         target = self._move(folder, self.complete_dir)
         result = {
             "status": "complete",
@@ -121,10 +187,13 @@ class SeriesSpool:
             "pixel_spacing_mm": list(series.pixel_spacing_mm),
             "kvp": series.kvp,
             "contrast": series.contrast_agent is not None,
+            "sagittal_column": series.spine_column(),
+            "files": list(series.files),  # superior first: the page's axial views
+            "settled_at": time.time(),
         }
-        (target / RESULT_FILE).write_text(json.dumps(result))
+        _write_json(target / RESULT_FILE, result)
         logger.info("CT series %s complete: %d slices", folder.name, series.shape[0])
-        return SeriesOutcome(folder.name, target, "complete", series.shape[0])
+        return _outcome(target, result)
 
     @staticmethod
     def _move(folder: Path, parent: Path) -> Path:
@@ -146,8 +215,35 @@ class SeriesSpool:
             self._thread = None
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
+        retried = 0.0
+        while True:
             try:
+                if time.monotonic() - retried >= RETRY_SECONDS or not retried:
+                    retried = time.monotonic()
+                    self.deliver_pending()
                 self.settle()
             except Exception:  # a disk error must not stop the receiver: logged, retried
                 logger.exception("CT series spool")
+            if self._stop.wait(self.poll_seconds):
+                return
+
+
+def _outcome(folder: Path, facts: dict) -> SeriesOutcome:
+    refused = facts.get("status") == "refused"
+    return SeriesOutcome(
+        key=folder.name,
+        folder=folder,
+        status="refused" if refused else "complete",
+        slices=int(facts.get("slices_received" if refused else "slices") or 0),
+        code=facts.get("code") if refused else None,
+        detail=facts.get("detail") if refused else None,
+        settled_at=float(facts.get("settled_at") or 0.0),
+        facts=facts,
+    )
+
+
+def _write_json(path: Path, value: dict) -> None:
+    """Written whole or not at all: a restart must find a readable series.json."""
+    part = path.with_name(path.name + ".part")
+    part.write_text(json.dumps(value, ensure_ascii=False))
+    os.replace(part, path)

@@ -118,6 +118,7 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
         auth,
         calibration,
         cases,
+        ct,
         follow_up,
         measure,
         pages,
@@ -129,6 +130,7 @@ def create_app(settings: Settings, workflow: CaseWorkflow) -> Flask:
     app.register_blueprint(review.blueprint)
     app.register_blueprint(cases.blueprint)
     app.register_blueprint(measure.blueprint)
+    app.register_blueprint(ct.blueprint)
     app.register_blueprint(follow_up.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(calibration.blueprint)

@@ -30,6 +30,8 @@ blueprint = Blueprint("admin", __name__, url_prefix="/settings")
 HOSPITAL_NAME_MAX = 60
 # the users section shows these messages, where an action's answer lands (base.html skips them)
 ACCOUNT_OK, ACCOUNT_ERROR = "account ok", "account error"
+# a CT series is complete after this long without a slice ([receiver] ct_series_quiet_seconds)
+CT_QUIET_SECONDS = (5.0, 3600.0)
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,9 @@ def _render(
         values["hospital_name"] = config.get("web", {}).get(
             "hospital_name", box.settings.web.hospital_name
         )
+        receiver = {**dataclasses.asdict(box.settings.receiver), **config.get("receiver", {})}
+        values["ct_series_enabled"] = _shown(bool(receiver["ct_series_enabled"]))
+        values["ct_series_quiet_seconds"] = _shown(float(receiver["ct_series_quiet_seconds"]))
         form = SettingsForm(values, {})
     return render_template(
         "settings.html",
@@ -247,6 +252,19 @@ def save_settings():
     hospital_name = " ".join(request.form.get("hospital_name", "").split())
     if len(hospital_name) > HOSPITAL_NAME_MAX:
         problems["hospital_name"] = _("At most %(count)d characters.", count=HOSPITAL_NAME_MAX)
+    ct_quiet = box.settings.receiver.ct_series_quiet_seconds
+    raw_quiet = request.form.get("ct_series_quiet_seconds", "").strip()
+    if raw_quiet:
+        try:
+            ct_quiet = float(raw_quiet.replace(",", "."))
+        except ValueError:
+            ct_quiet = math.nan
+        if not CT_QUIET_SECONDS[0] <= ct_quiet <= CT_QUIET_SECONDS[1]:
+            problems["ct_series_quiet_seconds"] = _(
+                "Enter a number of seconds from %(low)d to %(high)d.",
+                low=CT_QUIET_SECONDS[0],
+                high=CT_QUIET_SECONDS[1],
+            )
     new_policy = None
     if not problems:
         try:
@@ -270,6 +288,16 @@ def save_settings():
     config.setdefault("web", {})["hospital_name"] = hospital_name
     settings = dataclasses.replace(
         settings, web=dataclasses.replace(settings.web, hospital_name=hospital_name)
+    )
+    ct_enabled = request.form.get("ct_series_enabled") == "on"
+    config.setdefault("receiver", {}).update(
+        ct_series_enabled=ct_enabled, ct_series_quiet_seconds=ct_quiet
+    )
+    settings = dataclasses.replace(
+        settings,
+        receiver=dataclasses.replace(
+            settings.receiver, ct_series_enabled=ct_enabled, ct_series_quiet_seconds=ct_quiet
+        ),
     )
     path = settings.settings_file
     path.parent.mkdir(parents=True, exist_ok=True)

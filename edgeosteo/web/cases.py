@@ -37,6 +37,7 @@ STATES = {
     "needs_answers": _l("Needs clinical answers"),
     "screened": _l("Screened"),
     "refused": _l("Refused"),
+    "awaiting_measurement": _l("CT: waiting for the tap on the vertebra"),
 }
 ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)
 SOURCES = {"page": _l("Page"), "scp": _l("X-ray unit"), "folder": _l("Export folder")}
@@ -176,15 +177,18 @@ def _worklist(records, text: str | None, day, with_pending: bool) -> list:
     rows = []
     for record in records:
         instance = received.get(record.id)
+        # a CT series came from the scanner by C-STORE; it has no received-instance row
+        from_scanner = bool((record.result.get("image") or {}).get("ct_series"))
         rows.append(
             WorklistRow(
                 time=record.created_at,
                 case_id=record.id,
                 patient=label(record.identity, record.local_patient_id),
                 patient_full=full(record.identity, record.local_patient_id),
-                source=instance.source if instance else "page",
-                body_part=record.body_part or "",
-                category=record.category,
+                source=instance.source if instance else ("scp" if from_scanner else "page"),
+                body_part=record.body_part or ("CT" if from_scanner else ""),
+                # no recommendation to show before the measurement it waits for
+                category=None if record.state == "awaiting_measurement" else record.category,
                 state=record.state if record.state in STATES else "screened",
                 reason_code=refusal_code(record.result) if record.state == "refused" else None,
                 tool=image_tool(record.result),

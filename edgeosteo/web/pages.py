@@ -25,6 +25,7 @@ from edgeosteo.messages import text
 from edgeosteo.models import FEATURE_ANSWERS
 from edgeosteo.web import box_zone, clock, context, request_language
 from edgeosteo.web.auth import login_required
+from edgeosteo.web.ct_view import CHECK_LABELS, CHECK_UNITS, LEVELS, ct_view
 from edgeosteo.web.follow_up_text import (
     DXA_SITE_NAMES,
     NO_DXA_OUTCOME_NAMES,
@@ -145,10 +146,15 @@ def case(case_id: int):
 
 
 def render_case(
-    record, dxa_values: dict | None = None, dxa_problem: tuple[str, str] | None = None
+    record,
+    dxa_values: dict | None = None,
+    dxa_problem: tuple[str, str] | None = None,
+    ct_problem: str | None = None,
+    ct_level: str | None = None,
 ) -> str:
     """The case page; with the DXA form's values and the refusal (code, field) it got when
-    a result was not recorded."""
+    a result was not recorded, or the reason a CT tap gave no measurement."""
+
     anatomy = record.result.get("anatomy") or {}
     registry = context().cases.screener.methods
     methods = registry.for_image(record.body_part, anatomy.get("view"))
@@ -175,6 +181,10 @@ def render_case(
         no_dxa_outcomes=NO_DXA_OUTCOME_NAMES,
         today=clock.today(box_zone()).isoformat(),
         hospital_name=context().settings.web.hospital_name,
+        ct=ct_view(record, ct_problem, ct_level),
+        ct_levels=LEVELS,
+        ct_check_labels=CHECK_LABELS,
+        ct_check_units=CHECK_UNITS,
     )
 
 

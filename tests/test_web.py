@@ -508,7 +508,10 @@ def test_every_page_string_is_translated():
     known = {m.id for m in catalog if m.id}
     assert {"Log in", "Print report", "Age"} <= used  # both extractors ran
     assert sorted(m for m in used if m not in known) == []
-    assert {m.id: m.string for m in catalog if m.id} == {m.id: m.string for m in compiled if m.id}
+    # keyed by context too: the hub's "Site" (a clinic) is not the page's (a body part)
+    assert {(m.id, m.context): m.string for m in catalog if m.id} == {
+        (m.id, m.context): m.string for m in compiled if m.id
+    }
 
 
 def test_an_upload_the_quality_gates_refuse_is_stored_as_refused(admin_client, app):

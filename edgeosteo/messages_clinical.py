@@ -374,9 +374,9 @@ CLINICAL_CATALOGUE: dict[str, tuple[str, str]] = {
         "由于部分信息缺失，今天无法评估您的骨骼健康。工作人员会再询问您几个问题。",
     ),
     "referral.cannot_assess.clinician": (
-        "Cannot assess: too little clinical information and no usable image. Complete the "
-        "answers or add a radiograph. This is not a normal result.",
-        "无法评估：临床信息过少且无可用图像。请补充信息或提供X线片。这不是正常结果。",
+        "Cannot assess: too little clinical information, and no image or measurement result "
+        "that may set the recommendation. Complete the answers. This is not a normal result.",
+        "无法评估：临床信息过少，且没有可用于判断的图像或测量结果。请补充信息。这不是正常结果。",
     ),
     "referral.retake.patient": (
         "The picture could not be used. We need to take it again.",

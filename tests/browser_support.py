@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from latin_scan import english_on_page
 
+from conftest import ADMIN_PASSWORD
+
 DESKTOP = {"viewport": {"width": 1366, "height": 900}}
 PHONE = {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
 
@@ -51,6 +53,15 @@ def log_in(page, username: str, password: str, language: str = "zh_CN") -> None:
     page.fill("input[name=password]", password)
     with page.expect_navigation():
         page.click("button.primary")
+
+
+def admin_page(browser, base_url: str, phone: bool = False) -> WatchedPage:
+    """A watched page logged in as the admin, on a phone (390x844) or a desktop (1366x900),
+    on the page the login leads to."""
+    watched = watched_page(browser, base_url, PHONE if phone else DESKTOP)
+    log_in(watched.page, "admin", ADMIN_PASSWORD)
+    watched.page.wait_for_url("**/screenings/new")
+    return watched
 
 
 def scroll_width(page) -> int:

@@ -14,6 +14,7 @@ import tomllib
 import pytest
 import requests
 import waitress
+from browser_support import admin_page
 from playwright.sync_api import expect
 from test_browser import ARTIFACTS, _choose_language, browser  # noqa: F401
 from test_browser_dxa import _fits, _press
@@ -60,24 +61,8 @@ def too_few(tmp_path_factory):
 
 
 def _page(browser, url, phone):  # noqa: F811
-    options = (
-        {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
-        if phone
-        else {"viewport": {"width": 1366, "height": 900}}
-    )
-    context = browser.new_context(base_url=url, **options)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console",
-        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    page.goto("/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button.primary")
-    page.wait_for_url("**/screenings/new")
+    watched = admin_page(browser, url, phone)
+    context, page, errors = watched.context, watched.page, watched.problems
     return context, page, errors
 
 

@@ -13,6 +13,7 @@ import time
 import pydicom
 import pytest
 import waitress
+from browser_support import admin_page
 from latin_scan import english_on_page
 from test_browser import ARTIFACTS, _choose_language, browser  # noqa: F401
 from test_receiver import send
@@ -57,24 +58,8 @@ def ct_server(tmp_path_factory):
 def ct_page(browser, ct_server, request):  # noqa: F811
     box, url = ct_server
     phone = getattr(request, "param", False)
-    options = (
-        {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
-        if phone
-        else {"viewport": {"width": 1366, "height": 900}}
-    )
-    context = browser.new_context(base_url=url, **options)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console",
-        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    page.goto("/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button.primary")
-    page.wait_for_url("**/screenings/new")
+    watched = admin_page(browser, url, phone)
+    context, page, errors = watched.context, watched.page, watched.problems
     yield box, page, phone
     context.close()
     assert not errors, errors

@@ -16,6 +16,7 @@ import threading
 import pydicom
 import pytest
 import waitress
+from browser_support import admin_page
 from test_browser import ARTIFACTS, _choose_language, browser  # noqa: F401
 from test_cli import run
 
@@ -45,24 +46,8 @@ def dxa_server(tmp_path_factory):
 def dxa_page(browser, dxa_server, request):  # noqa: F811
     url, settings = dxa_server
     phone = getattr(request, "param", False)
-    options = (
-        {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
-        if phone
-        else {"viewport": {"width": 1280, "height": 900}}
-    )
-    context = browser.new_context(base_url=url, **options)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console",
-        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    page.goto("/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button.primary")
-    page.wait_for_url("**/screenings/new")
+    watched = admin_page(browser, url, phone)
+    context, page, errors = watched.context, watched.page, watched.problems
     yield page, phone, settings
     context.close()
     assert not errors, errors

@@ -9,9 +9,10 @@ import sys
 
 import numpy as np
 import pytest
+from browser_support import admin_page
 from test_browser import ARTIFACTS, _choose_language, browser, live_server  # noqa: F401
 
-from conftest import ADMIN_PASSWORD, REPO
+from conftest import REPO
 from edgeosteo.methods import MethodRegistry
 
 sys.path.insert(0, str(REPO / "tools"))
@@ -43,24 +44,8 @@ def hand_phantom(path) -> None:
 @pytest.fixture
 def measure_page(browser, live_server, request):  # noqa: F811
     phone = getattr(request, "param", False)
-    options = (
-        {"viewport": {"width": 390, "height": 844}, "has_touch": True, "is_mobile": True}
-        if phone
-        else {"viewport": {"width": 1366, "height": 900}}
-    )
-    context = browser.new_context(base_url=live_server, **options)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console",
-        lambda m: errors.append(m.text) if "Content Security Policy" in m.text else None,
-    )
-    page.goto("/login")
-    page.fill("input[name=username]", "admin")
-    page.fill("input[name=password]", ADMIN_PASSWORD)
-    page.click("button.primary")
-    page.wait_for_url("**/screenings/new")
+    watched = admin_page(browser, live_server, phone)
+    context, page, errors = watched.context, watched.page, watched.problems
     yield page, phone
     context.close()
     assert not errors, errors

@@ -48,12 +48,70 @@ def physical_cores(cpuinfo: str | None = None) -> int:
     return len(cores) or os.cpu_count() or 1
 
 
+# MIDR part numbers of Arm Ltd. cores (CPU implementer 0x41) on small boards and servers;
+# an arm64 kernel's /proc/cpuinfo names no model, only these numbers
+ARM_CORES = {
+    0xD03: "Cortex-A53",
+    0xD04: "Cortex-A35",
+    0xD05: "Cortex-A55",
+    0xD07: "Cortex-A57",
+    0xD08: "Cortex-A72",
+    0xD09: "Cortex-A73",
+    0xD0A: "Cortex-A75",
+    0xD0B: "Cortex-A76",
+    0xD0C: "Neoverse-N1",
+    0xD0D: "Cortex-A77",
+    0xD40: "Neoverse-V1",
+    0xD41: "Cortex-A78",
+    0xD42: "Cortex-A78AE",
+    0xD44: "Cortex-X1",
+    0xD46: "Cortex-A510",
+    0xD47: "Cortex-A710",
+    0xD48: "Cortex-X2",
+    0xD49: "Neoverse-N2",
+    0xD4B: "Cortex-A78C",
+    0xD4F: "Neoverse-V2",
+    0xD80: "Cortex-A520",
+    0xD81: "Cortex-A720",
+    0xD82: "Cortex-X4",
+}
+
+
+def _arm_cores(text: str) -> str:
+    """The cores of an arm64 /proc/cpuinfo, e.g. "4x Cortex-A55 + 4x Cortex-A76" ("" for
+    any other)."""
+    counts: dict[str, int] = {}
+    implementer = ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "CPU implementer":
+            implementer = value
+        elif key == "CPU part":
+            try:
+                part = int(value, 16)
+            except ValueError:
+                continue
+            known = ARM_CORES.get(part) if implementer == "0x41" else None
+            name = known or f"implementer {implementer} part {value}"
+            counts[name] = counts.get(name, 0) + 1
+    return " + ".join(f"{n}x {name}" for name, n in counts.items())
+
+
 def cpu_model(cpuinfo: str | None = None) -> str:
+    """x86: the "model name"; arm64: the board (Raspberry Pi kernels add a "Model" line)
+    and its cores from their part numbers."""
     text = cpuinfo_text() if cpuinfo is None else cpuinfo
+    board = ""
     for line in text.splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+        if line.startswith("Model") and ":" in line:
+            board = line.split(":", 1)[1].strip()
+    cores = _arm_cores(text)
+    if cores:
+        return f"{board} ({cores})" if board else cores
+    return board or platform.processor() or "unknown"
 
 
 def cpu_features(cpuinfo: str | None = None) -> list[str]:

@@ -29,8 +29,7 @@ from edgeosteo.store import CaseStore  # noqa: E402
 SMALL = {"matrix": 128, "levels": ("T12", "L1", "L2"), "slice_thickness_mm": 2.5}
 
 
-@pytest.fixture
-def ct_box(tmp_path):
+def _case_box(tmp_path, policy: dict | None = None):
     settings = load_settings(
         data_dir=tmp_path / "box",
         environ={},
@@ -41,8 +40,14 @@ def ct_box(tmp_path):
             "ct_series_enabled": True,
             "ct_series_quiet_seconds": 3600.0,  # the test settles by hand
         },
+        **({"policy": policy} if policy else {}),
     )
-    box = Receiver(settings, CaseWorkflow(Screener(settings), CaseStore(settings.data_dir)))
+    return Receiver(settings, CaseWorkflow(Screener(settings), CaseStore(settings.data_dir)))
+
+
+@pytest.fixture
+def ct_box(tmp_path):
+    box = _case_box(tmp_path)
     box.start()
     yield box
     box.stop()
@@ -128,22 +133,6 @@ def test_ct_is_refused_at_the_association_unless_turned_on(tmp_path):
             assoc.release()
     finally:
         box.stop()
-
-
-def _case_box(tmp_path, policy: dict | None = None):
-    settings = load_settings(
-        data_dir=tmp_path / "box",
-        environ={},
-        models_dir=str(REPO / "models"),
-        receiver={
-            "port": 0,
-            "worker_enabled": False,
-            "ct_series_enabled": True,
-            "ct_series_quiet_seconds": 3600.0,  # the test settles by hand
-        },
-        **({"policy": policy} if policy else {}),
-    )
-    return Receiver(settings, CaseWorkflow(Screener(settings), CaseStore(settings.data_dir)))
 
 
 def test_a_series_sent_by_c_store_becomes_one_case_that_gives_the_hu_after_the_tap(

@@ -64,6 +64,19 @@ def admin_page(browser, base_url: str, phone: bool = False) -> WatchedPage:
     return watched
 
 
+def assert_no_sideways_scroll(page) -> None:
+    """The page is no wider than the screen; if it is, the message names the elements that
+    stick out (a page that scrolls sideways misplaces every tap)."""
+    wide = page.evaluate(
+        "Array.from(document.querySelectorAll('main *'))"
+        ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 2)"
+        ".map(e => e.tagName + '.' + e.className).slice(0, 8)"
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"], (
+        wide
+    )
+
+
 def scroll_width(page) -> int:
     return page.evaluate("document.scrollingElement.scrollWidth")
 

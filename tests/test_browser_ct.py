@@ -13,7 +13,7 @@ import time
 import pydicom
 import pytest
 import waitress
-from browser_support import admin_page
+from browser_support import admin_page, assert_no_sideways_scroll
 from latin_scan import english_on_page
 from test_browser import ARTIFACTS, _choose_language, browser  # noqa: F401
 from test_receiver import send
@@ -81,17 +81,6 @@ def _send_series(box, tmp_path, seed: int):
     return truth, good, refused
 
 
-def _no_sideways_scroll(page) -> None:
-    wide = page.evaluate(
-        "Array.from(document.querySelectorAll('main *'))"
-        ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 2)"
-        ".map(e => e.tagName + '.' + e.className).slice(0, 8)"
-    )
-    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"], (
-        wide
-    )
-
-
 def _tap_sagittal(page, phone: bool, column: float, row: float) -> None:
     overlay = page.locator("#ct-tap-overlay")
     overlay.scroll_into_view_if_needed()
@@ -127,7 +116,7 @@ def test_a_ct_series_from_the_scanner_is_tapped_and_measured_on_the_page(
     reason = bad.locator(".reason").inner_text()
     assert bad.locator(".reason").get_attribute("data-code") == "intake.ct_slice_gap"
     assert CHINESE.search(reason) if language == "zh_CN" else "slice" in reason.lower()
-    _no_sideways_scroll(page)
+    assert_no_sideways_scroll(page)
     with page.expect_response("**/ct/sagittal.png") as sagittal:
         waiting.locator("a.button").click()
     assert sagittal.value.ok
@@ -144,7 +133,7 @@ def test_a_ct_series_from_the_scanner_is_tapped_and_measured_on_the_page(
         "L2",
     ]
     assert page.is_disabled("#ct-measure-button")
-    _no_sideways_scroll(page)
+    assert_no_sideways_scroll(page)
     column, row = truth.sagittal_tap("L1")
     _tap_sagittal(page, phone, column, row)
     assert page.is_enabled("#ct-measure-button")
@@ -177,7 +166,7 @@ def test_a_ct_series_from_the_scanner_is_tapped_and_measured_on_the_page(
     assert "ct-l1" not in box.settings.policy.counted_measurements
     policy = page.inner_text("#ct-policy")
     assert CHINESE.search(policy) if language == "zh_CN" else "information" in policy
-    _no_sideways_scroll(page)
+    assert_no_sideways_scroll(page)
     if language == "zh_CN":
         citations = " ".join(
             page.eval_on_selector_all(".evidence", "e => e.map(x => x.textContent)")
@@ -228,7 +217,7 @@ def test_the_settings_page_shows_and_writes_the_ct_series_settings(ct_page, lang
     assert page.input_value("#s-ct_series_quiet_seconds") == "3600"
     label = page.inner_text("#setting-ct_series_quiet_seconds")
     assert CHINESE.search(label) if language == "zh_CN" else "without a new slice" in label
-    _no_sideways_scroll(page)
+    assert_no_sideways_scroll(page)
     page.fill("#s-ct_series_quiet_seconds", "2")
     page.locator("form.settings button.primary").click()
     problem = page.inner_text("#setting-ct_series_quiet_seconds .problem")

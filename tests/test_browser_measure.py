@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from browser_support import admin_page
+from browser_support import admin_page, assert_no_sideways_scroll
 from test_browser import ARTIFACTS, _choose_language, browser, live_server  # noqa: F401
 
 from conftest import REPO
@@ -109,14 +109,7 @@ def test_tap_find_edges_drag_remeasure_save_print(measure_page, language, tmp_pa
     notice = page.inner_text("#banner .no-image-model")
     assert ("测量" in notice) if language == "zh_CN" else ("Measure this image" in notice)
     # nothing wider than the phone: a page that scrolls sideways misplaces every tap
-    wide = page.evaluate(
-        "Array.from(document.querySelectorAll('main *'))"
-        ".filter(e => e.getBoundingClientRect().right > window.innerWidth + 2)"
-        ".map(e => e.tagName + '.' + e.className).slice(0, 8)"
-    )
-    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"], (
-        wide
-    )
+    assert_no_sideways_scroll(page)
     page.select_option("#measure-method", "mci")
     help_text = page.inner_text("#measure-help")
     assert help_text and (re.search(r"[\u4e00-\u9fff]", help_text) if language == "zh_CN" else True)
